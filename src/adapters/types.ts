@@ -1,0 +1,70 @@
+import type { Logger } from 'pino';
+import type { SnapshotView } from '../source/range.js';
+import type { DirNode, FileNode } from '../tree/node.js';
+
+export type AdapterName = 'dynamodb' | 's3' | 'redis' | 'sqs';
+export const ADAPTER_NAMES: readonly AdapterName[] = ['dynamodb', 's3', 'redis', 'sqs'];
+
+/** The owner's decode options that make sense for a mount (MANIFEST records each). */
+export interface DecodeOptions {
+  adapters: ReadonlySet<AdapterName>;
+  /** adapter -> allowed scope names (tables, buckets, queues; redis: "0"/"db_0"); absent = all. */
+  scopes: ReadonlyMap<AdapterName, ReadonlySet<string>>;
+  includeIncompleteUploads: boolean;
+  includeOrphans: boolean;
+  preserveSqsVisibility: boolean;
+  includeSqsSideRecords: boolean;
+  dynamodbBundleMode: 'per-item' | 'jsonl';
+  dynamodbBundleSize: number;
+  renameCollisions: boolean;
+}
+
+export function defaultDecodeOptions(): DecodeOptions {
+  return {
+    adapters: new Set(ADAPTER_NAMES),
+    scopes: new Map(),
+    includeIncompleteUploads: false,
+    includeOrphans: false,
+    preserveSqsVisibility: false,
+    includeSqsSideRecords: false,
+    dynamodbBundleMode: 'per-item',
+    dynamodbBundleSize: 64 << 20,
+    renameCollisions: false,
+  };
+}
+
+/**
+ * Content helpers the tree provides to adapters so rendering is cached in one
+ * byte-bounded LRU and large whole-scope files spill to disk.
+ */
+export interface FileFactory {
+  /**
+   * A small file rendered whole by `render` (one record's JSON, a `.bin` value).
+   * Rendered at most once while cached; `cacheKey` must be unique in the mount
+   * (use the file's path).
+   */
+  rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode;
+  /**
+   * A file produced by one streaming pass (messages.jsonl, a stream's .jsonl,
+   * KEYMAP.jsonl, *_ttl.jsonl). `produce` writes chunks through `write`; content
+   * beyond the memory bound spills to a temporary file. Produced at most once.
+   */
+  streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void) => Promise<void>): FileNode;
+}
+
+export interface AdapterContext {
+  view: SnapshotView;
+  options: DecodeOptions;
+  files: FileFactory;
+  log: Logger;
+}
+
+/**
+ * One adapter room: raw KV -> the `<adapter>/` directory of the logical tree.
+ * `root` returns null when the adapter has nothing to show (the owner creates
+ * no empty adapter directories).
+ */
+export interface Adapter {
+  readonly name: AdapterName;
+  root(ctx: AdapterContext): Promise<DirNode | null>;
+}

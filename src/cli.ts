@@ -1,0 +1,165 @@
+/**
+ * ekv-mount: mount an elastickv cluster (live, pinned) or an offline `.fsm`
+ * snapshot as the logical backup tree, read-only, through FUSE.
+ */
+import { fork } from 'node:child_process';
+import { Command, Option } from 'commander';
+import { fileURLToPath } from 'node:url';
+import { ADAPTER_NAMES, defaultDecodeOptions, type AdapterName, type DecodeOptions } from './adapters/types.js';
+import { parseSize } from './units.js';
+import { runMount, type MountConfig } from './runner.js';
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+export function buildCommand(): Command {
+  const cmd = new Command('ekv-mount')
+    .description('Mount an elastickv cluster or .fsm snapshot as its logical backup tree (read-only FUSE).')
+    .argument('<mountpoint>', 'existing empty directory to mount on')
+    .option('--snapshot <file>', 'mount an offline elastickv .fsm snapshot file')
+    .option('--cluster <host:port>', 'mount a live cluster (repeat or comma-separate for failover)', collect, [])
+    .option('--demo', 'start an embedded dev cluster with demo data and mount it through the live path', false)
+    .option('--read-ts <hlc>', 'read timestamp (HLC uint64); default: the snapshot\'s lastCommitTS, or a fresh cluster timestamp')
+    .option('--cache-size <size>', 'bytes of rendered content kept in memory', '256MiB')
+    .option('--page-size <n>', 'keys per scan page', '1024')
+    .option('--spill-dir <dir>', 'where large whole-scope files (messages.jsonl, CHECKSUMS, …) spill to disk (default: $TMPDIR)')
+    .addOption(new Option('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .option('--log-file <file>', 'write JSON logs here instead of stdout (daemon mode: otherwise logs are discarded)')
+    .option('--daemon', 'return once the mount answers; keep serving in the background', false)
+    .option('--adapter <list>', `adapters to expose (${ADAPTER_NAMES.join(',')})`, collect, [])
+    .option('--scope <adapter=names>', 'restrict an adapter to scopes, e.g. dynamodb=orders,users (repeatable)', collect, [])
+    .option('--include-incomplete-uploads', 'S3: show in-flight multipart uploads under _incomplete_uploads/', false)
+    .option('--include-orphans', 'S3: show pre-generation orphan blobs under _orphans/', false)
+    .option('--preserve-sqs-visibility', 'SQS: keep live visibility-state fields instead of zeroing them', false)
+    .option('--include-sqs-side-records', 'SQS: show dedup/group/vis side records under _internals/', false)
+    .addOption(new Option('--dynamodb-bundle-mode <mode>', 'DynamoDB item layout').choices(['per-item', 'jsonl']).default('per-item'))
+    .option('--dynamodb-bundle-size <size>', 'DynamoDB jsonl bundle size', '64MiB')
+    .option('--rename-collisions', 'S3: rename user keys ending in .elastickv-meta.json instead of refusing them', false)
+    .option('--cluster-id <id>', 'cluster identifier stamped into MANIFEST.json')
+    .option('--elastickv-version <v>', 'elastickv_version stamped into MANIFEST.json', 'dev')
+    .option('--admin-token <token>', 'bearer token for the cluster\'s Admin RPCs (or env EKV_ADMIN_TOKEN)')
+    .option('--tls-ca <file>', 'PEM CA bundle for the cluster')
+    .option('--tls-cert <file>', 'PEM client certificate')
+    .option('--tls-key <file>', 'PEM client key')
+    .option('--pin-ttl <seconds>', 'backup pin TTL; renewed every ttl/3', '300')
+    .option('--pin-token <token>', 'join a pin another host began (renewed here, never ended here)')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics here')
+    .option('--progress-interval <seconds>', 'progress log line interval while reads happen (0 = off)', '10')
+    .addOption(new Option('--ready-ipc').hideHelp().default(false))
+    .showHelpAfterError();
+  return cmd;
+}
+
+function parseOptions(o: Record<string, unknown>): DecodeOptions {
+  const d = defaultDecodeOptions();
+  const adapters = o.adapter as string[];
+  if (adapters.length) {
+    for (const a of adapters) if (!ADAPTER_NAMES.includes(a as AdapterName)) throw new Error(`unknown adapter ${JSON.stringify(a)} (choose from ${ADAPTER_NAMES.join(', ')})`);
+    d.adapters = new Set(adapters as AdapterName[]);
+  }
+  // --scope dynamodb=orders,users is split on commas by collect(); re-join the names onto their adapter.
+  const scopes = new Map<AdapterName, Set<string>>();
+  let cur: AdapterName | null = null;
+  for (const part of o.scope as string[]) {
+    const eq = part.indexOf('=');
+    let name = part;
+    if (eq >= 0) {
+      const a = part.slice(0, eq) as AdapterName;
+      if (!ADAPTER_NAMES.includes(a)) throw new Error(`--scope: unknown adapter ${JSON.stringify(a)}`);
+      cur = a;
+      name = part.slice(eq + 1);
+    }
+    if (!cur) throw new Error(`--scope: expected adapter=names, got ${JSON.stringify(part)}`);
+    if (!scopes.has(cur)) scopes.set(cur, new Set());
+    if (name) scopes.get(cur)!.add(name);
+  }
+  d.scopes = scopes;
+  d.includeIncompleteUploads = !!o.includeIncompleteUploads;
+  d.includeOrphans = !!o.includeOrphans;
+  d.preserveSqsVisibility = !!o.preserveSqsVisibility;
+  d.includeSqsSideRecords = !!o.includeSqsSideRecords;
+  d.dynamodbBundleMode = o.dynamodbBundleMode as 'per-item' | 'jsonl';
+  d.dynamodbBundleSize = parseSize(String(o.dynamodbBundleSize));
+  d.renameCollisions = !!o.renameCollisions;
+  return d;
+}
+
+function parseUint64(name: string, v: string): bigint {
+  if (!/^[0-9]+$/.test(v)) throw new Error(`${name}: expected an unsigned integer, got ${JSON.stringify(v)}`);
+  const b = BigInt(v);
+  if (b >= 1n << 64n) throw new Error(`${name}: ${v} does not fit in uint64`);
+  return b;
+}
+
+export function configFromArgs(argv: string[]): MountConfig {
+  const cmd = buildCommand();
+  cmd.exitOverride();
+  cmd.parse(argv);
+  const o = cmd.opts();
+  const mountpoint = cmd.args[0]!;
+  const sources = [o.snapshot ? 1 : 0, (o.cluster as string[]).length ? 1 : 0, o.demo ? 1 : 0].reduce((a, b) => a + b, 0);
+  if (sources !== 1) throw new Error('choose exactly one of --snapshot <file>, --cluster <host:port>, --demo');
+  return {
+    mountpoint,
+    snapshot: o.snapshot as string | undefined,
+    clusters: o.cluster as string[],
+    demo: !!o.demo,
+    readTs: o.readTs !== undefined ? parseUint64('--read-ts', String(o.readTs)) : undefined,
+    cacheBytes: parseSize(String(o.cacheSize)),
+    pageSize: Math.max(1, parseInt(String(o.pageSize), 10) || 1024),
+    spillDir: o.spillDir as string | undefined,
+    logLevel: String(o.logLevel),
+    logFile: o.logFile as string | undefined,
+    decode: parseOptions(o),
+    clusterId: o.clusterId as string | undefined,
+    elastickvVersion: String(o.elastickvVersion),
+    adminToken: (o.adminToken as string | undefined) ?? process.env.EKV_ADMIN_TOKEN,
+    tls: o.tlsCa || o.tlsCert || o.tlsKey ? { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey } : undefined,
+    pinTtlSeconds: Math.max(1, parseInt(String(o.pinTtl), 10) || 300),
+    pinToken: o.pinToken as string | undefined,
+    metricsListen: o.metricsListen as string | undefined,
+    progressIntervalSeconds: Math.max(0, parseFloat(String(o.progressInterval)) || 0),
+    readyIpc: !!o.readyIpc,
+  };
+}
+
+/** --daemon: fork a detached child that mounts; exit 0 once it reports the mount answers. */
+async function daemonize(argv: string[], cfg: MountConfig): Promise<number> {
+  const args = argv.slice(2).filter((a) => a !== '--daemon');
+  args.push('--ready-ipc');
+  const script = fileURLToPath(new URL('../bin/ekv-mount.js', import.meta.url));
+  const child = fork(script, args, { detached: true, stdio: ['ignore', cfg.logFile ? 'inherit' : 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => {
+    const done = (code: number, msg?: string): void => {
+      if (msg) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
+      child.stderr?.destroy();
+      if (child.connected) child.disconnect();
+      child.unref();
+      resolve(code);
+    };
+    child.on('message', (m: { ready?: boolean; error?: string }) => {
+      if (m.ready) done(0);
+      else done(1, `ekv-mount: ${m.error ?? 'mount failed'}`);
+    });
+    child.on('exit', (code) => done(code || 1, stderr.trim() || `ekv-mount: daemon exited with code ${code} before the mount answered`));
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let cfg: MountConfig;
+  try {
+    cfg = configFromArgs(argv);
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) process.exit(err.exitCode ?? 2);
+    process.stderr.write(`ekv-mount: ${err.message}\n`);
+    process.exit(2);
+  }
+  if (argv.includes('--daemon')) process.exit(await daemonize(argv, cfg));
+  const code = await runMount(cfg);
+  process.exit(code);
+}

@@ -1,0 +1,193 @@
+/**
+ * Composes a mount: source -> (session) -> view -> tree -> FUSE, then serves
+ * until unmounted or signalled, and cleans up on every exit path it controls.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import { ALL_ADAPTERS } from './adapters/index.js';
+import type { DecodeOptions } from './adapters/types.js';
+import { renderManifest, snapshotIndexFromPath, PHASE_SNAPSHOT } from './format/manifest.js';
+import { FuseMount, isMounted } from './fuse/mount.js';
+import { makeLogger, type Logger } from './log.js';
+import { SnapshotView } from './source/range.js';
+import { SnapshotSource } from './source/snapshot.js';
+import type { PageSource } from './source/types.js';
+import { Tree } from './tree/tree.js';
+import { openLive, type LiveHandle } from './live.js';
+import { formatSize } from './units.js';
+
+export interface MountConfig {
+  mountpoint: string;
+  snapshot?: string;
+  clusters: string[];
+  demo: boolean;
+  readTs?: bigint;
+  cacheBytes: number;
+  pageSize: number;
+  spillDir?: string;
+  logLevel: string;
+  logFile?: string;
+  decode: DecodeOptions;
+  clusterId?: string;
+  elastickvVersion: string;
+  adminToken?: string;
+  tls?: { ca?: string; cert?: string; key?: string };
+  pinTtlSeconds: number;
+  pinToken?: string;
+  metricsListen?: string;
+  progressIntervalSeconds: number;
+  readyIpc: boolean;
+}
+
+/** One-line, operator-facing reasons a mount cannot start. */
+export function preflight(mnt: string): void {
+  let st;
+  try {
+    st = statSync(mnt);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') throw new Error(`mountpoint ${mnt} is a stale FUSE mount (run: fusermount -u ${mnt})`);
+    throw new Error(`mountpoint ${mnt} does not exist`);
+  }
+  if (!st.isDirectory()) throw new Error(`mountpoint ${mnt} is not a directory`);
+  if (isMounted(mnt)) throw new Error(`mountpoint ${mnt} is busy: something is already mounted there`);
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    throw new Error('/dev/fuse is missing or not accessible: load the fuse module and run as a user allowed to mount FUSE');
+  }
+}
+
+export interface OpenedSource {
+  source: PageSource;
+  readTs: bigint;
+  manifest: () => Buffer;
+  /** Gate before every read (pin check); throws to fail the read. */
+  guard?: () => void;
+  /** Description for the mount log line. */
+  describe: Record<string, unknown>;
+  close: () => Promise<void>;
+}
+
+async function openSnapshot(cfg: MountConfig, log: Logger): Promise<OpenedSource> {
+  const path = cfg.snapshot!;
+  const t0 = performance.now();
+  const src = await SnapshotSource.open(path);
+  const readTs = cfg.readTs ?? src.lastCommitTS;
+  const mountedAt = new Date();
+  const ms = Math.round(performance.now() - t0);
+  log.info({ file: path, ...src.stats, last_commit_ts: src.lastCommitTS.toString(), index_ms: ms }, 'snapshot indexed');
+  if (src.stats.displaced > 100_000) log.warn({ displaced: src.stats.displaced }, 'many out-of-order keys held in memory');
+  return {
+    source: src,
+    readTs,
+    manifest: () =>
+      renderManifest({
+        phase: PHASE_SNAPSHOT,
+        elastickvVersion: cfg.elastickvVersion,
+        clusterId: cfg.clusterId,
+        snapshotIndex: snapshotIndexFromPath(path),
+        lastCommitTS: src.lastCommitTS,
+        wallTime: mountedAt,
+        source: { fsmPath: path },
+        scopes: new Map(),
+        options: cfg.decode,
+      }),
+    describe: { source: 'snapshot', file: path, read_ts: readTs.toString(), entries: src.stats.entries, index_ms: ms },
+    close: () => src.close(),
+  };
+}
+
+export async function runMount(cfg: MountConfig): Promise<number> {
+  const log = makeLogger(cfg.logLevel, cfg.logFile);
+  const report = (msg: { ready?: boolean; error?: string }): void => {
+    if (cfg.readyIpc && process.send) process.send(msg);
+  };
+  const mountpoint = resolvePath(cfg.mountpoint);
+  let opened: OpenedSource | LiveHandle | null = null;
+  let tree: Tree | null = null;
+  let fuse: FuseMount | null = null;
+  try {
+    preflight(mountpoint);
+    opened = cfg.snapshot ? await openSnapshot(cfg, log) : await openLive(cfg, log);
+    const view = new SnapshotView(opened.source, opened.readTs, cfg.pageSize);
+    tree = new Tree({
+      view,
+      options: cfg.decode,
+      adapters: ALL_ADAPTERS,
+      log,
+      cacheBytes: cfg.cacheBytes,
+      spillDir: cfg.spillDir,
+      manifest: opened.manifest,
+      guard: opened.guard,
+    });
+    fuse = new FuseMount({ mountpoint, tree, log, debug: cfg.logLevel === 'trace' });
+    await fuse.mount();
+    await stat(mountpoint); // the kernel answers through us: the mount is live
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    log.error({ err: msg, mountpoint }, 'mount failed');
+    await fuse?.unmount().catch(() => {});
+    await tree?.close().catch(() => {});
+    await opened?.close().catch(() => {});
+    report({ error: msg });
+    if (!cfg.readyIpc) process.stderr.write(`ekv-mount: ${msg}\n`);
+    return 1;
+  }
+  log.info({ mountpoint, ...opened.describe, cache_size: formatSize(cfg.cacheBytes) }, 'mounted');
+  if (!cfg.readyIpc) process.stderr.write(`ekv-mount: mounted at ${mountpoint} (read_ts ${opened.readTs}); unmount with: fusermount -u ${mountpoint}\n`);
+  report({ ready: true });
+  if (cfg.readyIpc && process.connected) process.disconnect?.();
+
+  const t = tree;
+  const progress = startProgress(t, log, cfg.progressIntervalSeconds);
+  const reason = await new Promise<string>((resolve) => {
+    const onSignal = (sig: string) => () => resolve(sig);
+    process.once('SIGINT', onSignal('SIGINT'));
+    process.once('SIGTERM', onSignal('SIGTERM'));
+    process.once('SIGHUP', onSignal('SIGHUP'));
+    const poll = setInterval(() => {
+      if (!isMounted(mountpoint)) {
+        clearInterval(poll);
+        resolve('unmounted');
+      }
+    }, 500);
+  });
+  clearInterval(progress);
+  log.info({ reason, mountpoint }, 'shutting down');
+  let code = 0;
+  try {
+    if (reason !== 'unmounted') await fuse!.unmount();
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'unmount failed');
+    code = 1;
+  }
+  await t.close().catch(() => {});
+  try {
+    await opened.close();
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'close failed');
+  }
+  log.info({ reason, bytes_served: t.stats.bytesServed, files_opened: t.stats.filesOpened }, 'stopped');
+  return code;
+}
+
+function startProgress(tree: Tree, log: Logger, seconds: number): NodeJS.Timeout {
+  let lastBytes = 0;
+  let lastFiles = 0;
+  const iv = setInterval(
+    () => {
+      const b = tree.stats.bytesServed;
+      const f = tree.stats.filesOpened;
+      if (b === lastBytes && f === lastFiles) return;
+      log.info({ bytes_served: b, files_opened: f, rate_mib_s: +((b - lastBytes) / seconds / (1 << 20)).toFixed(2), cache_bytes: tree.content.cachedBytes }, 'progress');
+      lastBytes = b;
+      lastFiles = f;
+    },
+    Math.max(1, seconds) * 1000,
+  );
+  if (seconds <= 0) clearInterval(iv);
+  iv.unref();
+  return iv;
+}

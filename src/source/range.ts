@@ -1,0 +1,58 @@
+import type { KV, PageSource } from './types.js';
+
+/** Smallest key strictly greater than every key with this prefix, or null (no upper bound). */
+export function prefixEnd(prefix: Buffer): Buffer | null {
+  const out = Buffer.from(prefix);
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (out[i]! < 0xff) {
+      out[i]! += 1;
+      return out.subarray(0, i + 1);
+    }
+  }
+  return null;
+}
+
+/** The BackupScanner cursor rule: resume strictly after `key`. */
+export function nextKey(key: Buffer): Buffer {
+  return Buffer.concat([key, Buffer.of(0)]);
+}
+
+export const DEFAULT_PAGE_SIZE = 1024;
+
+/**
+ * A source bound to one read timestamp: what adapters are handed.
+ * Adapters never see ts or the source kind.
+ */
+export class SnapshotView {
+  constructor(
+    readonly source: PageSource,
+    readonly ts: bigint,
+    readonly pageSize: number = DEFAULT_PAGE_SIZE,
+  ) {}
+
+  get(key: Buffer): Promise<Buffer | null> {
+    return this.source.get(key, this.ts);
+  }
+
+  /** One page; exposed for readers that want explicit paging. */
+  page(start: Buffer, end: Buffer | null, limit = this.pageSize, keysOnly = false): Promise<KV[]> {
+    return this.source.scanPage(start, end, this.ts, { limit, keysOnly });
+  }
+
+  /** Every key in [start, end), paging with cursor = last key + 0x00. */
+  async *scan(start: Buffer, end: Buffer | null, opts: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KV> {
+    const limit = opts.pageSize ?? this.pageSize;
+    let cursor = start;
+    for (;;) {
+      const page = await this.source.scanPage(cursor, end, this.ts, { limit, keysOnly: opts.keysOnly ?? false });
+      for (const kv of page) yield kv;
+      if (page.length < limit) return;
+      cursor = nextKey(page[page.length - 1]!.key);
+    }
+  }
+
+  scanPrefix(prefix: Buffer | string, opts: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KV> {
+    const p = typeof prefix === 'string' ? Buffer.from(prefix, 'latin1') : prefix;
+    return this.scan(p, prefixEnd(p), opts);
+  }
+}

@@ -1,0 +1,392 @@
+/**
+ * `.fsm` snapshot source: elastickv's native Pebble snapshot stream, read in place.
+ *
+ *   "EKVPBBL1" | lastCommitTS u64 LE |
+ *   ( keyLen u64 LE | userKey ++ ^commitTS u64 BE | valLen u64 LE | flags u8 ++ expireAt u64 LE ++ body )*
+ *
+ * One sequential pass at open validates the framing and builds a sparse index
+ * (one point per ~64 KiB or 128 entries). Scans and gets then touch only the
+ * bytes they need. Entries are in Pebble's bytewise order of the *encoded* key,
+ * which is not user-key order when one user key is a prefix of another
+ * ("a"+^ts sorts after "ab"). Entries that arrive below the running maximum user
+ * key are "displaced": kept in a small side list, merged back at read time, so
+ * scans return strict user-key order. Memory is O(index points + displaced
+ * entries), not O(file).
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { compareKeys, FLAG_ENC_STATE_MASK, FLAG_RESERVED_MASK, FLAG_TOMBSTONE, isLive, TS_SUFFIX_BYTES, VALUE_HEADER_BYTES } from './mvcc.js';
+import { SourceError, type KV, type PageSource, type ScanPageOptions } from './types.js';
+
+export const FSM_MAGIC = Buffer.from('EKVPBBL1', 'latin1');
+const HEADER_BYTES = 16;
+/** 1 MiB user key + ts suffix (the store's limit). */
+export const MAX_ENCODED_KEY = (1 << 20) + TS_SUFFIX_BYTES;
+/** 256 MiB user value + 9-byte header + 34-byte encryption envelope (the store's limit). */
+export const MAX_ENCODED_VALUE = 256 * (1 << 20) + VALUE_HEADER_BYTES + 34;
+/** Non-MVCC operational keys the store keeps beside the data; never user data. */
+const PEBBLE_META_KEYS = new Set(['_meta_last_commit_ts', '_meta_min_retained_ts', '_meta_pending_min_retained_ts', '_meta_applied_index']);
+
+const INDEX_EVERY_BYTES = 64 * 1024;
+const INDEX_EVERY_ENTRIES = 128;
+const READ_CHUNK = 1 << 20;
+const TWO64 = 1n << 64n;
+
+export interface FsmEntry {
+  /** Byte offset of the entry's keyLen field. */
+  offset: number;
+  userKey: Buffer;
+  commitTS: bigint;
+  tombstone: boolean;
+  expireAt: bigint;
+  /** Offset and length of the user value body. */
+  valueOffset: number;
+  valueLength: number;
+  /** Offset of the next entry. */
+  next: number;
+}
+
+interface IndexPoint {
+  offset: number;
+  key: Buffer;
+}
+
+interface Displaced {
+  key: Buffer;
+  commitTS: bigint;
+  tombstone: boolean;
+  expireAt: bigint;
+  valueOffset: number;
+  valueLength: number;
+}
+
+/** Buffered positional reader over a file handle. */
+class ChunkReader {
+  private buf = Buffer.alloc(0);
+  private bufStart = 0;
+  constructor(
+    private readonly fh: FileHandle,
+    readonly fileSize: number,
+    private readonly chunk = READ_CHUNK,
+  ) {}
+
+  /** Bytes [pos, pos+n) — a view valid until the next call. Throws truncated past EOF. */
+  async bytes(pos: number, n: number): Promise<Buffer> {
+    if (pos + n > this.fileSize) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (need ${n} bytes, file is ${this.fileSize})`);
+    if (pos >= this.bufStart && pos + n <= this.bufStart + this.buf.length) {
+      return this.buf.subarray(pos - this.bufStart, pos - this.bufStart + n);
+    }
+    if (n > this.chunk) {
+      const out = Buffer.allocUnsafe(n);
+      await readFully(this.fh, out, pos);
+      return out;
+    }
+    const len = Math.min(this.chunk, this.fileSize - pos);
+    const b = this.buf.length === len ? this.buf : Buffer.allocUnsafe(len);
+    await readFully(this.fh, b, pos);
+    this.buf = b;
+    this.bufStart = pos;
+    return this.buf.subarray(0, n);
+  }
+}
+
+async function readFully(fh: FileHandle, into: Buffer, pos: number): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    const { bytesRead } = await fh.read(into, done, into.length - done, pos + done);
+    if (bytesRead === 0) throw new SourceError('truncated', `snapshot truncated: unexpected EOF at offset ${pos + done}`);
+    done += bytesRead;
+  }
+}
+
+function readU64(b: Buffer, at: number): number {
+  const v = b.readBigUInt64LE(at);
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+}
+
+/**
+ * Parse the entry at `pos`. Returns null at a clean end of file (EOF exactly at an
+ * entry boundary). Every length is checked against the store's limits before any
+ * allocation is sized from it.
+ */
+async function parseEntry(r: ChunkReader, pos: number): Promise<FsmEntry | 'meta' | null> {
+  if (pos === r.fileSize) return null;
+  if (pos + 8 > r.fileSize) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (partial key length)`);
+  const keyLen = readU64(await r.bytes(pos, 8), 0);
+  if (keyLen > MAX_ENCODED_KEY) throw new SourceError('key-too-large', `snapshot key length ${keyLen} at offset ${pos} exceeds limit ${MAX_ENCODED_KEY}`);
+  const key = Buffer.from(await r.bytes(pos + 8, keyLen));
+  const vlPos = pos + 8 + keyLen;
+  const valLen = readU64(await r.bytes(vlPos, 8), 0);
+  if (valLen > MAX_ENCODED_VALUE) throw new SourceError('value-too-large', `snapshot value length ${valLen} at offset ${vlPos} exceeds limit ${MAX_ENCODED_VALUE}`);
+  const valPos = vlPos + 8;
+  const next = valPos + valLen;
+  if (next > r.fileSize) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (value of ${valLen} bytes runs past end of file)`);
+  if (PEBBLE_META_KEYS.has(key.toString('latin1'))) return 'meta';
+  if (keyLen < TS_SUFFIX_BYTES) throw new SourceError('short-key', `encoded key at offset ${pos} is ${keyLen} bytes, shorter than the 8-byte timestamp suffix`);
+  if (valLen < VALUE_HEADER_BYTES) throw new SourceError('short-value', `encoded value at offset ${vlPos} is ${valLen} bytes, shorter than the 9-byte value header`);
+  const hdr = await r.bytes(valPos, VALUE_HEADER_BYTES);
+  const flags = hdr[0]!;
+  if (flags & FLAG_RESERVED_MASK) throw new SourceError('encrypted-reserved', `value header at offset ${valPos} carries reserved flag bits (0x${flags.toString(16)})`);
+  const enc = (flags & FLAG_ENC_STATE_MASK) >> 1;
+  if (enc === 1) throw new SourceError('encrypted', `snapshot contains encrypted entries (offset ${pos}); ekv-mount does not hold the decryption keyring`);
+  if (enc !== 0) throw new SourceError('encrypted-reserved', `value header at offset ${valPos} carries reserved encryption state ${enc}`);
+  const userKey = key.subarray(0, keyLen - TS_SUFFIX_BYTES);
+  const inv = key.readBigUInt64BE(keyLen - TS_SUFFIX_BYTES);
+  return {
+    offset: pos,
+    userKey,
+    commitTS: TWO64 - 1n - inv,
+    tombstone: (flags & FLAG_TOMBSTONE) !== 0,
+    expireAt: hdr.readBigUInt64LE(1),
+    valueOffset: valPos + VALUE_HEADER_BYTES,
+    valueLength: valLen - VALUE_HEADER_BYTES,
+    next,
+  };
+}
+
+export interface SnapshotStats {
+  entries: number;
+  metaKeys: number;
+  displaced: number;
+  indexPoints: number;
+  fileSize: number;
+}
+
+export class SnapshotSource implements PageSource {
+  readonly label: string;
+  private index: IndexPoint[] = [];
+  private displaced: Displaced[] = [];
+  stats: SnapshotStats = { entries: 0, metaKeys: 0, displaced: 0, indexPoints: 0, fileSize: 0 };
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    private readonly fileSize: number,
+    readonly lastCommitTS: bigint,
+  ) {
+    this.label = `snapshot:${path}`;
+  }
+
+  /** Open, validate the header, index the file. Throws SourceError on bad input. */
+  static async open(path: string): Promise<SnapshotSource> {
+    const fh = await open(path, 'r');
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new SourceError('not-a-file', `${path} is not a regular file`);
+      const lastCommitTS = await readHeader(fh, st.size, path);
+      const src = new SnapshotSource(path, fh, st.size, lastCommitTS);
+      await src.buildIndex();
+      return src;
+    } catch (e) {
+      await fh.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  private async buildIndex(): Promise<void> {
+    const r = new ChunkReader(this.fh, this.fileSize, 4 << 20);
+    let pos = HEADER_BYTES;
+    let max: Buffer | null = null;
+    let lastPointPos = -Infinity;
+    let sincePoint = Infinity;
+    for (;;) {
+      const e = await parseEntry(r, pos);
+      if (e === null) break;
+      if (e === 'meta') {
+        this.stats.metaKeys++;
+        // Skip: compute next from the framing again (cheap, already validated).
+        const keyLen = readU64(await r.bytes(pos, 8), 0);
+        const valLen = readU64(await r.bytes(pos + 8 + keyLen, 8), 0);
+        pos = pos + 16 + keyLen + valLen;
+        continue;
+      }
+      this.stats.entries++;
+      const cmp = max === null ? 1 : compareKeys(e.userKey, max);
+      if (cmp < 0) {
+        this.displaced.push({
+          key: Buffer.from(e.userKey),
+          commitTS: e.commitTS,
+          tombstone: e.tombstone,
+          expireAt: e.expireAt,
+          valueOffset: e.valueOffset,
+          valueLength: e.valueLength,
+        });
+      } else {
+        if (cmp > 0) {
+          max = Buffer.from(e.userKey);
+          // Index points only at the first version of a user key in the main sequence.
+          if (pos - lastPointPos >= INDEX_EVERY_BYTES || sincePoint >= INDEX_EVERY_ENTRIES) {
+            this.index.push({ offset: pos, key: max });
+            lastPointPos = pos;
+            sincePoint = 0;
+          }
+        }
+        sincePoint++;
+      }
+      pos = e.next;
+    }
+    this.displaced.sort((a, b) => compareKeys(a.key, b.key) || (a.commitTS > b.commitTS ? -1 : a.commitTS < b.commitTS ? 1 : 0));
+    this.stats.displaced = this.displaced.length;
+    this.stats.indexPoints = this.index.length;
+    this.stats.fileSize = this.fileSize;
+  }
+
+  /** Offset of the last index point whose key < k (or the first entry). */
+  private seekBelow(k: Buffer): number {
+    let lo = 0;
+    let hi = this.index.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.index[mid]!.key, k) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === 0 ? HEADER_BYTES : this.index[lo - 1]!.offset;
+  }
+
+  private displacedFrom(k: Buffer): number {
+    let lo = 0;
+    let hi = this.displaced.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.displaced[mid]!.key, k) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /**
+   * Walk user keys >= start in order, yielding for each the visible version at ts
+   * (or null when hidden), merged across the main sequence and displaced entries.
+   */
+  private async *walk(start: Buffer, end: Buffer | null, ts: bigint): AsyncGenerator<{ key: Buffer; v: Displaced | null }> {
+    const r = new ChunkReader(this.fh, this.fileSize, 256 * 1024);
+    let pos = this.seekBelow(start);
+    let max: Buffer | null = null;
+    let di = this.displacedFrom(start);
+    let pending: FsmEntry | null = null; // main-sequence lookahead
+    const nextMain = async (): Promise<FsmEntry | null> => {
+      for (;;) {
+        const e = await parseEntry(r, pos);
+        if (e === null) return null;
+        if (e === 'meta') {
+          const keyLen = readU64(await r.bytes(pos, 8), 0);
+          const valLen = readU64(await r.bytes(pos + 8 + keyLen, 8), 0);
+          pos = pos + 16 + keyLen + valLen;
+          continue;
+        }
+        pos = e.next;
+        if (max !== null && compareKeys(e.userKey, max) < 0) continue; // displaced: served from the side list
+        if (max === null || compareKeys(e.userKey, max) > 0) max = Buffer.from(e.userKey);
+        if (compareKeys(e.userKey, start) < 0) continue;
+        return { ...e, userKey: Buffer.from(e.userKey) };
+      }
+    };
+    pending = await nextMain();
+    for (;;) {
+      const dk = this.displaced[di]?.key ?? null;
+      const mk = pending?.userKey ?? null;
+      let key: Buffer;
+      if (mk && (!dk || compareKeys(mk, dk) <= 0)) key = mk;
+      else if (dk) key = dk;
+      else return;
+      if (end && compareKeys(key, end) >= 0) return;
+      // Collect versions of `key` from both sequences; pick the newest with commitTS <= ts.
+      let best: Displaced | null = null;
+      const consider = (v: Displaced): void => {
+        if (v.commitTS <= ts && (!best || v.commitTS > best.commitTS)) best = v;
+      };
+      while (pending && compareKeys(pending.userKey, key) === 0) {
+        consider(pending as unknown as Displaced);
+        pending = await nextMain();
+      }
+      while (di < this.displaced.length && compareKeys(this.displaced[di]!.key, key) === 0) {
+        consider(this.displaced[di]!);
+        di++;
+      }
+      const b = best as Displaced | null;
+      yield { key, v: b && isLive(b, ts) ? b : null };
+    }
+  }
+
+  private async readValue(v: Displaced): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(v.valueLength);
+    if (v.valueLength > 0) await readFully(this.fh, out, v.valueOffset);
+    return out;
+  }
+
+  async scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
+    const out: KV[] = [];
+    if (opts.limit < 1) return out;
+    for await (const { key, v } of this.walk(start, end, ts)) {
+      if (!v) continue;
+      out.push({ key, value: opts.keysOnly ? Buffer.alloc(0) : await this.readValue(v) });
+      if (out.length >= opts.limit) break;
+    }
+    return out;
+  }
+
+  async get(key: Buffer, ts: bigint): Promise<Buffer | null> {
+    for await (const { key: k, v } of this.walk(key, null, ts)) {
+      if (compareKeys(k, key) !== 0) return null;
+      return v ? this.readValue(v) : null;
+    }
+    return null;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close().catch(() => {});
+  }
+}
+
+async function readHeader(fh: FileHandle, size: number, path: string): Promise<bigint> {
+  if (size < HEADER_BYTES) {
+    if (size >= 8) {
+      const m = Buffer.alloc(8);
+      await readFully(fh, m, 0);
+      if (!m.equals(FSM_MAGIC)) throw new SourceError('bad-magic', `${path}: not an elastickv snapshot (magic ${JSON.stringify(m.toString('latin1'))}, want "EKVPBBL1")`);
+    }
+    throw new SourceError('truncated', `${path}: snapshot truncated inside the 16-byte header (${size} bytes)`);
+  }
+  const h = Buffer.alloc(HEADER_BYTES);
+  await readFully(fh, h, 0);
+  if (!h.subarray(0, 8).equals(FSM_MAGIC)) {
+    throw new SourceError('bad-magic', `${path}: not an elastickv snapshot (magic ${JSON.stringify(h.subarray(0, 8).toString('latin1'))}, want "EKVPBBL1")`);
+  }
+  return h.readBigUInt64LE(8);
+}
+
+/** The header alone (for tools that need lastCommitTS). */
+export async function readFsmHeader(path: string): Promise<{ lastCommitTS: bigint }> {
+  const fh = await open(path, 'r');
+  try {
+    const st = await fh.stat();
+    return { lastCommitTS: await readHeader(fh, st.size, path) };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Every MVCC entry in file order (tombstones and all versions included); for loaders like the dev cluster. */
+export async function* readFsmEntries(path: string): AsyncGenerator<{ key: Buffer; commitTS: bigint; tombstone: boolean; expireAt: bigint; value: Buffer }> {
+  const fh = await open(path, 'r');
+  try {
+    const st = await fh.stat();
+    await readHeader(fh, st.size, path);
+    const r = new ChunkReader(fh, st.size, 4 << 20);
+    let pos = HEADER_BYTES;
+    for (;;) {
+      const e = await parseEntry(r, pos);
+      if (e === null) return;
+      if (e === 'meta') {
+        const keyLen = readU64(await r.bytes(pos, 8), 0);
+        const valLen = readU64(await r.bytes(pos + 8 + keyLen, 8), 0);
+        pos = pos + 16 + keyLen + valLen;
+        continue;
+      }
+      const value = Buffer.from(await r.bytes(e.valueOffset, e.valueLength));
+      yield { key: Buffer.from(e.userKey), commitTS: e.commitTS, tombstone: e.tombstone, expireAt: e.expireAt, value };
+      pos = e.next;
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The one page-source interface. Everything above src/source/ reads the
+ * keyspace through this and never learns which source it has.
+ *
+ * Keys and values are *user* bytes: MVCC encoding (timestamp suffix, value
+ * header) is the source's business. A source answers "what was visible at ts":
+ * the newest version with commitTS <= ts, hidden when it is a tombstone or its
+ * store-level expireAt <= ts.
+ */
+export interface KV {
+  key: Buffer;
+  /** Empty when the scan was keys-only. */
+  value: Buffer;
+}
+
+export interface ScanPageOptions {
+  /** Maximum number of keys in the page (>= 1). */
+  limit: number;
+  /** When true the source may omit values (value is an empty Buffer). */
+  keysOnly?: boolean;
+}
+
+export interface PageSource {
+  /** A short human label for logs ("snapshot:/path/x.fsm", "cluster:host:port"). */
+  readonly label: string;
+  /**
+   * Keys in [start, end) visible at ts, ascending by unsigned byte order,
+   * at most opts.limit of them. end === null means "to the end of the keyspace".
+   * A page shorter than limit means the range is exhausted.
+   */
+  scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]>;
+  /** The value visible at ts, or null. */
+  get(key: Buffer, ts: bigint): Promise<Buffer | null>;
+  close(): Promise<void>;
+}
+
+/** Thrown by sources for bad input; `code` is stable for tests and logs. */
+export class SourceError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SourceError';
+  }
+}

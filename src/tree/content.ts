@@ -1,0 +1,188 @@
+/**
+ * Rendered-content store: one byte-bounded LRU for small rendered files, and
+ * spill files on disk for large whole-scope files. Each file is produced at most
+ * once while cached; concurrent readers share one in-flight render.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import type { FileFactory } from '../adapters/types.js';
+import type { FileNode } from './node.js';
+
+export interface ContentStats {
+  hits: number;
+  misses: number;
+  renders: number;
+  spilledFiles: number;
+  spilledBytes: number;
+}
+
+/** Where a streamed file's bytes live once produced. */
+interface Produced {
+  size: number;
+  mem?: Buffer;
+  file?: { fh: FileHandle; path: string };
+}
+
+export interface ContentStoreOptions {
+  /** Bytes of rendered content kept in memory. */
+  cacheBytes: number;
+  /** Streamed files larger than this spill to disk. */
+  spillThreshold?: number;
+  /** Parent directory for spill files (default: os.tmpdir()). */
+  spillDir?: string;
+}
+
+export class ContentStore implements FileFactory {
+  readonly stats: ContentStats = { hits: 0, misses: 0, renders: 0, spilledFiles: 0, spilledBytes: 0 };
+  private readonly lru: LRUCache<string, Buffer>;
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly produced = new Map<string, Promise<Produced>>();
+  private readonly spillThreshold: number;
+  private spillRoot: string | null = null;
+  private readonly spillParent: string;
+  private spillSeq = 0;
+
+  constructor(opts: ContentStoreOptions) {
+    this.lru = new LRUCache<string, Buffer>({
+      maxSize: Math.max(1, opts.cacheBytes),
+      sizeCalculation: (b) => Math.max(1, b.length),
+      // A single file larger than the whole cache is still served (rendered on demand), just not kept.
+      maxEntrySize: Math.max(1, opts.cacheBytes),
+    });
+    this.spillThreshold = opts.spillThreshold ?? 8 << 20;
+    this.spillParent = opts.spillDir ?? tmpdir();
+  }
+
+  get cachedBytes(): number {
+    return this.lru.calculatedSize ?? 0;
+  }
+
+  private async getRendered(key: string, render: () => Promise<Buffer>): Promise<Buffer> {
+    const hit = this.lru.get(key);
+    if (hit) {
+      this.stats.hits++;
+      return hit;
+    }
+    let p = this.inflight.get(key);
+    if (!p) {
+      this.stats.misses++;
+      p = (async () => {
+        const b = await render();
+        this.stats.renders++;
+        this.lru.set(key, b);
+        return b;
+      })().finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    } else this.stats.hits++;
+    return p;
+  }
+
+  rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode {
+    return {
+      kind: 'file',
+      size: async () => (await this.getRendered(cacheKey, render)).length,
+      read: async (offset, length) => {
+        const b = await this.getRendered(cacheKey, render);
+        return b.subarray(offset, Math.min(b.length, offset + length));
+      },
+    };
+  }
+
+  private ensureSpillRoot(): string {
+    if (!this.spillRoot) this.spillRoot = mkdtempSync(join(this.spillParent, 'ekv-mount-spill-'));
+    return this.spillRoot;
+  }
+
+  private produce(key: string, produce: (write: (chunk: Buffer) => void) => Promise<void>): Promise<Produced> {
+    let p = this.produced.get(key);
+    if (p) return p;
+    p = (async (): Promise<Produced> => {
+      let chunks: Buffer[] = [];
+      let memBytes = 0;
+      let size = 0;
+      let spill: { path: string; fh: Promise<FileHandle> } | undefined;
+      let pendingWrite: Promise<void> = Promise.resolve();
+      const write = (chunk: Buffer): void => {
+        if (chunk.length === 0) return;
+        const at = size;
+        size += chunk.length;
+        if (spill) {
+          const s = spill;
+          pendingWrite = pendingWrite.then(async () => writeAll(await s.fh, chunk, at));
+          return;
+        }
+        chunks.push(Buffer.from(chunk));
+        memBytes += chunk.length;
+        if (memBytes > this.spillThreshold) {
+          const path = join(this.ensureSpillRoot(), `f${++this.spillSeq}`);
+          const s = (spill = { path, fh: open(path, 'w+', 0o600) });
+          const buffered = Buffer.concat(chunks);
+          chunks = [];
+          memBytes = 0;
+          pendingWrite = pendingWrite.then(async () => writeAll(await s.fh, buffered, 0));
+        }
+      };
+      const closeSpill = async (): Promise<void> => {
+        if (spill) await (await spill.fh.catch(() => null))?.close().catch(() => {});
+      };
+      try {
+        await produce(write);
+        await pendingWrite;
+      } catch (e) {
+        await pendingWrite.catch(() => {});
+        await closeSpill();
+        this.produced.delete(key);
+        throw e;
+      }
+      const file = spill ? { fh: await spill.fh, path: spill.path } : undefined;
+      if (file) {
+        this.stats.spilledFiles++;
+        this.stats.spilledBytes += size;
+        return { size, file };
+      }
+      return { size, mem: Buffer.concat(chunks) };
+    })();
+    this.produced.set(key, p);
+    return p;
+  }
+
+  streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void) => Promise<void>): FileNode {
+    return {
+      kind: 'file',
+      size: async () => (await this.produce(cacheKey, produce)).size,
+      read: async (offset, length) => {
+        const pr = await this.produce(cacheKey, produce);
+        const end = Math.min(pr.size, offset + length);
+        if (end <= offset) return Buffer.alloc(0);
+        if (pr.mem) return pr.mem.subarray(offset, end);
+        const out = Buffer.allocUnsafe(end - offset);
+        let done = 0;
+        while (done < out.length) {
+          const { bytesRead } = await pr.file!.fh.read(out, done, out.length - done, offset + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+        return out.subarray(0, done);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.produced.values()) {
+      const pr = await p.catch(() => null);
+      await pr?.file?.fh?.close().catch(() => {});
+    }
+    if (this.spillRoot) rmSync(this.spillRoot, { recursive: true, force: true });
+  }
+}
+
+async function writeAll(fh: FileHandle, b: Buffer, at: number): Promise<void> {
+  let done = 0;
+  while (done < b.length) {
+    const { bytesWritten } = await fh.write(b, done, b.length - done, at + done);
+    done += bytesWritten;
+  }
+}

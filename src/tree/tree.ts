@@ -1,0 +1,289 @@
+/**
+ * The lazy virtual tree: path -> node, readdir, exact sizes, reads, caches.
+ * Knows nothing of FUSE. Root layout: one directory per adapter with data,
+ * MANIFEST.json, and CHECKSUMS last (so cp/tar read every other file first and
+ * CHECKSUMS is built from hashes of bytes already streamed).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { LRUCache } from 'lru-cache';
+import type { Adapter, AdapterContext, AdapterName, DecodeOptions } from '../adapters/types.js';
+import { checksumLine, CHECKSUMS_FILE, comparePaths } from '../format/checksums.js';
+import type { SnapshotView } from '../source/range.js';
+import { SourceError } from '../source/types.js';
+import { ContentStore } from './content.js';
+import { BufferFile, RecordError, type DirNode, type FileNode, type Node } from './node.js';
+
+export const MANIFEST_FILE = 'MANIFEST.json';
+
+export interface TreeOptions {
+  view: SnapshotView;
+  options: DecodeOptions;
+  adapters: Adapter[];
+  log: Logger;
+  cacheBytes: number;
+  spillDir?: string;
+  /** Renders MANIFEST.json. */
+  manifest: () => Promise<Buffer> | Buffer;
+  /** Optional gate run before every data access (the live pin check). */
+  guard?: () => void;
+}
+
+export interface Attr {
+  kind: 'dir' | 'file';
+  size: number;
+}
+
+/** Errors the tree surfaces, mapped by the FUSE layer to errno. */
+export class TreeError extends Error {
+  constructor(
+    readonly errno: 'ENOENT' | 'EIO' | 'ENOTDIR' | 'EISDIR' | 'EINVAL',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TreeError';
+  }
+}
+
+export function isSafeName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0') && Buffer.byteLength(name) <= 255;
+}
+
+interface SeqHash {
+  pos: number;
+  hash: Hash;
+}
+
+export interface TreeStats {
+  bytesServed: number;
+  filesOpened: number;
+  readErrors: Map<string, number>;
+}
+
+export class Tree {
+  readonly content: ContentStore;
+  readonly log: Logger;
+  readonly stats: TreeStats = { bytesServed: 0, filesOpened: 0, readErrors: new Map() };
+  private readonly nodes = new LRUCache<string, Node>({ max: 200_000 });
+  private readonly root: DirNode;
+  private readonly adapterRoots = new Map<AdapterName, Promise<DirNode | null>>();
+  private readonly ctx: AdapterContext;
+  /** sha256 of files read start-to-end, by relative path. */
+  private readonly fileHashes = new Map<string, Buffer>();
+  private readonly seq = new Map<string, SeqHash>();
+  private readonly loggedErrors = new Set<string>();
+
+  constructor(private readonly opts: TreeOptions) {
+    this.log = opts.log;
+    this.content = new ContentStore({ cacheBytes: opts.cacheBytes, spillDir: opts.spillDir });
+    this.ctx = { view: opts.view, options: opts.options, files: this.content, log: opts.log };
+    this.root = this.makeRoot();
+  }
+
+  private adapterRoot(a: Adapter): Promise<DirNode | null> {
+    let p = this.adapterRoots.get(a.name);
+    if (!p) {
+      p = a.root(this.ctx);
+      this.adapterRoots.set(a.name, p);
+      p.catch(() => this.adapterRoots.delete(a.name));
+    }
+    return p;
+  }
+
+  private enabledAdapters(): Adapter[] {
+    return this.opts.adapters.filter((a) => this.opts.options.adapters.has(a.name));
+  }
+
+  private makeRoot(): DirNode {
+    const manifest = this.content.rendered('/' + MANIFEST_FILE, async () => this.opts.manifest());
+    const checksums = this.content.streamed('/' + CHECKSUMS_FILE, (write) => this.produceChecksums(write));
+    return {
+      kind: 'dir',
+      list: async () => {
+        const names: string[] = [];
+        for (const a of this.enabledAdapters()) if (await this.adapterRoot(a)) names.push(a.name);
+        names.push(MANIFEST_FILE, CHECKSUMS_FILE);
+        return names;
+      },
+      lookup: async (name) => {
+        if (name === MANIFEST_FILE) return manifest;
+        if (name === CHECKSUMS_FILE) return checksums;
+        const a = this.enabledAdapters().find((x) => x.name === name);
+        return a ? this.adapterRoot(a) : null;
+      },
+    };
+  }
+
+  /** Resolve an absolute path ("/", "/redis/db_0"). */
+  async resolve(path: string): Promise<Node | null> {
+    if (path === '/' || path === '') return this.root;
+    const hit = this.nodes.get(path);
+    if (hit) return hit;
+    const cut = path.lastIndexOf('/');
+    const parentPath = cut <= 0 ? '/' : path.slice(0, cut);
+    const name = path.slice(cut + 1);
+    if (!isSafeName(name)) return null;
+    const parent = await this.resolve(parentPath);
+    if (!parent || parent.kind !== 'dir') return null;
+    const node = await parent.lookup(name);
+    if (node) this.nodes.set(path, node);
+    return node;
+  }
+
+  private fail(path: string, op: string, e: unknown): TreeError {
+    if (e instanceof TreeError) return e;
+    const cause = e instanceof RecordError ? 'record' : e instanceof SourceError ? e.code : 'internal';
+    this.stats.readErrors.set(cause, (this.stats.readErrors.get(cause) ?? 0) + 1);
+    const once = `${op}:${path}:${cause}`;
+    if (!this.loggedErrors.has(once)) {
+      this.loggedErrors.add(once);
+      const fields: Record<string, unknown> = { path, op, cause, err: e instanceof Error ? e.message : String(e) };
+      if (e instanceof RecordError) fields.key = typeof e.key === 'string' ? e.key : printableKey(e.key);
+      if (cause === 'internal') this.log.error(fields, 'read failed');
+      else this.log.warn(fields, 'read failed');
+    }
+    return new TreeError('EIO', e instanceof Error ? e.message : String(e));
+  }
+
+  async getattr(path: string): Promise<Attr> {
+    this.opts.guard?.();
+    let node: Node | null;
+    try {
+      node = await this.resolve(path);
+    } catch (e) {
+      throw this.fail(path, 'lookup', e);
+    }
+    if (!node) throw new TreeError('ENOENT', `${path}: no such file or directory`);
+    if (node.kind === 'dir') return { kind: 'dir', size: 4096 };
+    try {
+      return { kind: 'file', size: await node.size() };
+    } catch (e) {
+      throw this.fail(path, 'getattr', e);
+    }
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    this.opts.guard?.();
+    let node: Node | null;
+    try {
+      node = await this.resolve(path);
+    } catch (e) {
+      throw this.fail(path, 'lookup', e);
+    }
+    if (!node) throw new TreeError('ENOENT', `${path}: no such file or directory`);
+    if (node.kind !== 'dir') throw new TreeError('ENOTDIR', `${path}: not a directory`);
+    try {
+      const names = await node.list();
+      const safe = names.filter(isSafeName);
+      if (safe.length !== names.length) this.log.error({ path, dropped: names.length - safe.length }, 'unsafe names dropped from listing');
+      return safe;
+    } catch (e) {
+      throw this.fail(path, 'readdir', e);
+    }
+  }
+
+  async file(path: string): Promise<FileNode> {
+    this.opts.guard?.();
+    let node: Node | null;
+    try {
+      node = await this.resolve(path);
+    } catch (e) {
+      throw this.fail(path, 'lookup', e);
+    }
+    if (!node) throw new TreeError('ENOENT', `${path}: no such file or directory`);
+    if (node.kind !== 'file') throw new TreeError('EISDIR', `${path}: is a directory`);
+    this.stats.filesOpened++;
+    return node;
+  }
+
+  async read(path: string, offset: number, length: number): Promise<Buffer> {
+    const node = await this.file(path);
+    this.stats.filesOpened--; // file() counts opens; reads are not opens
+    let data: Buffer;
+    try {
+      this.opts.guard?.();
+      data = await node.read(offset, length);
+      // A read that raced a pin loss must not serve bytes.
+      this.opts.guard?.();
+    } catch (e) {
+      throw this.fail(path, 'read', e);
+    }
+    this.stats.bytesServed += data.length;
+    await this.trackHash(path, node, offset, data);
+    return data;
+  }
+
+  /** Hash files that are read sequentially from byte 0 to the end: CHECKSUMS reuses the result. */
+  private async trackHash(path: string, node: FileNode, offset: number, data: Buffer): Promise<void> {
+    if (this.fileHashes.has(path) || path === '/' + CHECKSUMS_FILE) return;
+    let s = this.seq.get(path);
+    if (!s) {
+      if (offset !== 0) return;
+      s = { pos: 0, hash: createHash('sha256') };
+      this.seq.set(path, s);
+    }
+    if (offset !== s.pos) {
+      if (offset > s.pos) this.seq.delete(path);
+      return;
+    }
+    s.hash.update(data);
+    s.pos += data.length;
+    if (s.pos >= (await node.size())) {
+      this.fileHashes.set(path, s.hash.digest());
+      this.seq.delete(path);
+    }
+  }
+
+  /** Every regular file, depth-first in readdir order, as absolute paths. */
+  async *walkFiles(dir = '/'): AsyncGenerator<string> {
+    for (const name of await this.readdir(dir)) {
+      const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
+      const n = await this.resolve(p);
+      if (!n) continue;
+      if (n.kind === 'dir') yield* this.walkFiles(p);
+      else yield p;
+    }
+  }
+
+  private async hashOf(path: string): Promise<string> {
+    const known = this.fileHashes.get(path);
+    if (known) return known.toString('hex');
+    const node = await this.file(path);
+    this.stats.filesOpened--;
+    const h = createHash('sha256');
+    const size = await node.size();
+    const step = 1 << 20;
+    for (let off = 0; off < size; off += step) h.update(await node.read(off, Math.min(step, size - off)));
+    const d = h.digest();
+    this.fileHashes.set(path, d);
+    return d.toString('hex');
+  }
+
+  private async produceChecksums(write: (chunk: Buffer) => void): Promise<void> {
+    const paths: string[] = [];
+    for await (const p of this.walkFiles()) if (p !== '/' + CHECKSUMS_FILE) paths.push(p.slice(1));
+    paths.sort(comparePaths);
+    let batch = '';
+    for (const rel of paths) {
+      batch += checksumLine(await this.hashOf('/' + rel), rel);
+      if (batch.length > 64 * 1024) {
+        write(Buffer.from(batch, 'utf8'));
+        batch = '';
+      }
+    }
+    if (batch) write(Buffer.from(batch, 'utf8'));
+  }
+
+  async close(): Promise<void> {
+    await this.content.close();
+  }
+}
+
+/** A key for logs: printable ASCII kept, everything else \xHH; truncated. Never a value. */
+export function printableKey(k: Buffer): string {
+  let s = '';
+  for (const c of k.subarray(0, 200)) s += c >= 0x20 && c < 0x7f && c !== 0x5c ? String.fromCharCode(c) : '\\x' + c.toString(16).padStart(2, '0');
+  return k.length > 200 ? s + `...(${k.length} bytes)` : s;
+}
+
+export { BufferFile };
