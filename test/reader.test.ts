@@ -1,0 +1,207 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SnapshotSource, readFsmEntries, readFsmHeader } from '../src/source/snapshot.js';
+import { SnapshotView } from '../src/source/range.js';
+import { SourceError } from '../src/source/types.js';
+import { encodeFsm, writeFsm, type FsmEntry } from './fixture/fsm-writer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ekv-reader-'));
+let n = 0;
+function fsm(entries: FsmEntry[], last = 1000n): string {
+  const p = join(dir, `${++n}.fsm`);
+  writeFsm(p, entries, last);
+  return p;
+}
+async function openErr(path: string): Promise<SourceError> {
+  try {
+    await SnapshotSource.open(path);
+  } catch (e) {
+    expect(e).toBeInstanceOf(SourceError);
+    return e as SourceError;
+  }
+  throw new Error('expected open to fail');
+}
+const b = (s: string) => Buffer.from(s, 'latin1');
+async function all(src: SnapshotSource, ts: bigint, page = 1000): Promise<[string, string][]> {
+  const view = new SnapshotView(src, ts, page);
+  const out: [string, string][] = [];
+  for await (const kv of view.scan(Buffer.alloc(0), null)) out.push([kv.key.toString('latin1'), kv.value.toString('latin1')]);
+  return out;
+}
+
+describe('.fsm reader', () => {
+  it('reads a good file: header, sorted keys, values, gets', async () => {
+    const p = fsm([
+      { key: 'b', value: 'B' },
+      { key: 'a', value: 'A' },
+      { key: 'c', value: '' },
+    ], 4242n);
+    const src = await SnapshotSource.open(p);
+    expect(src.lastCommitTS).toBe(4242n);
+    expect(await all(src, 4242n)).toEqual([['a', 'A'], ['b', 'B'], ['c', '']]);
+    expect((await src.get(b('b'), 4242n))?.toString()).toBe('B');
+    expect(await src.get(b('bb'), 4242n)).toBeNull();
+    expect((await readFsmHeader(p)).lastCommitTS).toBe(4242n);
+    await src.close();
+  });
+
+  it('an empty snapshot (header only) mounts with no keys', async () => {
+    const src = await SnapshotSource.open(fsm([], 7n));
+    expect(await all(src, 7n)).toEqual([]);
+    await src.close();
+  });
+
+  it('resolves several versions: newest at or below read_ts wins', async () => {
+    const p = fsm([
+      { key: 'k', value: 'v1', ts: 10n },
+      { key: 'k', value: 'v2', ts: 20n },
+      { key: 'k', value: 'v3', ts: 30n },
+    ]);
+    const src = await SnapshotSource.open(p);
+    expect(await src.get(b('k'), 5n)).toBeNull();
+    expect((await src.get(b('k'), 10n))?.toString()).toBe('v1');
+    expect((await src.get(b('k'), 25n))?.toString()).toBe('v2');
+    expect((await src.get(b('k'), 1000n))?.toString()).toBe('v3');
+    expect(await all(src, 25n)).toEqual([['k', 'v2']]);
+    await src.close();
+  });
+
+  it('tombstones hide older versions; a later put resurrects', async () => {
+    const p = fsm([
+      { key: 'k', value: 'v1', ts: 10n },
+      { key: 'k', value: '', ts: 20n, tombstone: true },
+      { key: 'k', value: 'v3', ts: 30n },
+      { key: 'z', value: 'zz', ts: 10n },
+    ]);
+    const src = await SnapshotSource.open(p);
+    expect(await src.get(b('k'), 25n)).toBeNull();
+    expect(await all(src, 25n)).toEqual([['z', 'zz']]);
+    expect(await all(src, 30n)).toEqual([['k', 'v3'], ['z', 'zz']]);
+    await src.close();
+  });
+
+  it('expired entries are hidden exactly as the store hides them (expireAt <= ts)', async () => {
+    const p = fsm([
+      { key: 'a', value: 'A', ts: 10n, expireAt: 50n },
+      { key: 'b', value: 'B', ts: 10n, expireAt: 0n },
+    ]);
+    const src = await SnapshotSource.open(p);
+    expect(await all(src, 49n)).toEqual([['a', 'A'], ['b', 'B']]);
+    expect(await all(src, 50n)).toEqual([['b', 'B']]);
+    await src.close();
+  });
+
+  it('returns user-key order when a key is a prefix of another (encoded order differs)', async () => {
+    // "a"+^ts sorts after "ab"+^ts in Pebble's bytewise order; scans must still be a < ab < b.
+    const keys = ['a', 'ab', 'abc', 'a\x01', 'b', 'ba', '', 'a\xff\xff'];
+    const src = await SnapshotSource.open(fsm(keys.map((k, i) => ({ key: b(k), value: `v${i}`, ts: 100n + BigInt(i) }))));
+    const got = (await all(src, 1000n, 3)).map(([k]) => k);
+    expect(got).toEqual([...keys].sort((x, y) => Buffer.compare(b(x), b(y))));
+    for (const [i, k] of keys.entries()) expect((await src.get(b(k), 1000n))?.toString()).toBe(`v${i}`);
+    expect(src.stats.displaced).toBeGreaterThan(0);
+    await src.close();
+  });
+
+  it('pages with cursor = last key + 0x00 across many keys and index points', async () => {
+    const entries: FsmEntry[] = [];
+    for (let i = 0; i < 3000; i++) entries.push({ key: `key${String(i).padStart(5, '0')}`, value: Buffer.alloc(100, i % 251) });
+    const src = await SnapshotSource.open(fsm(entries));
+    expect(src.stats.indexPoints).toBeGreaterThan(10);
+    const got = await all(src, 1000n, 7);
+    expect(got.length).toBe(3000);
+    expect(got[1234]![0]).toBe('key01234');
+    const view = new SnapshotView(src, 1000n);
+    const page = await view.page(b('key02000'), b('key02003'));
+    expect(page.map((kv) => kv.key.toString())).toEqual(['key02000', 'key02001', 'key02002']);
+    const keysOnly = await view.page(b('key02000'), null, 2, true);
+    expect(keysOnly.map((kv) => kv.value.length)).toEqual([0, 0]);
+    await src.close();
+  });
+
+  it('skips the store\'s non-MVCC _meta_ keys', async () => {
+    const good = encodeFsm([{ key: 'x', value: 'X' }]);
+    const metaKey = b('_meta_last_commit_ts');
+    const frame = Buffer.alloc(8 + metaKey.length + 8 + 8);
+    frame.writeBigUInt64LE(BigInt(metaKey.length), 0);
+    metaKey.copy(frame, 8);
+    frame.writeBigUInt64LE(8n, 8 + metaKey.length);
+    frame.writeBigUInt64LE(1000n, 16 + metaKey.length);
+    const p = join(dir, 'meta.fsm');
+    writeFileSync(p, Buffer.concat([good.subarray(0, 16), frame, good.subarray(16)]));
+    const src = await SnapshotSource.open(p);
+    expect(await all(src, 1000n)).toEqual([['x', 'X']]);
+    expect(src.stats.metaKeys).toBe(1);
+    await src.close();
+  });
+
+  it('bad magic is a typed error', async () => {
+    const p = join(dir, 'bad.fsm');
+    writeFileSync(p, Buffer.concat([b('NOTASNAP'), Buffer.alloc(8)]));
+    const e = await openErr(p);
+    expect(e.code).toBe('bad-magic');
+    expect(e.message).toMatch(/not an elastickv snapshot/);
+  });
+
+  it('truncation mid-entry (every cut point) is a typed error, never a partial read', async () => {
+    const full = encodeFsm([{ key: 'alpha', value: 'one' }, { key: 'beta', value: 'two' }]);
+    const firstEnd = 16 + 8 + 5 + 8 + 8 + 9 + 3;
+    for (let cut = 17; cut < full.length; cut++) {
+      if (cut === firstEnd) continue; // a clean entry boundary is a valid (shorter) snapshot
+      const p = join(dir, `trunc-${cut}.fsm`);
+      writeFileSync(p, full.subarray(0, cut));
+      const e = await openErr(p);
+      expect(e.code, `cut at ${cut}`).toBe('truncated');
+    }
+    const p = join(dir, 'hdr.fsm');
+    writeFileSync(p, full.subarray(0, 12));
+    expect((await openErr(p)).code).toBe('truncated');
+  });
+
+  it('absurd declared lengths fail before any allocation', async () => {
+    const hdr = encodeFsm([]);
+    const huge = Buffer.alloc(8);
+    huge.writeBigUInt64LE(0xffff_ffff_ffff_fff0n);
+    const p = join(dir, 'hugekey.fsm');
+    writeFileSync(p, Buffer.concat([hdr, huge, Buffer.alloc(32)]));
+    expect((await openErr(p)).code).toBe('key-too-large');
+    const k = Buffer.alloc(8);
+    k.writeBigUInt64LE(9n);
+    const p2 = join(dir, 'hugeval.fsm');
+    writeFileSync(p2, Buffer.concat([hdr, k, Buffer.alloc(9), huge, Buffer.alloc(32)]));
+    expect((await openErr(p2)).code).toBe('value-too-large');
+  });
+
+  it('encrypted and reserved-state values are typed errors', async () => {
+    expect((await openErr(fsm([{ key: 'k', value: 'x', flags: 0b010 }]))).code).toBe('encrypted');
+    expect((await openErr(fsm([{ key: 'k', value: 'x', flags: 0b100 }]))).code).toBe('encrypted-reserved');
+    expect((await openErr(fsm([{ key: 'k', value: 'x', flags: 0b1000 }]))).code).toBe('encrypted-reserved');
+  });
+
+  it('short keys and short values are typed errors', async () => {
+    const hdr = encodeFsm([]);
+    const len = (n: number) => {
+      const x = Buffer.alloc(8);
+      x.writeBigUInt64LE(BigInt(n));
+      return x;
+    };
+    const p = join(dir, 'shortkey.fsm');
+    writeFileSync(p, Buffer.concat([hdr, len(3), b('abc'), len(9), Buffer.alloc(9)]));
+    expect((await openErr(p)).code).toBe('short-key');
+    const p2 = join(dir, 'shortval.fsm');
+    writeFileSync(p2, Buffer.concat([hdr, len(9), Buffer.alloc(9), len(4), Buffer.alloc(4)]));
+    expect((await openErr(p2)).code).toBe('short-value');
+  });
+
+  it('readFsmEntries yields every version in file order', async () => {
+    const p = fsm([
+      { key: 'k', value: 'old', ts: 1n },
+      { key: 'k', value: 'new', ts: 2n },
+      { key: 'j', value: '', ts: 3n, tombstone: true },
+    ]);
+    const got = [];
+    for await (const e of readFsmEntries(p)) got.push([e.key.toString(), e.commitTS, e.tombstone, e.value.toString()]);
+    expect(got).toEqual([['j', 3n, true, ''], ['k', 2n, false, 'new'], ['k', 1n, false, 'old']]);
+  });
+});
