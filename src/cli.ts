@@ -129,7 +129,7 @@ async function daemonize(argv: string[], cfg: MountConfig): Promise<number> {
   const args = argv.slice(2).filter((a) => a !== '--daemon');
   args.push('--ready-ipc');
   const script = fileURLToPath(new URL('../bin/ekv-mount.js', import.meta.url));
-  const child = fork(script, args, { detached: true, stdio: ['ignore', cfg.logFile ? 'inherit' : 'ignore', 'pipe', 'ipc'] });
+  const child = fork(script, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => {

@@ -1,0 +1,126 @@
+import { writeFileSync, readFileSync, statSync, readdirSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeFsm } from './fixture/fsm-writer.js';
+import { BIN, execFileP, isMounted, mount, sh, tempDir, waitFor } from './helpers/mount.js';
+
+const dir = tempDir('ekv-basics-');
+const empty = join(dir, '0000000000000064.fsm');
+writeFsm(empty, [], 777n);
+
+describe('FUSE mount of a .fsm snapshot: basics', () => {
+  it('shows MANIFEST.json and CHECKSUMS with exact sizes, valid sha256sum, writes refused, clean unmount', async () => {
+    const m = await mount(['--snapshot', empty]);
+    try {
+      // readdir order as the kernel returns it (libuv's readdirSync sorts): CHECKSUMS last.
+      expect((await sh('ls -f', m.mnt)).stdout.split('\n').filter(Boolean)).toEqual(['MANIFEST.json', 'CHECKSUMS']);
+      const manifest = readFileSync(join(m.mnt, 'MANIFEST.json'));
+      expect(statSync(join(m.mnt, 'MANIFEST.json')).size).toBe(manifest.length);
+      const j = JSON.parse(manifest.toString());
+      expect(j.phase).toBe('phase0-snapshot-decode');
+      expect(j.snapshot_index).toBe(64); // "<index>.fsm" parsed base 10, as the owner does
+      expect(j.last_commit_ts).toBe(777);
+      expect(j.source.fsm_path).toBe(empty);
+      const sums = readFileSync(join(m.mnt, 'CHECKSUMS'), 'utf8');
+      expect(sums).toMatch(/^[0-9a-f]{64} {2}MANIFEST\.json\n$/);
+      expect(statSync(join(m.mnt, 'CHECKSUMS')).size).toBe(Buffer.byteLength(sums));
+      const check = await sh('sha256sum -c CHECKSUMS', m.mnt);
+      expect(check.code).toBe(0);
+      expect(check.stdout).toBe('MANIFEST.json: OK\n');
+      // Read-only: every write path is refused by the kernel or by us.
+      for (const cmd of ['touch x', 'echo hi > MANIFEST.json', 'mkdir d', 'rm MANIFEST.json', 'mv MANIFEST.json y', 'chmod 777 MANIFEST.json', 'ln -s a b']) {
+        const r = await sh(cmd, m.mnt);
+        expect(r.code, cmd).not.toBe(0);
+        expect(r.stderr, cmd).toMatch(/Read-only file system/);
+      }
+      expect(statSync(join(m.mnt, 'MANIFEST.json')).mode & 0o777).toBe(0o444);
+      const mi = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === m.mnt)!;
+      expect(mi.split(' ')[5]).toMatch(/^ro[,$]?/);
+      const miss = await sh('cat nope', m.mnt);
+      expect(miss.stderr).toMatch(/No such file or directory/);
+    } finally {
+      expect(await m.unmount()).toBe(0);
+    }
+    expect(isMounted(m.mnt)).toBe(false);
+    expect(m.stdout()).toMatch(/"msg":"stopped"/);
+  });
+
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${sig} unmounts cleanly and exits 0`, async () => {
+      const m = await mount(['--snapshot', empty]);
+      m.proc.kill(sig);
+      expect(await m.exited).toBe(0);
+      expect(isMounted(m.mnt)).toBe(false);
+    });
+  }
+
+  it('--daemon returns 0 only once the mount answers; fusermount -u ends the daemon', async () => {
+    const mnt = tempDir('ekv-daemon-');
+    const log = join(dir, 'daemon.log');
+    const r = await execFileP(process.execPath, [BIN, mnt, '--snapshot', empty, '--daemon', '--log-file', log]);
+    expect(r.stderr).toBe('');
+    expect(isMounted(mnt)).toBe(true);
+    expect(readdirSync(mnt)).toContain('MANIFEST.json');
+    const pid = Number(/"pid":(\d+)/.exec(readFileSync(log, 'utf8'))![1]);
+    await execFileP('fusermount', ['-u', mnt]);
+    await waitFor(() => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 10_000, 'daemon exit');
+    expect(readFileSync(log, 'utf8')).toMatch(/"reason":"unmounted"/);
+  });
+
+  it('--daemon fails with a one-line reason and non-zero exit for bad input', async () => {
+    const run = async (args: string[]) => {
+      try {
+        await execFileP(process.execPath, [BIN, ...args, '--daemon']);
+        return { code: 0, stderr: '' };
+      } catch (e) {
+        const err = e as { code: number; stderr: string };
+        return { code: err.code, stderr: err.stderr };
+      }
+    };
+    const missing = await run([join(dir, 'no-such-dir'), '--snapshot', empty]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/mountpoint .* does not exist/);
+
+    const bad = join(dir, 'bad.fsm');
+    writeFileSync(bad, 'definitely not a snapshot');
+    const mnt = tempDir('ekv-bad-');
+    const badFile = await run([mnt, '--snapshot', bad]);
+    expect(badFile.code).not.toBe(0);
+    expect(badFile.stderr).toMatch(/not an elastickv snapshot/);
+    expect(badFile.stderr.trim().split('\n')).toHaveLength(1);
+    expect(isMounted(mnt)).toBe(false);
+
+    const noFile = await run([mnt, '--snapshot', join(dir, 'absent.fsm')]);
+    expect(noFile.code).not.toBe(0);
+    expect(noFile.stderr).toMatch(/absent\.fsm/);
+
+    const busy = await mount(['--snapshot', empty]);
+    try {
+      const again = await run([busy.mnt, '--snapshot', empty]);
+      expect(again.code).not.toBe(0);
+      expect(again.stderr).toMatch(/busy/);
+    } finally {
+      await busy.unmount();
+    }
+  });
+
+  it('--help lists every flag with its default', async () => {
+    const r = await execFileP(process.execPath, [BIN, '--help']);
+    for (const f of ['--snapshot', '--cluster', '--demo', '--read-ts', '--cache-size', '--log-level', '--daemon', '--scope', '--rename-collisions', '--admin-token', '--pin-token']) {
+      expect(r.stdout).toContain(f);
+    }
+    expect(r.stdout).toMatch(/--cache-size <size>.*\(default: "256MiB"\)/s);
+  });
+});
+
+afterAll(() => {
+  mkdirSync(dir, { recursive: true });
+});
