@@ -16,6 +16,7 @@ import type { PageSource } from './source/types.js';
 import { Tree } from './tree/tree.js';
 import { openLive, type LiveHandle } from './live.js';
 import { formatSize } from './units.js';
+import { Metrics } from './metrics.js';
 
 export interface MountConfig {
   mountpoint: string;
@@ -108,10 +109,11 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   let opened: OpenedSource | LiveHandle | null = null;
   let tree: Tree | null = null;
   let fuse: FuseMount | null = null;
+  const metrics = new Metrics(() => tree);
   try {
     preflight(mountpoint);
-    opened = cfg.snapshot ? await openSnapshot(cfg, log) : await openLive(cfg, log);
-    const view = new SnapshotView(opened.source, opened.readTs, cfg.pageSize);
+    opened = cfg.snapshot ? await openSnapshot(cfg, log) : await openLive(cfg, log, metrics);
+    const view = new SnapshotView(metrics.instrument(opened.source), opened.readTs, cfg.pageSize);
     tree = new Tree({
       view,
       options: cfg.decode,
@@ -122,15 +124,17 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       manifest: opened.manifest,
       guard: opened.guard,
     });
-    fuse = new FuseMount({ mountpoint, tree, log, debug: cfg.logLevel === 'trace' });
+    fuse = new FuseMount({ mountpoint, tree, log, debug: cfg.logLevel === 'trace', inflight: metrics.fuseInFlight });
     await fuse.mount();
     await stat(mountpoint); // the kernel answers through us: the mount is live
+    if (cfg.metricsListen) log.info({ address: await metrics.listen(cfg.metricsListen) }, 'metrics listening');
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     log.error({ err: msg, mountpoint }, 'mount failed');
     await fuse?.unmount().catch(() => {});
     await tree?.close().catch(() => {});
     await opened?.close().catch(() => {});
+    await metrics.close();
     report({ error: msg });
     if (!cfg.readyIpc) process.stderr.write(`ekv-mount: ${msg}\n`);
     return 1;
@@ -169,6 +173,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   } catch (e) {
     log.error({ err: (e as Error).message }, 'close failed');
   }
+  await metrics.close();
   log.info({ reason, bytes_served: t.stats.bytesServed, files_opened: t.stats.filesOpened }, 'stopped');
   return code;
 }

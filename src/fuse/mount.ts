@@ -40,6 +40,8 @@ export interface MountOptions {
   cacheTimeout?: number;
   maxRead?: number;
   debug?: boolean;
+  /** Gauge of kernel operations in flight (metrics). */
+  inflight?: { inc(): void; dec(): void };
 }
 
 const ERRNO: Record<TreeError['errno'], number> = {
@@ -84,7 +86,19 @@ export class FuseMount {
   }
 
   private ops(): Record<string, unknown> {
-    const tree = this.o.tree;
+    const inner = this.o.tree;
+    const g = this.o.inflight;
+    const track = <T>(p: () => Promise<T>): Promise<T> => {
+      if (!g) return p();
+      g.inc();
+      return p().finally(() => g.dec());
+    };
+    const tree = {
+      getattr: (path: string) => track(() => inner.getattr(path)),
+      readdir: (path: string) => track(() => inner.readdir(path)),
+      file: (path: string) => track(() => inner.file(path)),
+      read: (path: string, pos: number, len: number) => track(() => inner.read(path, pos, len)),
+    };
     const rofs = (...args: unknown[]): void => {
       const cb = args[args.length - 1] as (code: number) => void;
       cb(EROFS);

@@ -1,0 +1,129 @@
+/**
+ * Prometheus metrics (prom-client) and the instrumented page source. Metrics are
+ * always counted (cheap); --metrics-listen serves them as Prometheus text.
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { KV, PageSource, ScanPageOptions } from './source/types.js';
+import type { Tree } from './tree/tree.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly pagesFetched = new Counter({ name: 'ekv_mount_pages_fetched_total', help: 'Scan pages fetched from the source', registers: [this.registry] });
+  readonly keysFetched = new Counter({ name: 'ekv_mount_keys_fetched_total', help: 'Keys returned by scan pages', registers: [this.registry] });
+  readonly pointGets = new Counter({ name: 'ekv_mount_point_gets_total', help: 'Point reads from the source', registers: [this.registry] });
+  readonly sourceBytes = new Counter({ name: 'ekv_mount_source_bytes_total', help: 'Value bytes read from the source', registers: [this.registry] });
+  readonly sourceInFlight = new Gauge({ name: 'ekv_mount_source_inflight', help: 'Source requests in flight', registers: [this.registry] });
+  readonly fuseInFlight = new Gauge({ name: 'ekv_mount_fuse_inflight', help: 'Kernel operations in flight', registers: [this.registry] });
+  readonly pinRenewals = new Counter({ name: 'ekv_mount_pin_renewals_total', help: 'Successful backup pin renewals', registers: [this.registry] });
+  readonly pinRenewalFailures = new Counter({ name: 'ekv_mount_pin_renewal_failures_total', help: 'Failed backup pin renewal attempts', registers: [this.registry] });
+  private server: Server | null = null;
+
+  constructor(tree?: () => Tree | null) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'ekv_mount_' });
+    const t = tree ?? (() => null);
+    new Gauge({
+      name: 'ekv_mount_bytes_served_total',
+      help: 'Bytes returned to readers',
+      registers: [this.registry],
+      collect() {
+        this.set(t()?.stats.bytesServed ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'ekv_mount_files_opened_total',
+      help: 'Files opened by readers',
+      registers: [this.registry],
+      collect() {
+        this.set(t()?.stats.filesOpened ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'ekv_mount_cache_hit_ratio',
+      help: 'Rendered-content cache hit ratio',
+      registers: [this.registry],
+      collect() {
+        const s = t()?.content.stats;
+        this.set(s && s.hits + s.misses > 0 ? s.hits / (s.hits + s.misses) : 0);
+      },
+    });
+    new Gauge({
+      name: 'ekv_mount_cache_bytes',
+      help: 'Bytes of rendered content held in memory',
+      registers: [this.registry],
+      collect() {
+        this.set(t()?.content.cachedBytes ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'ekv_mount_read_errors_total',
+      help: 'Read errors by cause',
+      labelNames: ['cause'],
+      registers: [this.registry],
+      collect() {
+        for (const [cause, n] of t()?.stats.readErrors ?? []) this.set({ cause }, n);
+      },
+    });
+  }
+
+  /** Wrap a source so every page and get is counted. */
+  instrument(src: PageSource): PageSource {
+    const m = this;
+    return {
+      label: src.label,
+      async scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
+        m.sourceInFlight.inc();
+        try {
+          const page = await src.scanPage(start, end, ts, opts);
+          m.pagesFetched.inc();
+          m.keysFetched.inc(page.length);
+          let bytes = 0;
+          for (const kv of page) bytes += kv.value.length;
+          m.sourceBytes.inc(bytes);
+          return page;
+        } finally {
+          m.sourceInFlight.dec();
+        }
+      },
+      async get(key: Buffer, ts: bigint): Promise<Buffer | null> {
+        m.sourceInFlight.inc();
+        try {
+          const v = await src.get(key, ts);
+          m.pointGets.inc();
+          if (v) m.sourceBytes.inc(v.length);
+          return v;
+        } finally {
+          m.sourceInFlight.dec();
+        }
+      },
+      close: () => src.close(),
+    };
+  }
+
+  async listen(hostPort: string): Promise<string> {
+    const cut = hostPort.lastIndexOf(':');
+    const host = cut > 0 ? hostPort.slice(0, cut).replace(/^\[|\]$/g, '') : '127.0.0.1';
+    const port = parseInt(hostPort.slice(cut + 1), 10);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics-listen: bad address ${JSON.stringify(hostPort)}`);
+    this.server = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('see /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
+        (e: Error) => res.writeHead(500).end(e.message),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const a = this.server.address();
+    return typeof a === 'object' && a ? `${a.address}:${a.port}` : hostPort;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
