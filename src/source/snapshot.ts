@@ -61,31 +61,23 @@ interface Displaced {
 
 /** Buffered positional reader over a file handle. */
 class ChunkReader {
-  private buf = Buffer.alloc(0);
-  private bufStart = 0;
+  buf = Buffer.alloc(0);
+  bufStart = 0;
   constructor(
     private readonly fh: FileHandle,
     readonly fileSize: number,
     private readonly chunk = READ_CHUNK,
   ) {}
 
-  /** Bytes [pos, pos+n) — a view valid until the next call. Throws truncated past EOF. */
-  async bytes(pos: number, n: number): Promise<Buffer> {
-    if (pos + n > this.fileSize) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (need ${n} bytes, file is ${this.fileSize})`);
-    if (pos >= this.bufStart && pos + n <= this.bufStart + this.buf.length) {
-      return this.buf.subarray(pos - this.bufStart, pos - this.bufStart + n);
-    }
-    if (n > this.chunk) {
-      const out = Buffer.allocUnsafe(n);
-      await readFully(this.fh, out, pos);
-      return out;
-    }
-    const len = Math.min(this.chunk, this.fileSize - pos);
+  /** Make the window cover [pos, pos+need) (clamped to EOF); reads at most max(chunk, need) bytes. */
+  async window(pos: number, need: number): Promise<void> {
+    const want = Math.min(need, this.fileSize - pos);
+    if (pos >= this.bufStart && pos + want <= this.bufStart + this.buf.length) return;
+    const len = Math.min(Math.max(this.chunk, need), this.fileSize - pos);
     const b = this.buf.length === len ? this.buf : Buffer.allocUnsafe(len);
     await readFully(this.fh, b, pos);
     this.buf = b;
     this.bufStart = pos;
-    return this.buf.subarray(0, n);
   }
 }
 
@@ -98,49 +90,72 @@ async function readFully(fh: FileHandle, into: Buffer, pos: number): Promise<voi
   }
 }
 
-function readU64(b: Buffer, at: number): number {
+function u64(b: Buffer, at: number): number {
   const v = b.readBigUInt64LE(at);
   return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
 }
 
+type Parsed = FsmEntry | { meta: true; next: number } | null;
+
 /**
- * Parse the entry at `pos`. Returns null at a clean end of file (EOF exactly at an
- * entry boundary). Every length is checked against the store's limits before any
- * allocation is sized from it.
+ * Parse the entry framing at file offset `pos` from the reader's window. Returns
+ * the entry (userKey is a view into the window), null at a clean end of file, or
+ * the number of bytes from `pos` the window must hold to parse it. Every length
+ * is checked against the store's limits before anything is sized from it.
  */
-async function parseEntry(r: ChunkReader, pos: number): Promise<FsmEntry | 'meta' | null> {
-  if (pos === r.fileSize) return null;
-  if (pos + 8 > r.fileSize) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (partial key length)`);
-  const keyLen = readU64(await r.bytes(pos, 8), 0);
+function parseSync(r: ChunkReader, pos: number): Parsed | number {
+  const size = r.fileSize;
+  if (pos === size) return null;
+  const w = r.buf;
+  const o = pos - r.bufStart;
+  const avail = w.length - o;
+  if (pos + 8 > size) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (partial key length)`);
+  if (avail < 8) return 8;
+  const keyLen = u64(w, o);
   if (keyLen > MAX_ENCODED_KEY) throw new SourceError('key-too-large', `snapshot key length ${keyLen} at offset ${pos} exceeds limit ${MAX_ENCODED_KEY}`);
-  const key = Buffer.from(await r.bytes(pos + 8, keyLen));
   const vlPos = pos + 8 + keyLen;
-  const valLen = readU64(await r.bytes(vlPos, 8), 0);
+  if (vlPos + 8 > size) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (key of ${keyLen} bytes or value length runs past end of file)`);
+  if (avail < 16 + keyLen) return 16 + keyLen;
+  const valLen = u64(w, o + 8 + keyLen);
   if (valLen > MAX_ENCODED_VALUE) throw new SourceError('value-too-large', `snapshot value length ${valLen} at offset ${vlPos} exceeds limit ${MAX_ENCODED_VALUE}`);
   const valPos = vlPos + 8;
   const next = valPos + valLen;
-  if (next > r.fileSize) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (value of ${valLen} bytes runs past end of file)`);
-  if (PEBBLE_META_KEYS.has(key.toString('latin1'))) return 'meta';
+  if (next > size) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (value of ${valLen} bytes runs past end of file)`);
+  const key = w.subarray(o + 8, o + 8 + keyLen);
+  if (keyLen < 32 && keyLen > 8 && key[0] === 0x5f && PEBBLE_META_KEYS.has(key.toString('latin1'))) return { meta: true, next };
   if (keyLen < TS_SUFFIX_BYTES) throw new SourceError('short-key', `encoded key at offset ${pos} is ${keyLen} bytes, shorter than the 8-byte timestamp suffix`);
   if (valLen < VALUE_HEADER_BYTES) throw new SourceError('short-value', `encoded value at offset ${vlPos} is ${valLen} bytes, shorter than the 9-byte value header`);
-  const hdr = await r.bytes(valPos, VALUE_HEADER_BYTES);
-  const flags = hdr[0]!;
+  if (avail < 16 + keyLen + VALUE_HEADER_BYTES) return 16 + keyLen + VALUE_HEADER_BYTES;
+  const h = o + 16 + keyLen;
+  const flags = w[h]!;
   if (flags & FLAG_RESERVED_MASK) throw new SourceError('encrypted-reserved', `value header at offset ${valPos} carries reserved flag bits (0x${flags.toString(16)})`);
   const enc = (flags & FLAG_ENC_STATE_MASK) >> 1;
   if (enc === 1) throw new SourceError('encrypted', `snapshot contains encrypted entries (offset ${pos}); ekv-mount does not hold the decryption keyring`);
   if (enc !== 0) throw new SourceError('encrypted-reserved', `value header at offset ${valPos} carries reserved encryption state ${enc}`);
-  const userKey = key.subarray(0, keyLen - TS_SUFFIX_BYTES);
-  const inv = key.readBigUInt64BE(keyLen - TS_SUFFIX_BYTES);
   return {
     offset: pos,
-    userKey,
-    commitTS: TWO64 - 1n - inv,
+    userKey: key.subarray(0, keyLen - TS_SUFFIX_BYTES),
+    commitTS: TWO64 - 1n - key.readBigUInt64BE(keyLen - TS_SUFFIX_BYTES),
     tombstone: (flags & FLAG_TOMBSTONE) !== 0,
-    expireAt: hdr.readBigUInt64LE(1),
+    expireAt: w.readBigUInt64LE(h + 1),
     valueOffset: valPos + VALUE_HEADER_BYTES,
     valueLength: valLen - VALUE_HEADER_BYTES,
     next,
   };
+}
+
+async function parseEntry(r: ChunkReader, pos: number): Promise<Parsed> {
+  let need = 256;
+  for (;;) {
+    await r.window(pos, need);
+    const p = parseSync(r, pos);
+    if (typeof p !== 'number') return p;
+    need = p;
+  }
+}
+
+function isMeta(p: Parsed): p is { meta: true; next: number } {
+  return p !== null && 'meta' in p;
 }
 
 export interface SnapshotStats {
@@ -185,44 +200,50 @@ export class SnapshotSource implements PageSource {
   private async buildIndex(): Promise<void> {
     const r = new ChunkReader(this.fh, this.fileSize, 4 << 20);
     let pos = HEADER_BYTES;
-    let max: Buffer | null = null;
+    // The running maximum user key lives in one reusable buffer: no allocation per entry.
+    const maxBuf = Buffer.allocUnsafe(MAX_ENCODED_KEY);
+    let maxLen = -1;
     let lastPointPos = -Infinity;
     let sincePoint = Infinity;
+    await r.window(pos, 256);
     for (;;) {
-      const e = await parseEntry(r, pos);
-      if (e === null) break;
-      if (e === 'meta') {
+      let p = parseSync(r, pos);
+      if (typeof p === 'number') {
+        await r.window(pos, Math.max(p, 256));
+        p = parseSync(r, pos);
+        if (typeof p === 'number') throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos}`);
+      }
+      if (p === null) break;
+      if (isMeta(p)) {
         this.stats.metaKeys++;
-        // Skip: compute next from the framing again (cheap, already validated).
-        const keyLen = readU64(await r.bytes(pos, 8), 0);
-        const valLen = readU64(await r.bytes(pos + 8 + keyLen, 8), 0);
-        pos = pos + 16 + keyLen + valLen;
+        pos = p.next;
         continue;
       }
       this.stats.entries++;
-      const cmp = max === null ? 1 : compareKeys(e.userKey, max);
+      const cmp = maxLen < 0 ? 1 : Buffer.compare(p.userKey, maxBuf.subarray(0, maxLen));
       if (cmp < 0) {
         this.displaced.push({
-          key: Buffer.from(e.userKey),
-          commitTS: e.commitTS,
-          tombstone: e.tombstone,
-          expireAt: e.expireAt,
-          valueOffset: e.valueOffset,
-          valueLength: e.valueLength,
+          key: Buffer.from(p.userKey),
+          commitTS: p.commitTS,
+          tombstone: p.tombstone,
+          expireAt: p.expireAt,
+          valueOffset: p.valueOffset,
+          valueLength: p.valueLength,
         });
       } else {
         if (cmp > 0) {
-          max = Buffer.from(e.userKey);
+          p.userKey.copy(maxBuf);
+          maxLen = p.userKey.length;
           // Index points only at the first version of a user key in the main sequence.
           if (pos - lastPointPos >= INDEX_EVERY_BYTES || sincePoint >= INDEX_EVERY_ENTRIES) {
-            this.index.push({ offset: pos, key: max });
+            this.index.push({ offset: pos, key: Buffer.from(p.userKey) });
             lastPointPos = pos;
             sincePoint = 0;
           }
         }
         sincePoint++;
       }
-      pos = e.next;
+      pos = p.next;
     }
     this.displaced.sort((a, b) => compareKeys(a.key, b.key) || (a.commitTS > b.commitTS ? -1 : a.commitTS < b.commitTS ? 1 : 0));
     this.stats.displaced = this.displaced.length;
@@ -267,10 +288,8 @@ export class SnapshotSource implements PageSource {
       for (;;) {
         const e = await parseEntry(r, pos);
         if (e === null) return null;
-        if (e === 'meta') {
-          const keyLen = readU64(await r.bytes(pos, 8), 0);
-          const valLen = readU64(await r.bytes(pos + 8 + keyLen, 8), 0);
-          pos = pos + 16 + keyLen + valLen;
+        if (isMeta(e)) {
+          pos = e.next;
           continue;
         }
         pos = e.next;
@@ -376,14 +395,21 @@ export async function* readFsmEntries(path: string): AsyncGenerator<{ key: Buffe
     for (;;) {
       const e = await parseEntry(r, pos);
       if (e === null) return;
-      if (e === 'meta') {
-        const keyLen = readU64(await r.bytes(pos, 8), 0);
-        const valLen = readU64(await r.bytes(pos + 8 + keyLen, 8), 0);
-        pos = pos + 16 + keyLen + valLen;
+      if (isMeta(e)) {
+        pos = e.next;
         continue;
       }
-      const value = Buffer.from(await r.bytes(e.valueOffset, e.valueLength));
-      yield { key: Buffer.from(e.userKey), commitTS: e.commitTS, tombstone: e.tombstone, expireAt: e.expireAt, value };
+      const key = Buffer.from(e.userKey);
+      let value: Buffer;
+      if (e.valueLength <= READ_CHUNK) {
+        await r.window(e.valueOffset, e.valueLength);
+        const at = e.valueOffset - r.bufStart;
+        value = Buffer.from(r.buf.subarray(at, at + e.valueLength));
+      } else {
+        value = Buffer.allocUnsafe(e.valueLength);
+        await readFully(fh, value, e.valueOffset);
+      }
+      yield { key, commitTS: e.commitTS, tombstone: e.tombstone, expireAt: e.expireAt, value };
       pos = e.next;
     }
   } finally {
