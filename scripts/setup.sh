@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in libfuse2 fuse3 rsync jq fio hyperfine tar coreutils diffutils procps; do
+for p in libfuse2 fuse3 rsync jq fio hyperfine tar coreutils diffutils procps openssl; do
   have_pkg "$p" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

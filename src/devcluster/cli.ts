@@ -1,0 +1,118 @@
+/**
+ * ekv-devcluster: serve a MemorySource (demo data or a loaded .fsm snapshot)
+ * over elastickv's gRPC contract, for live-mount demos and tests.
+ *
+ *   ekv-devcluster --listen 127.0.0.1:<port> (--demo | --snapshot <file.fsm>)
+ *     [--no-backup-rpc] [--min-ttl-ms N] [--max-ttl-ms N] [--max-pins N]
+ *     [--retention-ms N] [--latency-ms N] [--fail-rate X]
+ *     [--drop-connections-every-ms N] [--token T] [--auth-all] [--log-level L]
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino } from 'pino';
+import { MemorySource } from '../source/memory.js';
+import { readFsmEntries, readFsmHeader } from '../source/snapshot.js';
+import { startDevCluster, DEFAULT_MAX_ACTIVE_PINS, DEFAULT_MAX_TTL_MS, DEFAULT_MIN_TTL_MS } from './server.js';
+
+function intArg(name: string): (v: string) => number {
+  return (v) => {
+    if (!/^[0-9]+$/.test(v)) throw new InvalidArgumentError(`${name}: expected a non-negative integer`);
+    return Number(v);
+  };
+}
+
+function rateArg(v: string): number {
+  const x = Number(v);
+  if (!Number.isFinite(x) || x < 0 || x > 1) throw new InvalidArgumentError('expected a number between 0 and 1');
+  return x;
+}
+
+export function buildCommand(): Command {
+  return new Command('ekv-devcluster')
+    .description('A single-process elastickv stand-in speaking RawKV / Distribution / Admin backup gRPC over in-memory data.')
+    .requiredOption('--listen <host:port>', 'address to listen on (port 0 picks a free one)')
+    .option('--demo', 'serve the built-in demo data set', false)
+    .option('--snapshot <file.fsm>', 'serve the contents of an elastickv .fsm snapshot')
+    .option('--no-backup-rpc', 'do not serve Admin.BeginBackup/RenewBackup/EndBackup (an older cluster)')
+    .option('--min-ttl-ms <n>', 'smallest backup pin TTL accepted', intArg('--min-ttl-ms'), DEFAULT_MIN_TTL_MS)
+    .option('--max-ttl-ms <n>', 'largest backup pin TTL accepted', intArg('--max-ttl-ms'), DEFAULT_MAX_TTL_MS)
+    .option('--max-pins <n>', 'max_active_backup_pins', intArg('--max-pins'), DEFAULT_MAX_ACTIVE_PINS)
+    .option('--sweep-interval-ms <n>', 'pin sweeper period', intArg('--sweep-interval-ms'), 1000)
+    .option('--retention-ms <n>', 'MVCC retention: reads older than this (and not pinned) fail as compacted', intArg('--retention-ms'))
+    .option('--latency-ms <n>', 'latency added to every RPC', intArg('--latency-ms'), 0)
+    .option('--fail-rate <x>', 'fraction of data RPCs answered UNAVAILABLE', rateArg, 0)
+    .option('--drop-connections-every-ms <n>', 'drop every client connection this often', intArg('--drop-connections-every-ms'))
+    .option('--token <token>', 'require "authorization: Bearer <token>" on Admin RPCs (or env EKV_ADMIN_TOKEN)')
+    .option('--auth-all', 'require the token on every RPC, not only Admin', false)
+    .addOption(new Option('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
+}
+
+/** Load an .fsm into a MemorySource; returns it with the header's lastCommitTS. */
+export async function loadSnapshot(path: string): Promise<{ source: MemorySource; lastCommitTS: bigint }> {
+  const { lastCommitTS } = await readFsmHeader(path);
+  const source = new MemorySource(`devcluster:${path}`);
+  let maxTs = lastCommitTS;
+  for await (const e of readFsmEntries(path)) {
+    source.appendSorted(e.key, { commitTS: e.commitTS, tombstone: e.tombstone, expireAt: e.expireAt, value: e.value });
+    if (e.commitTS > maxTs) maxTs = e.commitTS;
+  }
+  return { source, lastCommitTS: maxTs };
+}
+
+async function loadDemo(): Promise<MemorySource> {
+  // The demo data set lives in src/demo/data.ts (buildDemoSource()).
+  const spec = '../demo/data.js';
+  let mod: { buildDemoSource?: () => MemorySource | Promise<MemorySource> };
+  try {
+    mod = (await import(spec)) as typeof mod;
+  } catch (e) {
+    throw new Error(`--demo: the demo data set is not available in this build (${(e as Error).message})`);
+  }
+  if (typeof mod.buildDemoSource !== 'function') throw new Error('--demo: src/demo/data.ts does not export buildDemoSource()');
+  return mod.buildDemoSource();
+}
+
+/** Run until SIGINT/SIGTERM. */
+export async function main(argv: string[]): Promise<void> {
+  const cmd = buildCommand();
+  cmd.parse(argv);
+  const o = cmd.opts();
+  if (!!o.demo === !!o.snapshot) throw new Error('choose exactly one of --demo or --snapshot <file.fsm>');
+  const log = pino(
+    { level: String(o.logLevel), base: { pid: process.pid, name: 'ekv-devcluster' }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ fd: 1, sync: true }),
+  );
+  let source: MemorySource;
+  let initialTs = 0n;
+  if (o.snapshot) {
+    const t0 = performance.now();
+    const loaded = await loadSnapshot(String(o.snapshot));
+    source = loaded.source;
+    initialTs = loaded.lastCommitTS;
+    log.info({ file: o.snapshot, keys: source.size, last_commit_ts: loaded.lastCommitTS.toString(), load_ms: Math.round(performance.now() - t0) }, 'snapshot loaded');
+  } else {
+    source = await loadDemo();
+  }
+  const cluster = await startDevCluster({
+    listen: String(o.listen),
+    source,
+    backupRpc: o.backupRpc !== false,
+    minTtlMs: o.minTtlMs as number,
+    maxTtlMs: o.maxTtlMs as number,
+    maxActivePins: o.maxPins as number,
+    sweepIntervalMs: o.sweepIntervalMs as number,
+    retentionMs: (o.retentionMs as number | undefined) ?? null,
+    latencyMs: o.latencyMs as number,
+    failRate: o.failRate as number,
+    dropConnectionsEveryMs: o.dropConnectionsEveryMs as number | undefined,
+    token: (o.token as string | undefined) ?? process.env.EKV_ADMIN_TOKEN,
+    authAll: !!o.authAll,
+    initialTs,
+    log,
+  });
+  const sig = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  log.info({ signal: sig }, 'shutting down');
+  await cluster.close();
+}

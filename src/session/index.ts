@@ -1,0 +1,5 @@
+export { BackupSession, pinRef, pinTokenFromText, pinTokenToText } from './session.js';
+export type { BackupSessionOptions, BeginOptions, BeginResult, PinMode, SessionCounters, SessionState } from './session.js';
+export { PinnedSource } from './pinned.js';
+export { openClusterSession } from './open.js';
+export type { OpenClusterOptions, OpenedCluster } from './open.js';

@@ -1,0 +1,294 @@
+/**
+ * BackupSession: the read timestamp of a live mount and, when the cluster
+ * supports it, the backup pin that keeps the compactor from retiring versions
+ * at that timestamp (elastickv's proposed Admin.BeginBackup / RenewBackup /
+ * EndBackup, docs/design/2026_04_29_proposed_logical_backup.md).
+ *
+ * Modes:
+ *  - 'pinned'   BeginBackup succeeded: we own the pin, renew it every ttl/3, end it on close.
+ *  - 'joined'   --pin-token (+ --read-ts): another host owns the pin; we renew it, never end it.
+ *  - 'unpinned' BeginBackup is UNIMPLEMENTED (fallback to Distribution.GetTimestamp), or
+ *               --read-ts was given without a pin: nothing protects the read ts; loud warning.
+ *
+ * Renewal: each renewal that fails is retried `retries` (3) times `retryDelayMs` (500 ms)
+ * apart. When the last retry fails, or the pin's deadline passes without a
+ * successful renewal, the session is LOST: check() throws SourceError('pin_lost')
+ * from then on (every read gets EIO) and one critical log line is written.
+ *
+ * Tokens (admin bearer token, pin token) are never logged; a pin is identified
+ * in logs by a short hash (`pin_ref`).
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log.js';
+import type { ClusterClient } from '../source/cluster.js';
+import { SourceError } from '../source/types.js';
+
+export type PinMode = 'pinned' | 'unpinned' | 'joined';
+export type SessionState = 'idle' | 'active' | 'lost' | 'ended';
+
+export interface BeginResult {
+  readTs: bigint;
+  /** The pin token (null when unpinned). Opaque bytes; see pinTokenToText(). */
+  pinToken: Buffer | null;
+  mode: PinMode;
+  /** TTL the server granted (ms); 0 when unpinned. */
+  ttlMs: number;
+}
+
+export interface BeginOptions {
+  /** Requested pin TTL (ms). The server bounds it (60 s - 24 h in elastickv). */
+  ttlMs: number;
+  /** --read-ts: read at this ts. Without pinToken the session is unpinned. */
+  readTs?: bigint;
+  /** --pin-token: join a pin another host began (requires readTs). Text (hex) or bytes. */
+  pinToken?: Buffer | string;
+}
+
+export interface BackupSessionOptions {
+  client: ClusterClient;
+  log: Logger;
+  /** Retries after a failed renewal attempt. Default 3. */
+  retries?: number;
+  /** Delay between renewal retries (ms). Default 500. */
+  retryDelayMs?: number;
+  /** Deadline of each admin RPC (ms). Default min(10 s, ttl/6) for renewals, 30 s otherwise. */
+  rpcDeadlineMs?: number;
+}
+
+export interface SessionCounters {
+  renewals: number;
+  renewalFailures: number;
+}
+
+/** Events: 'renewed' ({ttlMs}), 'renewal_failed' ({attempt, error}), 'lost' ({reason}), 'ended' (). */
+export class BackupSession extends EventEmitter {
+  private readonly client: ClusterClient;
+  private readonly log: Logger;
+  private readonly retries: number;
+  private readonly retryDelayMs: number;
+  private readonly rpcDeadlineMs?: number;
+
+  state: SessionState = 'idle';
+  mode: PinMode | null = null;
+  readTs: bigint | null = null;
+  private token: Buffer | null = null;
+  private ttlMs = 0;
+  /** Local estimate of the server-side deadline (epoch ms): last renewal send time + ttl. */
+  private deadline = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private renewing: Promise<void> | null = null;
+  private ending: Promise<void> | null = null;
+  lostReason: string | null = null;
+  readonly counters: SessionCounters = { renewals: 0, renewalFailures: 0 };
+
+  constructor(opts: BackupSessionOptions) {
+    super();
+    this.client = opts.client;
+    this.log = opts.log;
+    this.retries = Math.max(0, opts.retries ?? 3);
+    this.retryDelayMs = Math.max(0, opts.retryDelayMs ?? 500);
+    this.rpcDeadlineMs = opts.rpcDeadlineMs;
+  }
+
+  /** Short, non-reversible pin reference for logs. */
+  get pinRef(): string | null {
+    return this.token ? pinRef(this.token) : null;
+  }
+
+  /** The pin token as text (hex), for handing to another host's --pin-token. Null when unpinned. */
+  get pinTokenText(): string | null {
+    return this.token ? pinTokenToText(this.token) : null;
+  }
+
+  async begin(opts: BeginOptions): Promise<BeginResult> {
+    if (this.state !== 'idle') throw new Error('backup session already begun');
+    const ttlMs = Math.floor(opts.ttlMs);
+    if (opts.pinToken !== undefined) {
+      if (opts.readTs === undefined) throw new SourceError('config', '--pin-token needs --read-ts: the read_ts of the pin being joined (the host that began it reports both)');
+      const token = typeof opts.pinToken === 'string' ? pinTokenFromText(opts.pinToken) : Buffer.from(opts.pinToken);
+      this.token = token;
+      this.readTs = opts.readTs;
+      this.mode = 'joined';
+      // Validate and take a share in the pin's lifetime right away.
+      const sent = Date.now();
+      let granted: number;
+      try {
+        granted = (await this.client.renewBackup(token, ttlMs, this.rpcDeadline(ttlMs))).ttlMsEffective || ttlMs;
+      } catch (e) {
+        this.token = null;
+        throw new SourceError((e as SourceError).code ?? 'pin_join', `cannot join backup pin ${pinRef(token)}: ${(e as Error).message}`);
+      }
+      this.activate(granted, sent);
+      this.log.info({ mode: 'joined', read_ts: this.readTs.toString(), pin_ref: this.pinRef, ttl_ms: granted }, 'backup pin joined');
+      return this.result();
+    }
+    if (opts.readTs !== undefined) {
+      this.readTs = opts.readTs;
+      this.mode = 'unpinned';
+      this.state = 'active';
+      this.log.warn(
+        { mode: 'unpinned', read_ts: this.readTs.toString() },
+        'reading at --read-ts WITHOUT a backup pin: the cluster may compact versions at this timestamp mid-read; reads would then fail with EIO',
+      );
+      return this.result();
+    }
+    const sent = Date.now();
+    try {
+      const r = await this.client.beginBackup(ttlMs, this.rpcDeadlineMs);
+      this.token = r.pinToken;
+      this.readTs = r.readTs;
+      this.mode = 'pinned';
+      this.activate(r.ttlMsEffective || ttlMs, sent);
+      this.log.info({ mode: 'pinned', read_ts: this.readTs.toString(), pin_ref: this.pinRef, ttl_ms: this.ttlMs }, 'backup pin begun');
+      return this.result();
+    } catch (e) {
+      if (!(e instanceof SourceError) || e.code !== 'unimplemented') throw e;
+    }
+    // The cluster predates the backup RPCs: fall back to a fresh timestamp, unprotected.
+    this.readTs = await this.client.getTimestamp();
+    this.mode = 'unpinned';
+    this.state = 'active';
+    this.log.warn(
+      { mode: 'unpinned', read_ts: this.readTs.toString() },
+      'cluster does not implement Admin.BeginBackup: mounting at a fresh timestamp WITHOUT a backup pin; the compactor may retire versions at this read_ts and reads would then fail with EIO',
+    );
+    return this.result();
+  }
+
+  private result(): BeginResult {
+    return { readTs: this.readTs!, pinToken: this.token, mode: this.mode!, ttlMs: this.mode === 'unpinned' ? 0 : this.ttlMs };
+  }
+
+  private rpcDeadline(ttlMs: number): number {
+    return this.rpcDeadlineMs ?? Math.max(1000, Math.min(10_000, Math.floor(ttlMs / 6)));
+  }
+
+  private activate(ttlMs: number, sentAt: number): void {
+    this.ttlMs = ttlMs;
+    this.deadline = sentAt + ttlMs;
+    this.state = 'active';
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.state !== 'active' || !this.token) return;
+    const every = Math.max(10, Math.floor(this.ttlMs / 3));
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.renewing = this.renewWithRetry().finally(() => {
+        this.renewing = null;
+        this.schedule();
+      });
+    }, every);
+    this.timer.unref();
+  }
+
+  /** One renewal round: first attempt plus `retries` retries, `retryDelayMs` apart. */
+  private async renewWithRetry(): Promise<void> {
+    const token = this.token;
+    if (!token) return;
+    let lastErr = '';
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      if (this.state !== 'active') return;
+      if (Date.now() >= this.deadline) {
+        this.markLost(`pin deadline passed before a renewal succeeded${lastErr ? ` (last error: ${lastErr})` : ''}`);
+        return;
+      }
+      const sent = Date.now();
+      try {
+        const r = await this.client.renewBackup(token, this.ttlMs, this.rpcDeadline(this.ttlMs));
+        if (this.state !== 'active') return;
+        const granted = r.ttlMsEffective || this.ttlMs;
+        this.deadline = sent + granted;
+        this.counters.renewals++;
+        this.emit('renewed', { ttlMs: granted });
+        this.log.debug({ pin_ref: this.pinRef, ttl_ms: granted, renewals: this.counters.renewals }, 'backup pin renewed');
+        return;
+      } catch (e) {
+        if (this.state !== 'active') return;
+        lastErr = e instanceof Error ? e.message : String(e);
+        this.counters.renewalFailures++;
+        this.emit('renewal_failed', { attempt: attempt + 1, error: lastErr });
+        this.log.warn({ pin_ref: this.pinRef, attempt: attempt + 1, of: this.retries + 1, err: lastErr }, 'backup pin renewal failed');
+        if (attempt < this.retries) await sleepUnref(this.retryDelayMs);
+      }
+    }
+    this.markLost(`renewal failed ${this.retries + 1} times (last error: ${lastErr})`);
+  }
+
+  /**
+   * The pin no longer protects readTs. Idempotent; one critical log line.
+   * Also called by PinnedSource when a read at the pinned ts reports compaction.
+   */
+  markLost(reason: string): void {
+    if (this.state !== 'active' || this.mode === 'unpinned') return;
+    this.state = 'lost';
+    this.lostReason = reason;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.log.error(
+      { severity: 'critical', pin_ref: this.pinRef, read_ts: this.readTs?.toString(), reason, renewals: this.counters.renewals, renewal_failures: this.counters.renewalFailures },
+      'backup pin LOST: every further read fails with EIO (versions at read_ts may be compacted); remount to start a new pin',
+    );
+    this.emit('lost', { reason });
+  }
+
+  /** Throws SourceError('pin_lost') once the pin is lost (or its deadline passed). Cheap: call before every read. */
+  check(): void {
+    if (this.state === 'active' && this.mode !== 'unpinned' && this.token && Date.now() >= this.deadline) {
+      this.markLost('pin deadline passed without a successful renewal');
+    }
+    if (this.state === 'lost') throw new SourceError('pin_lost', `backup pin lost: ${this.lostReason}`);
+    if (this.state === 'ended') throw new SourceError('pin_lost', 'backup session ended');
+  }
+
+  get lost(): boolean {
+    return this.state === 'lost';
+  }
+
+  /**
+   * Stop renewing; EndBackup when we own the pin. Idempotent, never throws
+   * (a failed EndBackup is logged; the server's sweeper reaps the pin at its deadline).
+   */
+  end(): Promise<void> {
+    if (this.ending) return this.ending;
+    this.ending = (async () => {
+      const wasOwned = this.mode === 'pinned' && this.token !== null;
+      const prev = this.state;
+      this.state = 'ended';
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      await this.renewing?.catch(() => {});
+      if (wasOwned && prev !== 'idle') {
+        try {
+          await this.client.endBackup(this.token!, this.rpcDeadlineMs ?? 10_000);
+          this.log.info({ pin_ref: this.pinRef, renewals: this.counters.renewals }, 'backup pin ended');
+        } catch (e) {
+          this.log.warn({ pin_ref: this.pinRef, err: (e as Error).message }, 'EndBackup failed; the cluster will expire the pin at its deadline');
+        }
+      }
+      this.emit('ended');
+    })();
+    return this.ending;
+  }
+}
+
+export function pinRef(token: Buffer): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 12);
+}
+
+/** Pin tokens travel between hosts as lowercase hex. */
+export function pinTokenToText(token: Buffer): string {
+  return token.toString('hex');
+}
+
+export function pinTokenFromText(text: string): Buffer {
+  const t = text.trim();
+  if (t.length === 0 || t.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(t)) throw new SourceError('config', '--pin-token: expected the hex pin token printed by the host that began the pin');
+  return Buffer.from(t, 'hex');
+}
+
+function sleepUnref(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
