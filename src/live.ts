@@ -1,10 +1,93 @@
+/**
+ * Live mounts: --cluster (elastickv's gRPC contract) and --demo (the dev cluster
+ * started in-process with demo data, mounted through the same live path).
+ */
+import { createHash } from 'node:crypto';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { MountConfig, OpenedSource } from './runner.js';
+import { renderManifest, PHASE_LIVE_PINNED, PHASE_LIVE_UNPINNED } from './format/manifest.js';
+import { openClusterSession } from './session/open.js';
+import { scopesFromKeyspace, type AdapterScopes } from './session/scopes.js';
+import { SnapshotView } from './source/range.js';
+import type { AdapterName } from './adapters/types.js';
+import type { ListAdaptersAndScopesResponse } from './source/cluster.js';
 
 export type LiveHandle = OpenedSource;
 
-/** Live cluster / demo mounts (filled in by the live-mount work). */
-export async function openLive(cfg: MountConfig, _log: Logger, _metrics: Metrics): Promise<LiveHandle> {
-  throw new Error(cfg.demo ? '--demo is not available in this build yet' : '--cluster is not available in this build yet');
+const UNPINNED_WARNING =
+  'the cluster has no Admin.BeginBackup RPC: this mount reads at a fixed read_ts WITHOUT a pin; the compactor may retire versions mid-copy (reads then fail with EIO, never wrong bytes)';
+
+export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics): Promise<LiveHandle> {
+  let endpoints = cfg.clusters;
+  let stopDemo: (() => Promise<void>) | null = null;
+  if (cfg.demo) {
+    const { startDevCluster } = await import('./devcluster/server.js');
+    const { buildDemoSource } = await import('./demo/data.js');
+    const demo = await startDevCluster({ listen: '127.0.0.1:0', source: buildDemoSource(), backupRpc: true, log: log.child({ component: 'devcluster' }) });
+    endpoints = [demo.address];
+    stopDemo = () => demo.close();
+    log.info({ address: demo.address }, 'demo cluster started');
+  }
+  let opened;
+  try {
+    opened = await openClusterSession({
+      endpoints,
+      token: cfg.adminToken,
+      tls: cfg.tls,
+      ttlMs: cfg.pinTtlSeconds * 1000,
+      readTs: cfg.readTs,
+      pinToken: cfg.pinToken,
+      log,
+      counters: metrics,
+    });
+  } catch (e) {
+    await stopDemo?.();
+    throw e;
+  }
+  const o = opened;
+  if (o.mode === 'unpinned') {
+    log.warn({ read_ts: o.readTs.toString() }, UNPINNED_WARNING);
+    process.stderr.write(`ekv-mount: WARNING: ${UNPINNED_WARNING}\n`);
+  }
+  // Scopes for MANIFEST: the server's answer when it has the Backup RPCs, else our own read of the metadata prefixes.
+  let scopes: AdapterScopes;
+  try {
+    scopes =
+      o.mode !== 'unpinned' && o.pinToken
+        ? await o.client.call<{ pin_token: Buffer }, ListAdaptersAndScopesResponse>('Admin', 'ListAdaptersAndScopes', { pin_token: o.pinToken })
+        : await scopesFromKeyspace(new SnapshotView(o.source, o.readTs, cfg.pageSize));
+  } catch (e) {
+    await o.close().catch(() => {});
+    await stopDemo?.();
+    throw e;
+  }
+  const scopeMap = new Map<AdapterName, string[] | number[]>([
+    ['dynamodb', scopes.dynamodb_tables],
+    ['s3', scopes.s3_buckets],
+    ['redis', scopes.redis_databases.map(Number)],
+    ['sqs', scopes.sqs_queues],
+  ]);
+  const mountedAt = new Date();
+  return {
+    source: o.source,
+    readTs: o.readTs,
+    guard: o.guard,
+    manifest: () =>
+      renderManifest({
+        phase: o.mode === 'unpinned' ? PHASE_LIVE_UNPINNED : PHASE_LIVE_PINNED,
+        elastickvVersion: cfg.elastickvVersion,
+        clusterId: cfg.clusterId,
+        wallTime: mountedAt,
+        live: { readTs: o.readTs, pinTokenSha256: o.pinToken ? createHash('sha256').update(o.pinToken).digest('hex') : undefined },
+        scopes: scopeMap,
+        options: cfg.decode,
+        extra: o.mode === 'unpinned' ? { warning: UNPINNED_WARNING } : undefined,
+      }),
+    describe: { source: cfg.demo ? 'demo' : 'cluster', endpoints, read_ts: o.readTs.toString(), pin_mode: o.mode },
+    close: async () => {
+      await o.close();
+      await stopDemo?.();
+    },
+  };
 }
