@@ -6,7 +6,7 @@ import { fork } from 'node:child_process';
 import { Command, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { ADAPTER_NAMES, defaultDecodeOptions, type AdapterName, type DecodeOptions } from './adapters/types.js';
-import { parseSize } from './units.js';
+import { parseDurationMs, parseSize } from './units.js';
 import { runMount, type MountConfig } from './runner.js';
 
 function collect(v: string, prev: string[]): string[] {
@@ -42,7 +42,7 @@ export function buildCommand(): Command {
     .option('--tls-ca <file>', 'PEM CA bundle for the cluster')
     .option('--tls-cert <file>', 'PEM client certificate')
     .option('--tls-key <file>', 'PEM client key')
-    .option('--pin-ttl <seconds>', 'backup pin TTL; renewed every ttl/3', '300')
+    .option('--pin-ttl <duration>', 'backup pin TTL (e.g. 300s, 5m); renewed every ttl/3', '300s')
     .option('--pin-token <token>', 'join a pin another host began (renewed here, never ended here)')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics here')
     .option('--progress-interval <seconds>', 'progress log line interval while reads happen (0 = off)', '10')
@@ -116,7 +116,7 @@ export function configFromArgs(argv: string[]): MountConfig {
     elastickvVersion: String(o.elastickvVersion),
     adminToken: (o.adminToken as string | undefined) ?? process.env.EKV_ADMIN_TOKEN,
     tls: o.tlsCa || o.tlsCert || o.tlsKey ? { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey } : undefined,
-    pinTtlSeconds: Math.max(1, parseInt(String(o.pinTtl), 10) || 300),
+    pinTtlMs: parseDurationMs(String(o.pinTtl)),
     pinToken: o.pinToken as string | undefined,
     metricsListen: o.metricsListen as string | undefined,
     progressIntervalSeconds: Math.max(0, parseFloat(String(o.progressInterval)) || 0),

@@ -35,7 +35,7 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
       endpoints,
       token: cfg.adminToken,
       tls: cfg.tls,
-      ttlMs: cfg.pinTtlSeconds * 1000,
+      ttlMs: cfg.pinTtlMs,
       readTs: cfg.readTs,
       pinToken: cfg.pinToken,
       log,

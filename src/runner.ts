@@ -34,7 +34,7 @@ export interface MountConfig {
   elastickvVersion: string;
   adminToken?: string;
   tls?: { ca?: string; cert?: string; key?: string };
-  pinTtlSeconds: number;
+  pinTtlMs: number;
   pinToken?: string;
   metricsListen?: string;
   progressIntervalSeconds: number;

@@ -16,3 +16,11 @@ export function formatSize(n: number): string {
   }
   return `${v}${u[i]}`;
 }
+
+/** Parse "300", "300s", "1500ms", "5m", "1h" into milliseconds (a bare number is seconds). */
+export function parseDurationMs(s: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(s);
+  if (!m) throw new Error(`invalid duration ${JSON.stringify(s)} (use e.g. 300s, 1500ms, 5m)`);
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(parseFloat(m[1]!) * mult);
+}
