@@ -17,7 +17,7 @@ describe('golden pairs over a snapshot mount', () => {
 
   for (const c of cases) {
     it(`${c.name}: cp -r of the mount diff -r clean against expected; sha256sum -c passes`, async () => {
-      const m = await mount(['--snapshot', c.fsm]);
+      const m = await mount(['--snapshot', c.fsm, ...c.flags]);
       const scratch = tempDir('ekv-golden-');
       try {
         const inMount = await sh('sha256sum --quiet -c CHECKSUMS', m.mnt);

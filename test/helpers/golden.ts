@@ -7,6 +7,8 @@ export interface GoldenCase {
   name: string;
   fsm: string;
   expected: string;
+  /** Decode flags the expected tree was made with (flags.json); passed to ekv-mount too. */
+  flags: string[];
 }
 
 export const GOLDEN_DIRS = [join(ROOT, '..', 'shared', 'golden'), join(ROOT, 'test', 'golden')];
@@ -21,7 +23,9 @@ export function goldenCases(): GoldenCase[] {
       const fsm = readdirSync(dir).find((f) => f.endsWith('.fsm'));
       const expected = join(dir, 'expected');
       if (!fsm || !existsSync(expected)) continue;
-      out.push({ name: `${base.includes('shared') ? 'shared' : 'local'}/${name}`, fsm: join(dir, fsm), expected });
+      const flagsFile = join(dir, 'flags.json');
+      const flags = existsSync(flagsFile) ? (JSON.parse(readFileSync(flagsFile, 'utf8')) as string[]) : [];
+      out.push({ name: `${base.includes('shared') ? 'shared' : 'local'}/${name}`, fsm: join(dir, fsm), expected, flags });
     }
   }
   return out;
