@@ -132,25 +132,56 @@ describe('BackupSession', () => {
     expect(dc.calls.get('EndBackup')).toBeUndefined();
   });
 
-  it('renewal failures past the retry budget lose the session; reads then fail', async () => {
+  it('renewal failures past the retry budget suspend reads (EIO); the deadline passing unconfirmed loses the pin', async () => {
     const { dc, session, src, client } = await setup();
     const r = await session.begin({ ttlMs: 600 });
     expect((await src.get(b('a'), r.readTs))?.toString()).toBe('a@20');
     let lostEvents = 0;
+    let suspendedEvents = 0;
     session.on('lost', () => lostEvents++);
-    dc.injectFailure('RenewBackup', Infinity);
-    await until(() => session.lost, 3000);
+    session.on('suspended', () => suspendedEvents++);
+    dc.injectFailure('RenewBackup', Infinity); // UNAVAILABLE: a transport failure, not a refusal
+    await until(() => session.suspended, 3000);
     expect(session.counters.renewalFailures).toBe(4); // first attempt + 3 retries
+    expect(await codeOf(src.get(b('a'), r.readTs))).toBe('pin_unconfirmed');
+    expect(await codeOf(src.scanPage(Buffer.alloc(0), null, r.readTs, { limit: 5 }))).toBe('pin_unconfirmed');
+    await until(() => session.lost, 3000);
+    expect(suspendedEvents).toBe(1);
     expect(lostEvents).toBe(1);
     const crit = client.lines.filter((l) => l.severity === 'critical');
-    expect(crit).toHaveLength(1);
-    expect(String(crit[0]!.msg)).toMatch(/backup pin LOST/);
+    expect(crit.map((l) => String(l.msg))).toEqual([
+      expect.stringMatching(/cannot be confirmed/),
+      expect.stringMatching(/backup pin LOST/),
+    ]);
     expect(await codeOf(src.get(b('a'), r.readTs))).toBe('pin_lost');
-    expect(await codeOf(src.scanPage(Buffer.alloc(0), null, r.readTs, { limit: 5 }))).toBe('pin_lost');
-    expect(() => session.check()).toThrow(/renewal failed 4 times/);
+    expect(() => session.check()).toThrow(/deadline passed/);
     dc.clearFailures();
     await session.end(); // still releases the pin we own
     expect(dc.activePins).toBe(0);
+  });
+
+  it('a suspended pin that a later renewal confirms resumes reads with the same bytes', async () => {
+    const { dc, session, src, client } = await setup({}, { retryDelayMs: 20 });
+    const r = await session.begin({ ttlMs: 1500 });
+    dc.injectFailure('RenewBackup', 6); // 4 fail the round, 2 more while suspended, then success
+    await until(() => session.suspended, 3000);
+    expect(await codeOf(src.get(b('a'), r.readTs))).toBe('pin_unconfirmed');
+    await until(() => !session.suspended, 3000);
+    expect(session.lost).toBe(false);
+    expect((await src.get(b('a'), r.readTs))?.toString()).toBe('a@20');
+    expect(client.byMsg('backup pin confirmed again: reads resume')).toHaveLength(1);
+    await session.end();
+    expect(dc.activePins).toBe(0);
+  });
+
+  it('a renewal the cluster refuses (pin not found) loses the pin at once', async () => {
+    const { dc, session, src } = await setup();
+    const r = await session.begin({ ttlMs: 3000 });
+    dc.injectFailure('RenewBackup', Infinity, 5 /* NOT_FOUND */, 'backup pin not found');
+    await until(() => session.lost, 3000);
+    expect(session.counters.renewalFailures).toBe(1);
+    expect(await codeOf(src.get(b('a'), r.readTs))).toBe('pin_lost');
+    dc.clearFailures();
   });
 
   it('one failed renewal that recovers within the retries keeps the session', async () => {

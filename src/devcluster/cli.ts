@@ -37,6 +37,7 @@ export function buildCommand(): Command {
     .option('--max-ttl-ms <n>', 'largest backup pin TTL accepted', intArg('--max-ttl-ms'), DEFAULT_MAX_TTL_MS)
     .option('--max-pins <n>', 'max_active_backup_pins', intArg('--max-pins'), DEFAULT_MAX_ACTIVE_PINS)
     .option('--sweep-interval-ms <n>', 'pin sweeper period', intArg('--sweep-interval-ms'), 1000)
+    .option('--pin-state <file>', 'persist backup pins in this file and restore them at start (pins survive a restart, as in elastickv)')
     .option('--retention-ms <n>', 'MVCC retention: reads older than this (and not pinned) fail as compacted', intArg('--retention-ms'))
     .option('--latency-ms <n>', 'latency added to every RPC', intArg('--latency-ms'), 0)
     .option('--fail-rate <x>', 'fraction of data RPCs answered UNAVAILABLE', rateArg, 0)
@@ -107,6 +108,7 @@ export async function main(argv: string[]): Promise<void> {
     token: (o.token as string | undefined) ?? process.env.EKV_ADMIN_TOKEN,
     authAll: !!o.authAll,
     initialTs,
+    pinStateFile: o.pinState as string | undefined,
     log,
   });
   const sig = await new Promise<string>((resolve) => {

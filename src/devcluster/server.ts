@@ -25,6 +25,7 @@
  * _expired with an active_pins field. Pin tokens are never logged (pin_id is a hash).
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
@@ -67,6 +68,11 @@ export interface DevClusterOptions {
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer; requireClientCert?: boolean };
   /** The HLC never issues a timestamp at or below this (e.g. the snapshot's lastCommitTS). */
   initialTs?: bigint;
+  /**
+   * Persist active pins here (JSON, rewritten on every change) and restore them at
+   * start: elastickv replicates pins through Raft, so they survive a restart.
+   */
+  pinStateFile?: string;
   /** A logger; default pino JSON to stdout at logLevel. */
   log?: Logger;
   logLevel?: string;
@@ -140,6 +146,19 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
   const failRate = opts.failRate ?? 0;
   const hlc = new Hlc(opts.initialTs ?? 0n);
   const pins = new Map<string, Pin>();
+  const pinStateFile = opts.pinStateFile;
+  const savePins = (): void => {
+    if (!pinStateFile) return;
+    const state = [...pins.values()].map((p) => ({ id: p.id, token: p.token.toString('hex'), read_ts: p.readTs.toString(), ttl_ms: p.ttlMs, deadline: p.deadline }));
+    writeFileSync(pinStateFile + '.tmp', JSON.stringify(state) + '\n');
+    renameSync(pinStateFile + '.tmp', pinStateFile);
+  };
+  if (pinStateFile && existsSync(pinStateFile)) {
+    const state = JSON.parse(readFileSync(pinStateFile, 'utf8')) as { id: string; token: string; read_ts: string; ttl_ms: number; deadline: number }[];
+    for (const p of state) pins.set(p.token, { id: p.id, token: Buffer.from(p.token, 'hex'), readTs: BigInt(p.read_ts), ttlMs: p.ttl_ms, deadline: p.deadline });
+    for (const p of pins.values()) hlc.observe(p.readTs);
+    if (state.length) log.info({ restored: state.length, active_pins: pins.size }, 'backup pins restored');
+  }
   const calls = new Map<string, number>();
   const injected = new Map<string, { count: number; code: grpc.status; details: string }>();
   let watermark = 0n;
@@ -163,6 +182,7 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
   };
   const expire = (p: Pin, now: number): void => {
     pins.delete(p.token.toString('hex'));
+    savePins();
     log.warn({ pin_id: p.id, read_ts: p.readTs.toString(), overdue_ms: now - p.deadline, active_pins: pins.size }, 'backup_pin_expired');
   };
   const sweep = (): void => {
@@ -272,6 +292,7 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
       const readTs = hlc.next();
       const pin: Pin = { id: pinRef(token), token, readTs, ttlMs: ttl, deadline: Date.now() + ttl };
       pins.set(token.toString('hex'), pin);
+      savePins();
       log.info({ pin_id: pin.id, read_ts: readTs.toString(), ttl_ms: ttl, active_pins: pins.size }, 'backup_pin_begin');
       return {
         read_ts: readTs.toString(),
@@ -286,6 +307,7 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
       const pin = findPin(req.pin_token);
       pin.ttlMs = ttl;
       pin.deadline = Date.now() + ttl;
+      savePins();
       log.info({ pin_id: pin.id, read_ts: pin.readTs.toString(), ttl_ms: ttl, active_pins: pins.size }, 'backup_pin_renew');
       return { ttl_ms_effective: String(ttl) };
     }),
@@ -294,6 +316,7 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
       const pin = pins.get(key);
       if (pin) {
         pins.delete(key);
+        savePins();
         log.info({ pin_id: pin.id, read_ts: pin.readTs.toString(), active_pins: pins.size }, 'backup_pin_end');
       } else {
         log.debug({ active_pins: pins.size }, 'EndBackup of an unknown pin (already ended or expired): no-op');

@@ -11,9 +11,14 @@
  *               --read-ts was given without a pin: nothing protects the read ts; loud warning.
  *
  * Renewal: each renewal that fails is retried `retries` (3) times `retryDelayMs` (500 ms)
- * apart. When the last retry fails, or the pin's deadline passes without a
- * successful renewal, the session is LOST: check() throws SourceError('pin_lost')
- * from then on (every read gets EIO) and one critical log line is written.
+ * apart. When the last retry fails the session is SUSPENDED: check() throws
+ * SourceError('pin_unconfirmed') (every read gets EIO) and one critical log line
+ * says why. If the failures were transport errors (the cluster restarting, a
+ * partition) renewals go on every retryDelayMs; one that succeeds before the
+ * pin's deadline proves the pin held throughout (pins are replicated and survive
+ * restarts) and reads resume. When the cluster says the pin is gone, or the
+ * deadline passes unconfirmed, the session is LOST for good: check() throws
+ * SourceError('pin_lost') and one critical log line is written.
  *
  * Tokens (admin bearer token, pin token) are never logged; a pin is identified
  * in logs by a short hash (`pin_ref`).
@@ -25,7 +30,10 @@ import type { ClusterClient } from '../source/cluster.js';
 import { SourceError } from '../source/types.js';
 
 export type PinMode = 'pinned' | 'unpinned' | 'joined';
-export type SessionState = 'idle' | 'active' | 'lost' | 'ended';
+export type SessionState = 'idle' | 'active' | 'suspended' | 'lost' | 'ended';
+
+/** Renewal answers that prove the pin is gone (or can never be renewed by us): no point retrying. */
+const DEFINITIVE = new Set(['not_found', 'failed_precondition', 'compacted', 'invalid_argument', 'unauthenticated', 'permission_denied', 'unimplemented']);
 
 export interface BeginResult {
   readTs: bigint;
@@ -61,7 +69,7 @@ export interface SessionCounters {
   renewalFailures: number;
 }
 
-/** Events: 'renewed' ({ttlMs}), 'renewal_failed' ({attempt, error}), 'lost' ({reason}), 'ended' (). */
+/** Events: 'renewed' ({ttlMs}), 'renewal_failed' ({attempt, error}), 'suspended' ({reason}), 'resumed' (), 'lost' ({reason}), 'ended' (). */
 export class BackupSession extends EventEmitter {
   private readonly client: ClusterClient;
   private readonly log: Logger;
@@ -184,37 +192,90 @@ export class BackupSession extends EventEmitter {
     this.timer.unref();
   }
 
-  /** One renewal round: first attempt plus `retries` retries, `retryDelayMs` apart. */
+  /** One renewal attempt; the error's code and message on failure. */
+  private async renewOnce(token: Buffer): Promise<{ ok: true } | { ok: false; code: string; msg: string }> {
+    const sent = Date.now();
+    try {
+      const r = await this.client.renewBackup(token, this.ttlMs, this.rpcDeadline(this.ttlMs));
+      const granted = r.ttlMsEffective || this.ttlMs;
+      this.deadline = sent + granted;
+      this.counters.renewals++;
+      this.emit('renewed', { ttlMs: granted });
+      this.log.debug({ pin_ref: this.pinRef, ttl_ms: granted, renewals: this.counters.renewals }, 'backup pin renewed');
+      return { ok: true };
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      this.counters.renewalFailures++;
+      return { ok: false, code: e instanceof SourceError ? e.code : 'rpc_error', msg };
+    }
+  }
+
+  /** One renewal round: first attempt plus `retries` retries, `retryDelayMs` apart; then suspend or lose. */
   private async renewWithRetry(): Promise<void> {
     const token = this.token;
     if (!token) return;
     let lastErr = '';
+    let lastCode = '';
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       if (this.state !== 'active') return;
       if (Date.now() >= this.deadline) {
         this.markLost(`pin deadline passed before a renewal succeeded${lastErr ? ` (last error: ${lastErr})` : ''}`);
         return;
       }
-      const sent = Date.now();
-      try {
-        const r = await this.client.renewBackup(token, this.ttlMs, this.rpcDeadline(this.ttlMs));
-        if (this.state !== 'active') return;
-        const granted = r.ttlMsEffective || this.ttlMs;
-        this.deadline = sent + granted;
-        this.counters.renewals++;
-        this.emit('renewed', { ttlMs: granted });
-        this.log.debug({ pin_ref: this.pinRef, ttl_ms: granted, renewals: this.counters.renewals }, 'backup pin renewed');
+      const r = await this.renewOnce(token);
+      if (this.state !== 'active') return;
+      if (r.ok) return;
+      lastErr = r.msg;
+      lastCode = r.code;
+      this.emit('renewal_failed', { attempt: attempt + 1, error: lastErr });
+      this.log.warn({ pin_ref: this.pinRef, attempt: attempt + 1, of: this.retries + 1, err: lastErr }, 'backup pin renewal failed');
+      if (DEFINITIVE.has(lastCode)) break;
+      if (attempt < this.retries) await sleepUnref(this.retryDelayMs);
+    }
+    const why = `renewal failed ${this.retries + 1} times (last error: ${lastErr})`;
+    if (DEFINITIVE.has(lastCode)) {
+      this.markLost(`the cluster refused the renewal: ${lastErr}`);
+      return;
+    }
+    await this.suspendUntilConfirmed(token, why);
+  }
+
+  /**
+   * Reads fail (EIO) while the pin cannot be confirmed; keep renewing until one
+   * succeeds (resume) or the deadline passes / the cluster says no (lost).
+   */
+  private async suspendUntilConfirmed(token: Buffer, why: string): Promise<void> {
+    if (this.state !== 'active') return;
+    this.state = 'suspended';
+    this.lostReason = why;
+    this.log.error(
+      { severity: 'critical', pin_ref: this.pinRef, read_ts: this.readTs?.toString(), reason: why, deadline_in_ms: Math.max(0, this.deadline - Date.now()) },
+      'backup pin cannot be confirmed: every read fails with EIO until a renewal succeeds before the pin deadline',
+    );
+    this.emit('suspended', { reason: why });
+    for (;;) {
+      await sleepUnref(this.retryDelayMs);
+      if (this.state !== 'suspended') return;
+      if (Date.now() >= this.deadline) {
+        this.state = 'active';
+        this.markLost(`pin deadline passed while the cluster was unreachable (${why})`);
         return;
-      } catch (e) {
-        if (this.state !== 'active') return;
-        lastErr = e instanceof Error ? e.message : String(e);
-        this.counters.renewalFailures++;
-        this.emit('renewal_failed', { attempt: attempt + 1, error: lastErr });
-        this.log.warn({ pin_ref: this.pinRef, attempt: attempt + 1, of: this.retries + 1, err: lastErr }, 'backup pin renewal failed');
-        if (attempt < this.retries) await sleepUnref(this.retryDelayMs);
+      }
+      const r = await this.renewOnce(token);
+      if (this.state !== 'suspended') return;
+      if (r.ok) {
+        this.state = 'active';
+        this.lostReason = null;
+        this.log.warn({ pin_ref: this.pinRef, read_ts: this.readTs?.toString() }, 'backup pin confirmed again: reads resume');
+        this.emit('resumed');
+        return;
+      }
+      if (DEFINITIVE.has(r.code)) {
+        this.state = 'active';
+        this.markLost(`the cluster refused the renewal: ${r.msg}`);
+        return;
       }
     }
-    this.markLost(`renewal failed ${this.retries + 1} times (last error: ${lastErr})`);
   }
 
   /**
@@ -222,7 +283,7 @@ export class BackupSession extends EventEmitter {
    * Also called by PinnedSource when a read at the pinned ts reports compaction.
    */
   markLost(reason: string): void {
-    if (this.state !== 'active' || this.mode === 'unpinned') return;
+    if ((this.state !== 'active' && this.state !== 'suspended') || this.mode === 'unpinned') return;
     this.state = 'lost';
     this.lostReason = reason;
     if (this.timer) clearTimeout(this.timer);
@@ -239,12 +300,21 @@ export class BackupSession extends EventEmitter {
     if (this.state === 'active' && this.mode !== 'unpinned' && this.token && Date.now() >= this.deadline) {
       this.markLost('pin deadline passed without a successful renewal');
     }
+    if (this.state === 'suspended' && Date.now() >= this.deadline) {
+      this.state = 'active';
+      this.markLost(`pin deadline passed while the cluster was unreachable (${this.lostReason})`);
+    }
     if (this.state === 'lost') throw new SourceError('pin_lost', `backup pin lost: ${this.lostReason}`);
+    if (this.state === 'suspended') throw new SourceError('pin_unconfirmed', `backup pin cannot be confirmed: ${this.lostReason}`);
     if (this.state === 'ended') throw new SourceError('pin_lost', 'backup session ended');
   }
 
   get lost(): boolean {
     return this.state === 'lost';
+  }
+
+  get suspended(): boolean {
+    return this.state === 'suspended';
   }
 
   /**

@@ -145,8 +145,17 @@ export class Tree {
     return new TreeError('EIO', e instanceof Error ? e.message : String(e));
   }
 
+  /** The live pin check: a refused gate is one EIO, counted and logged like any read error. */
+  private gate(path: string, op: string): void {
+    try {
+      this.opts.guard?.();
+    } catch (e) {
+      throw this.fail(path, op, e);
+    }
+  }
+
   async getattr(path: string): Promise<Attr> {
-    this.opts.guard?.();
+    this.gate(path, 'getattr');
     let node: Node | null;
     try {
       node = await this.resolve(path);
@@ -163,7 +172,7 @@ export class Tree {
   }
 
   async readdir(path: string): Promise<string[]> {
-    this.opts.guard?.();
+    this.gate(path, 'readdir');
     let node: Node | null;
     try {
       node = await this.resolve(path);
@@ -183,7 +192,7 @@ export class Tree {
   }
 
   async file(path: string): Promise<FileNode> {
-    this.opts.guard?.();
+    this.gate(path, 'open');
     let node: Node | null;
     try {
       node = await this.resolve(path);
