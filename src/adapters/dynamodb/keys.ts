@@ -1,0 +1,313 @@
+/**
+ * DynamoDB key layouts in elastickv's KV space (adapter/dynamodb_keys.go,
+ * adapter/dynamodb_attrvalue.go) and the number canonicalisation the format
+ * owner applies to numeric key attributes when naming files.
+ *
+ *   !ddb|meta|table|<b64url(table)>              schema (magic 00 'D' 'S' 01 + proto)
+ *   !ddb|meta|gen|<b64url(table)>                generation counter (decimal text)
+ *   !ddb|item|<b64url(table)>|<gen>|<hash><range>
+ *       ordered encoding (key_encoding_version >= 2): each key attribute is its
+ *       raw bytes with 0x00 escaped as 00 FF, terminated by 00 01; numbers use
+ *       an order-preserving decimal encoding.
+ *   !ddb|item|<b64url(table)>|<gen>|<b64url(hash)>|<b64url(range)>
+ *       legacy encoding (older tables and migration sources).
+ *   !ddb|gsi|...                                 index rows (never dumped)
+ */
+
+export const TABLE_META_PREFIX = '!ddb|meta|table|';
+export const TABLE_GEN_PREFIX = '!ddb|meta|gen|';
+export const ITEM_PREFIX = '!ddb|item|';
+
+export const SCHEMA_MAGIC = Buffer.from([0x00, 0x44, 0x53, 0x01]);
+export const ITEM_MAGIC = Buffer.from([0x00, 0x44, 0x49, 0x01]);
+
+export const ORDERED_KEY_ENCODING = 2n;
+
+const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+export function tableMetaKey(encodedTable: string): Buffer {
+  return latin1(TABLE_META_PREFIX + encodedTable);
+}
+
+export function tableGenKey(encodedTable: string): Buffer {
+  return latin1(TABLE_GEN_PREFIX + encodedTable);
+}
+
+/** `!ddb|item|<enc>|<gen>|` */
+export function itemGenPrefix(encodedTable: string, gen: bigint): Buffer {
+  return latin1(`${ITEM_PREFIX}${encodedTable}|${gen.toString(10)}|`);
+}
+
+export const b64url = (b: Buffer): string => b.toString('base64url');
+
+/** Go's base64.RawURLEncoding.DecodeString acceptance (non-strict: stray trailing bits allowed). */
+export function decodeRawB64Url(s: string): Buffer | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) return null;
+  return Buffer.from(s, 'base64url');
+}
+
+// ------------------------------------------------------------ ordered key segments
+
+/** Raw bytes -> escaped segment with terminator (00 -> 00 FF, end 00 01). */
+export function orderedSegment(raw: Buffer): Buffer {
+  const out: number[] = [];
+  for (const b of raw) {
+    if (b === 0x00) out.push(0x00, 0xff);
+    else out.push(b);
+  }
+  out.push(0x00, 0x01);
+  return Buffer.from(out);
+}
+
+/** Escaped bytes without the terminator (a prefix of every segment whose raw value starts with `raw`). */
+export function orderedSegmentPrefix(raw: Buffer): Buffer {
+  const full = orderedSegment(raw);
+  return full.subarray(0, full.length - 2);
+}
+
+/** Parse one ordered segment at `pos`: its raw bytes and the position after the terminator, or null. */
+export function readOrderedSegment(key: Buffer, pos: number): { raw: Buffer; next: number } | null {
+  const out: number[] = [];
+  for (let i = pos; i < key.length; i++) {
+    const b = key[i]!;
+    if (b !== 0x00) {
+      out.push(b);
+      continue;
+    }
+    const n = key[i + 1];
+    if (n === 0x01) return { raw: Buffer.from(out), next: i + 2 };
+    if (n === 0xff) {
+      out.push(0x00);
+      i++;
+      continue;
+    }
+    return null;
+  }
+  return null;
+}
+
+// ------------------------------------------------------------ numbers
+
+/** Go's unicode.IsSpace set (strings.TrimSpace). */
+function isGoSpace(c: number): boolean {
+  return (
+    (c >= 0x09 && c <= 0x0d) ||
+    c === 0x20 ||
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
+
+export function goTrimSpace(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isGoSpace(s.charCodeAt(a))) a++;
+  while (b > a && isGoSpace(s.charCodeAt(b - 1))) b--;
+  return s.slice(a, b);
+}
+
+function gcd(a: bigint, b: bigint): bigint {
+  if (a < 0n) a = -a;
+  if (b < 0n) b = -b;
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+interface Rat {
+  num: bigint;
+  den: bigint;
+}
+
+function ratString(r: Rat): string {
+  let { num, den } = r;
+  if (num === 0n) return '0';
+  const g = gcd(num, den);
+  num /= g;
+  den /= g;
+  return den === 1n ? num.toString() : `${num}/${den}`;
+}
+
+const MAX_EXP5 = 1_000_000;
+
+/**
+ * big.Rat.SetString for decimal inputs: a (signed) fraction of decimal integers
+ * "a/b", or a decimal mantissa with an optional e/E (base 10) or p/P (base 2)
+ * exponent. Non-decimal prefixes and digit separators are not accepted here.
+ */
+function parseRat(s: string): Rat | null {
+  if (s.length === 0) return null;
+  const slash = s.indexOf('/');
+  if (slash >= 0) {
+    const a = /^([+-]?)([0-9]+)$/.exec(s.slice(0, slash));
+    const b = /^[0-9]+$/.exec(s.slice(slash + 1));
+    if (!a || !b) return null;
+    const den = BigInt(b[0]);
+    if (den === 0n) return null;
+    const n = BigInt(a[2]!);
+    return { num: a[1] === '-' ? -n : n, den };
+  }
+  const m = /^([+-]?)([0-9]*)(?:\.([0-9]*))?(?:([eEpP])([+-]?[0-9]+))?$/.exec(s);
+  if (!m) return null;
+  const intPart = m[2] ?? '';
+  const frac = m[3] ?? '';
+  if (intPart === '' && frac === '') return null;
+  if (m[3] !== undefined && intPart === '' && frac === '') return null;
+  const mant = BigInt((intPart + frac).replace(/^0+(?=.)/, '') || '0');
+  if (mant === 0n) return { num: 0n, den: 1n };
+  let exp5 = -frac.length;
+  let exp2 = -frac.length;
+  if (m[4] !== undefined) {
+    const e = Number(m[5]);
+    if (!Number.isSafeInteger(e)) return null;
+    if (m[4] === 'e' || m[4] === 'E') exp5 += e;
+    exp2 += e;
+  }
+  if (Math.abs(exp5) > MAX_EXP5) return null;
+  if (exp2 < -1e7 || exp2 > 1e7) return null;
+  let num = mant;
+  let den = 1n;
+  if (exp5 > 0) num *= 5n ** BigInt(exp5);
+  else if (exp5 < 0) den = 5n ** BigInt(-exp5);
+  if (exp2 > 0) num <<= BigInt(exp2);
+  else if (exp2 < 0) den <<= BigInt(-exp2);
+  return { num: m[1] === '-' ? -num : num, den };
+}
+
+/** The owner's canonicalDDBNumber: big.Rat round-trip, or the trimmed text when it does not parse. */
+export function canonicalNumber(v: string): string {
+  const t = goTrimSpace(v);
+  const r = parseRat(t);
+  return r ? ratString(r) : t;
+}
+
+function encodeOrderedUint64(v: bigint): Buffer {
+  const buf = Buffer.alloc(8);
+  buf.writeBigUInt64BE(v);
+  let start = 0;
+  while (start < 7 && buf[start] === 0) start++;
+  return Buffer.concat([Buffer.of(8 - start), buf.subarray(start)]);
+}
+
+const invert = (b: Buffer): Buffer => Buffer.from(b.map((x) => ~x & 0xff));
+
+function encodeOrderedInt64(v: bigint): Buffer {
+  if (v < 0n) return Buffer.concat([Buffer.of(0x00), invert(encodeOrderedUint64(-v))]);
+  if (v === 0n) return Buffer.of(0x01);
+  return Buffer.concat([Buffer.of(0x02), encodeOrderedUint64(v)]);
+}
+
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
+
+/** Order-preserving numeric key bytes from sign, significant digits and decimal exponent (value = 0.d1d2… × 10^exp). */
+function encodeNumericParts(negative: boolean, digits: string, exponent: bigint): Buffer {
+  if (digits.length === 0) return Buffer.of(0x01);
+  const body = Buffer.concat([encodeOrderedInt64(exponent), Buffer.of(0x00), Buffer.from(digits, 'latin1')]);
+  return negative ? Buffer.concat([Buffer.of(0x00), invert(body)]) : Buffer.concat([Buffer.of(0x02), body]);
+}
+
+/** The adapter's encodeNumericKeyBytes for a decimal literal; null when it rejects the text. */
+export function numericKeyBytes(text: string): Buffer | null {
+  let t = goTrimSpace(text);
+  if (t === '') return null;
+  let negative = false;
+  if (t[0] === '+') t = t.slice(1);
+  else if (t[0] === '-') {
+    negative = true;
+    t = t.slice(1);
+  }
+  if (t === '') return null;
+  let exp10 = 0n;
+  const ei = t.search(/[eE]/);
+  if (ei >= 0) {
+    const ep = goTrimSpace(t.slice(ei + 1));
+    t = t.slice(0, ei);
+    if (!/^[+-]?[0-9]+$/.test(ep)) return null;
+    exp10 = BigInt(ep);
+    if (exp10 < INT64_MIN || exp10 > INT64_MAX) return null;
+  }
+  if ((t.match(/\./g) ?? []).length > 1) return null;
+  const [intPart = '', fracPart = ''] = t.split('.');
+  if (intPart === '' && fracPart === '') return null;
+  if (!/^[0-9]*$/.test(intPart) || !/^[0-9]*$/.test(fracPart)) return null;
+  const combined = intPart + fracPart;
+  const lead = combined.length - combined.replace(/^0+/, '').length;
+  if (lead === combined.length) return Buffer.of(0x01);
+  const digits = combined.slice(lead).replace(/0+$/, '');
+  if (digits.length === 0) return Buffer.of(0x01);
+  const exponent = BigInt(intPart.length) + exp10 - BigInt(lead);
+  return encodeNumericParts(negative, digits, BigInt.asIntN(64, exponent));
+}
+
+function readOrderedInt64(b: Buffer, pos: number): { v: bigint; next: number } | null {
+  const tag = b[pos];
+  if (tag === 0x01) return { v: 0n, next: pos + 1 };
+  if (tag !== 0x00 && tag !== 0x02) return null;
+  const lenByte = b[pos + 1];
+  if (lenByte === undefined) return null;
+  const width = tag === 0x00 ? ~lenByte & 0xff : lenByte;
+  if (width < 1 || width > 8 || pos + 2 + width > b.length) return null;
+  let mag = 0n;
+  for (let i = 0; i < width; i++) {
+    const x = b[pos + 2 + i]!;
+    mag = (mag << 8n) | BigInt(tag === 0x00 ? ~x & 0xff : x);
+  }
+  return { v: tag === 0x00 ? -mag : mag, next: pos + 2 + width };
+}
+
+/** Numeric key bytes -> the owner's canonical (big.Rat) string, or null when malformed. */
+export function numericKeyToCanonical(raw: Buffer): string | null {
+  if (raw.length === 1 && raw[0] === 0x01) return '0';
+  if (raw.length < 2) return null;
+  const negative = raw[0] === 0x00;
+  if (!negative && raw[0] !== 0x02) return null;
+  const body = negative ? invert(raw.subarray(1)) : raw.subarray(1);
+  const e = readOrderedInt64(body, 0);
+  if (!e || body[e.next] !== 0x00) return null;
+  const digits = body.subarray(e.next + 1).toString('latin1');
+  if (!/^[0-9]+$/.test(digits) || digits[0] === '0' || digits.endsWith('0')) return null;
+  // value = 0.digits × 10^exp = digits × 10^(exp - n)
+  const shift = e.v - BigInt(digits.length);
+  if (shift > BigInt(MAX_EXP5) || shift < -BigInt(MAX_EXP5)) return null;
+  let num = BigInt(digits);
+  let den = 1n;
+  if (shift >= 0n) num *= 10n ** shift;
+  else den = 10n ** -shift;
+  return ratString({ num: negative ? -num : num, den });
+}
+
+/** A canonical number filename ("12", "-1/2") -> numeric key bytes; null when not a finite decimal. */
+export function canonicalToNumericKey(canon: string): Buffer | null {
+  const m = /^(-?)([0-9]+)(?:\/([0-9]+))?$/.exec(canon);
+  if (!m) return null;
+  const num = BigInt(m[2]!);
+  const den = m[3] !== undefined ? BigInt(m[3]) : 1n;
+  if (den === 0n) return null;
+  if (num === 0n) return Buffer.of(0x01);
+  // den must be 2^a 5^b for a finite decimal expansion: scale to 10^k.
+  let d = den;
+  let twos = 0;
+  let fives = 0;
+  while (d % 2n === 0n) {
+    d /= 2n;
+    twos++;
+  }
+  while (d % 5n === 0n) {
+    d /= 5n;
+    fives++;
+  }
+  if (d !== 1n) return null;
+  const k = Math.max(twos, fives);
+  const scaled = (num * 10n ** BigInt(k)) / den; // exact
+  const s = scaled.toString();
+  const digits = s.replace(/0+$/, '');
+  const exponent = BigInt(s.length - k);
+  return encodeNumericParts(m[1] === '-', digits, exponent);
+}
