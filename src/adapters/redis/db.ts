@@ -1,0 +1,632 @@
+/**
+ * One logical Redis database (`redis/db_0/`) read lazily from the keyspace.
+ *
+ * Every per-key file is rendered from point reads and scans bounded to that
+ * key's rows; directory listings page through their family's key range
+ * (wide-column families skip over each key's rows after its first one); the
+ * whole-scope sidecars (strings_ttl.jsonl, hll_ttl.jsonl, KEYMAP.jsonl) are
+ * produced in one streaming pass.
+ *
+ * TTL routing follows the format owner's single ordered pass: an
+ * `!redis|ttl|<k>` record belongs to the type whose record for <k> was seen
+ * last before it in key order (string > HLL > list > hash); if none, it is
+ * parked and claimed by the first of legacy zset blob, stream, set, zset that
+ * appears for <k>. A collection meta value carrying an inline TTL owns the
+ * key's TTL outright.
+ */
+import type { AdapterContext } from '../types.js';
+import type { KV } from '../../source/types.js';
+import { nextKey } from '../../source/range.js';
+import { encodeSegment, needsKeymap, decodeSegment, isShaFallback } from '../../format/filename.js';
+import { keymapLine, KEYMAP_FILE } from '../../format/keymap.js';
+import { RecordError, type DirNode, type FileNode, type Node } from '../../tree/node.js';
+import {
+  DecodeError,
+  decodeCountMeta,
+  decodeListMeta,
+  decodeSimpleValue,
+  decodeStreamEntry,
+  decodeStreamMeta,
+  decodeTtlValue,
+  decodeZSetBlob,
+  decodeZSetScore,
+  HLL_VERSION,
+  isNewFormat,
+  STR_VERSION,
+  type InlineTtl,
+} from './codec.js';
+import { cat, endOf, LIST_SEQ_BYTES, listMetaKey, mk, P, parseWide, STREAM_ID_BYTES, unmk, wideKey } from './keys.js';
+import { hashJson, listJson, setJson, streamEntryLine, streamMetaLine, ttlLine, zsetJson } from './render.js';
+
+export type BlobKind = 'strings' | 'hll';
+export type WideKind = 'hashes' | 'lists' | 'sets' | 'zsets' | 'streams';
+const WIDE_KINDS: WideKind[] = ['hashes', 'lists', 'sets', 'zsets', 'streams'];
+
+export const STRINGS_TTL_FILE = 'strings_ttl.jsonl';
+export const HLL_TTL_FILE = 'hll_ttl.jsonl';
+
+/** Run a decoder; a DecodeError becomes a RecordError naming the key. */
+function decoded<T>(key: Buffer, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof DecodeError) throw new RecordError(key, e.message);
+    throw e;
+  }
+}
+
+/** Forward-only cursor over an ascending scan, for merge joins. */
+class SeekCursor {
+  private cur: KV | null | undefined;
+  constructor(private readonly it: AsyncGenerator<KV>) {}
+  /** The row whose key equals `key`, advancing past smaller keys; keys asked must ascend. */
+  async seek(key: Buffer): Promise<KV | null> {
+    for (;;) {
+      if (this.cur === undefined) {
+        const n = await this.it.next();
+        this.cur = n.done ? null : n.value;
+      }
+      if (this.cur === null) return null;
+      const c = Buffer.compare(this.cur.key, key);
+      if (c === 0) return this.cur;
+      if (c > 0) return null;
+      this.cur = undefined;
+    }
+  }
+  async close(): Promise<void> {
+    await this.it.return(undefined);
+  }
+}
+
+interface SidecarEvent {
+  file: BlobKind;
+  userKey: Buffer;
+  expireAtMs: bigint;
+}
+
+export class RedisDb {
+  private readonly view;
+  private readonly files;
+  private readonly dirs = new Map<string, Promise<boolean>>();
+  private readonly children = new Map<string, DirNode>();
+  private sidecarProbe = new Map<string, Promise<boolean>>();
+
+  constructor(
+    private readonly ctx: AdapterContext,
+    readonly dirPath: string,
+  ) {
+    this.view = ctx.view;
+    this.files = ctx.files;
+  }
+
+  // ------------------------------------------------------------ primitives
+
+  private async anyIn(start: Buffer, end: Buffer | null): Promise<boolean> {
+    return (await this.view.page(start, end, 1, true)).length > 0;
+  }
+
+  private anyUnder(prefix: Buffer): Promise<boolean> {
+    return this.anyIn(prefix, endOf(prefix));
+  }
+
+  /** Meta-key ranges of a family whose `…|meta|d|` deltas share the meta prefix. */
+  private metaRanges(meta: Buffer, delta: Buffer): [Buffer, Buffer | null][] {
+    const out: [Buffer, Buffer | null][] = [[meta, delta]];
+    const afterDelta = endOf(delta);
+    if (afterDelta) out.push([afterDelta, endOf(meta)]);
+    return out;
+  }
+
+  private async anyMeta(meta: Buffer, delta: Buffer): Promise<boolean> {
+    for (const [s, e] of this.metaRanges(meta, delta)) if (await this.anyIn(s, e)) return true;
+    return false;
+  }
+
+  /**
+   * Distinct user keys of a wide-column family in [start,end), ascending by
+   * (len, key). After a page, the cursor skips the rest of the last key's rows.
+   */
+  private async *wideUserKeys(prefix: Buffer, start: Buffer = prefix, end: Buffer | null = endOf(prefix)): AsyncGenerator<Buffer> {
+    const limit = this.view.pageSize;
+    let cursor = start;
+    for (;;) {
+      const page = await this.view.page(cursor, end, limit, true);
+      let last: Buffer | null = null;
+      let lastParsed = false;
+      for (const kv of page) {
+        const p = parseWide(kv.key, prefix);
+        lastParsed = p !== null;
+        if (!p) continue;
+        if (last && p.userKey.equals(last)) continue;
+        last = Buffer.from(p.userKey);
+        yield last;
+      }
+      if (page.length < limit) return;
+      const lastKey = page[page.length - 1]!.key;
+      if (lastParsed && last) {
+        const skip = endOf(wideKey(prefix, last));
+        if (!skip) return;
+        cursor = Buffer.compare(skip, lastKey) > 0 ? skip : nextKey(lastKey);
+      } else cursor = nextKey(lastKey);
+    }
+  }
+
+  private async *metaUserKeys(meta: Buffer, delta: Buffer): AsyncGenerator<Buffer> {
+    for (const [s, e] of this.metaRanges(meta, delta)) yield* this.wideUserKeys(meta, s, e);
+  }
+
+  /** Every user key of a family, deduplicated (latin1 map keys). */
+  async userKeys(kind: WideKind): Promise<Set<string>> {
+    const out = new Set<string>();
+    const add = async (g: AsyncGenerator<Buffer>): Promise<void> => {
+      for await (const k of g) out.add(mk(k));
+    };
+    switch (kind) {
+      case 'hashes':
+        await add(this.metaUserKeys(P.hashMeta, P.hashMetaDelta));
+        await add(this.wideUserKeys(P.hashField));
+        break;
+      case 'sets':
+        await add(this.metaUserKeys(P.setMeta, P.setMetaDelta));
+        await add(this.wideUserKeys(P.setMember));
+        break;
+      case 'zsets':
+        await add(this.metaUserKeys(P.zsetMeta, P.zsetMetaDelta));
+        await add(this.wideUserKeys(P.zsetMember));
+        for await (const kv of this.view.scanPrefix(P.zsetLegacy, { keysOnly: true })) out.add(mk(kv.key.subarray(P.zsetLegacy.length)));
+        break;
+      case 'streams':
+        // Only streams with a meta row get a file (entries without meta are not a stream).
+        await add(this.wideUserKeys(P.streamMeta));
+        break;
+      case 'lists':
+        for (const [s, e] of this.metaRanges(P.listMeta, P.listMetaDelta)) {
+          for await (const kv of this.view.scan(s, e, { keysOnly: true })) out.add(mk(kv.key.subarray(P.listMeta.length)));
+        }
+        for await (const kv of this.view.scanPrefix(P.listItem, { keysOnly: true })) {
+          const rest = kv.key.subarray(P.listItem.length);
+          if (rest.length >= LIST_SEQ_BYTES) out.add(mk(rest.subarray(0, rest.length - LIST_SEQ_BYTES)));
+        }
+        break;
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ existence
+
+  /** Whether the owner would create `<kind>/` (it does for streams even when every stream lacks meta). */
+  hasDir(kind: BlobKind | WideKind): Promise<boolean> {
+    let p = this.dirs.get(kind);
+    if (!p) {
+      p = this.probeDir(kind);
+      this.dirs.set(kind, p);
+      p.catch(() => this.dirs.delete(kind));
+    }
+    return p;
+  }
+
+  private async probeDir(kind: BlobKind | WideKind): Promise<boolean> {
+    switch (kind) {
+      case 'strings':
+        return this.anyUnder(P.str);
+      case 'hll':
+        return this.anyUnder(P.hll);
+      case 'hashes':
+        return (await this.anyUnder(P.hashField)) || this.anyMeta(P.hashMeta, P.hashMetaDelta);
+      case 'lists':
+        return (await this.anyUnder(P.listItem)) || this.anyMeta(P.listMeta, P.listMetaDelta);
+      case 'sets':
+        return (await this.anyUnder(P.setMember)) || this.anyMeta(P.setMeta, P.setMetaDelta);
+      case 'zsets':
+        return (await this.anyUnder(P.zsetMember)) || (await this.anyUnder(P.zsetLegacy)) || this.anyMeta(P.zsetMeta, P.zsetMetaDelta);
+      case 'streams':
+        return (await this.anyUnder(P.streamMeta)) || this.anyUnder(P.streamEntry);
+    }
+  }
+
+  private async listItemsExist(userKey: Buffer): Promise<boolean> {
+    const want = P.listItem.length + userKey.length + LIST_SEQ_BYTES;
+    for await (const kv of this.view.scanPrefix(cat(P.listItem, userKey), { keysOnly: true })) if (kv.key.length === want) return true;
+    return false;
+  }
+
+  /** Whether the owner would hold state for `userKey` as this type (a file, except for meta-less streams). */
+  async hasState(kind: WideKind, userKey: Buffer): Promise<boolean> {
+    switch (kind) {
+      case 'hashes':
+        return (await this.view.get(wideKey(P.hashMeta, userKey))) !== null || this.anyUnder(wideKey(P.hashField, userKey));
+      case 'sets':
+        return (await this.view.get(wideKey(P.setMeta, userKey))) !== null || this.anyUnder(wideKey(P.setMember, userKey));
+      case 'zsets':
+        return (
+          (await this.view.get(wideKey(P.zsetMeta, userKey))) !== null ||
+          (await this.view.get(cat(P.zsetLegacy, userKey))) !== null ||
+          this.anyUnder(wideKey(P.zsetMember, userKey))
+        );
+      case 'streams':
+        return (await this.view.get(wideKey(P.streamMeta, userKey))) !== null || this.anyUnder(wideKey(P.streamEntry, userKey));
+      case 'lists': {
+        const mkey = listMetaKey(userKey);
+        if (mkey && (await this.view.get(mkey)) !== null) return true;
+        return this.listItemsExist(userKey);
+      }
+    }
+  }
+
+  private async hasFile(kind: WideKind, userKey: Buffer): Promise<boolean> {
+    if (kind === 'streams') return (await this.view.get(wideKey(P.streamMeta, userKey))) !== null;
+    return this.hasState(kind, userKey);
+  }
+
+  // ------------------------------------------------------------ TTL
+
+  /**
+   * The expiry an `!redis|ttl|<k>` record gives a collection of this type, or
+   * null when the record is absent or routed elsewhere.
+   */
+  async recordTtl(kind: WideKind, userKey: Buffer): Promise<bigint | null> {
+    const tkey = cat(P.ttl, userKey);
+    const raw = await this.view.get(tkey);
+    if (raw === null) return null;
+    let owner: WideKind | 'other' | null = null;
+    if ((await this.view.get(cat(P.str, userKey))) !== null || (await this.view.get(cat(P.hll, userKey))) !== null) owner = 'other';
+    else if (await this.hasState('lists', userKey)) owner = 'lists';
+    else if (await this.hasState('hashes', userKey)) owner = 'hashes';
+    else if ((await this.view.get(cat(P.zsetLegacy, userKey))) !== null) owner = 'zsets';
+    else if (await this.hasState('streams', userKey)) owner = 'streams';
+    else if (await this.hasState('sets', userKey)) owner = 'sets';
+    else if (await this.hasState('zsets', userKey)) owner = 'zsets';
+    if (owner !== kind) return null;
+    return decoded(tkey, () => decodeTtlValue(raw));
+  }
+
+  /** Inline meta TTL wins (0 = none); otherwise the routed `!redis|ttl|` record. */
+  private async collectionTtl(kind: WideKind, userKey: Buffer, inline: InlineTtl): Promise<bigint | null> {
+    if (inline !== null) return inline === 0n ? null : inline;
+    return this.recordTtl(kind, userKey);
+  }
+
+  // ------------------------------------------------------------ per-key rendering
+
+  async renderBlob(kind: BlobKind, userKey: Buffer): Promise<Buffer> {
+    const key = cat(kind === 'strings' ? P.str : P.hll, userKey);
+    const raw = await this.view.get(key);
+    if (raw === null) throw new RecordError(key, 'record vanished');
+    return decoded(key, () => decodeSimpleValue(raw, kind === 'strings' ? STR_VERSION : HLL_VERSION)).body;
+  }
+
+  private async metaInline(key: Buffer | null, decode: (raw: Buffer) => InlineTtl): Promise<InlineTtl> {
+    if (!key) return null;
+    const raw = await this.view.get(key);
+    return raw === null ? null : decoded(key, () => decode(raw));
+  }
+
+  async renderHash(userKey: Buffer): Promise<Buffer> {
+    const inline = await this.metaInline(wideKey(P.hashMeta, userKey), decodeCountMeta);
+    const prefix = wideKey(P.hashField, userKey);
+    const fields: [Buffer, Buffer][] = [];
+    for await (const kv of this.view.scanPrefix(prefix)) fields.push([kv.key.subarray(prefix.length), kv.value]);
+    return hashJson(fields, await this.collectionTtl('hashes', userKey, inline));
+  }
+
+  async renderList(userKey: Buffer): Promise<Buffer> {
+    const inline = await this.metaInline(listMetaKey(userKey), decodeListMeta);
+    const prefix = cat(P.listItem, userKey);
+    const want = prefix.length + LIST_SEQ_BYTES;
+    const items: Buffer[] = [];
+    for await (const kv of this.view.scanPrefix(prefix)) if (kv.key.length === want) items.push(kv.value);
+    return listJson(items, await this.collectionTtl('lists', userKey, inline));
+  }
+
+  async renderSet(userKey: Buffer): Promise<Buffer> {
+    const inline = await this.metaInline(wideKey(P.setMeta, userKey), decodeCountMeta);
+    const prefix = wideKey(P.setMember, userKey);
+    const members: Buffer[] = [];
+    for await (const kv of this.view.scanPrefix(prefix, { keysOnly: true })) members.push(kv.key.subarray(prefix.length));
+    return setJson(members, await this.collectionTtl('sets', userKey, inline));
+  }
+
+  async renderZSet(userKey: Buffer): Promise<Buffer> {
+    const inline = await this.metaInline(wideKey(P.zsetMeta, userKey), decodeCountMeta);
+    const prefix = wideKey(P.zsetMember, userKey);
+    let members: [Buffer, number][] = [];
+    for await (const kv of this.view.scanPrefix(prefix)) {
+      members.push([kv.key.subarray(prefix.length), decoded(kv.key, () => decodeZSetScore(kv.value))]);
+    }
+    if (members.length === 0) {
+      // No wide-column member rows: the legacy blob (if any) is the zset.
+      const lkey = cat(P.zsetLegacy, userKey);
+      const raw = await this.view.get(lkey);
+      if (raw !== null) {
+        const byMember = new Map<string, number>();
+        for (const e of decoded(lkey, () => decodeZSetBlob(raw))) byMember.set(mk(e.member), e.score);
+        members = [...byMember.entries()].map(([m, s]) => [unmk(m), s] as [Buffer, number]).sort((a, b) => Buffer.compare(a[0], b[0]));
+      }
+    }
+    return zsetJson(members, await this.collectionTtl('zsets', userKey, inline));
+  }
+
+  async produceStream(userKey: Buffer, write: (chunk: Buffer) => void): Promise<void> {
+    const mkey = wideKey(P.streamMeta, userKey);
+    const raw = await this.view.get(mkey);
+    if (raw === null) throw new RecordError(mkey, 'stream meta vanished');
+    const meta = decoded(mkey, () => decodeStreamMeta(raw));
+    const prefix = wideKey(P.streamEntry, userKey);
+    let batch = '';
+    for await (const kv of this.view.scanPrefix(prefix)) {
+      const id = kv.key.subarray(prefix.length);
+      if (id.length !== STREAM_ID_BYTES) throw new RecordError(kv.key, 'malformed stream entry key');
+      const fields = decoded(kv.key, () => decodeStreamEntry(kv.value));
+      batch += streamEntryLine(id.readBigUInt64BE(0), id.readBigUInt64BE(8), fields);
+      if (batch.length >= 64 << 10) {
+        write(Buffer.from(batch, 'utf8'));
+        batch = '';
+      }
+    }
+    batch += streamMetaLine(meta.length, meta.lastMs, meta.lastSeq, await this.collectionTtl('streams', userKey, meta.inline));
+    write(Buffer.from(batch, 'utf8'));
+  }
+
+  // ------------------------------------------------------------ sidecars
+
+  /** Inline TTLs of new-format values, in key order (the owner's first pass over `!redis|hll|`/`!redis|str|`). */
+  private async *inlineEvents(kind: BlobKind): AsyncGenerator<SidecarEvent> {
+    const prefix = kind === 'strings' ? P.str : P.hll;
+    const version = kind === 'strings' ? STR_VERSION : HLL_VERSION;
+    for await (const kv of this.view.scanPrefix(prefix)) {
+      let v;
+      try {
+        v = decodeSimpleValue(kv.value, version);
+      } catch (e) {
+        if (e instanceof DecodeError) continue; // the record's own .bin reports it
+        throw e;
+      }
+      if (v.expireAtMs !== 0n) yield { file: kind, userKey: kv.key.subarray(prefix.length), expireAtMs: v.expireAtMs };
+    }
+  }
+
+  /** Which sidecar a `!redis|ttl|` record lands in, given the key's string and HLL values. */
+  private static ttlSidecar(str: Buffer | null, hll: Buffer | null): BlobKind | null {
+    const owned = (str !== null && isNewFormat(str, STR_VERSION)) || (hll !== null && isNewFormat(hll, HLL_VERSION));
+    if (str !== null) return owned ? null : 'strings';
+    if (hll !== null) return owned ? null : 'hll';
+    return null;
+  }
+
+  /** `!redis|ttl|` records routed to a sidecar (legacy values), merge-joined with the value scans. */
+  private async *ttlRecordEvents(only: BlobKind | null): AsyncGenerator<SidecarEvent> {
+    const strCur = new SeekCursor(this.view.scanPrefix(P.str));
+    const hllCur = new SeekCursor(this.view.scanPrefix(P.hll));
+    try {
+      for await (const kv of this.view.scanPrefix(P.ttl)) {
+        const uk = kv.key.subarray(P.ttl.length);
+        const str = await strCur.seek(cat(P.str, uk));
+        const hll = await hllCur.seek(cat(P.hll, uk));
+        const file = RedisDb.ttlSidecar(str?.value ?? null, hll?.value ?? null);
+        if (file === null || (only !== null && file !== only)) continue;
+        yield { file, userKey: Buffer.from(uk), expireAtMs: decoded(kv.key, () => decodeTtlValue(kv.value)) };
+      }
+    } finally {
+      await strCur.close();
+      await hllCur.close();
+    }
+  }
+
+  private async *sidecarLines(kind: BlobKind): AsyncGenerator<string> {
+    for await (const e of this.inlineEvents(kind)) yield ttlLine(encodeSegment(e.userKey), e.expireAtMs);
+    for await (const e of this.ttlRecordEvents(kind)) yield ttlLine(encodeSegment(e.userKey), e.expireAtMs);
+  }
+
+  /**
+   * KEYMAP.jsonl in the owner's write order: each SHA-fallback name once per
+   * use — blob then inline TTL line (hll, then strings, in key order), TTL
+   * records routed to a sidecar, then hashes, lists, sets, zsets, streams
+   * sorted by user key.
+   */
+  private async *keymapLines(): AsyncGenerator<string> {
+    const line = (k: Buffer): string => keymapLine(encodeSegment(k), k, 'sha-fallback');
+    const fallback = (k: Buffer): boolean => needsKeymap(encodeSegment(k));
+    for (const kind of ['hll', 'strings'] as BlobKind[]) {
+      const prefix = kind === 'strings' ? P.str : P.hll;
+      for await (const kv of this.view.scanPrefix(prefix, { keysOnly: true })) {
+        const uk = kv.key.subarray(prefix.length);
+        if (!fallback(uk)) continue;
+        const raw = await this.view.get(kv.key);
+        if (raw === null) continue;
+        let ms = 0n;
+        try {
+          ms = decodeSimpleValue(raw, kind === 'strings' ? STR_VERSION : HLL_VERSION).expireAtMs;
+        } catch (e) {
+          if (!(e instanceof DecodeError)) throw e;
+        }
+        yield line(uk);
+        if (ms !== 0n) yield line(uk);
+      }
+    }
+    for await (const kv of this.view.scanPrefix(P.ttl, { keysOnly: true })) {
+      const uk = kv.key.subarray(P.ttl.length);
+      if (!fallback(uk)) continue;
+      const file = RedisDb.ttlSidecar(await this.view.get(cat(P.str, uk)), await this.view.get(cat(P.hll, uk)));
+      if (file !== null) yield line(uk);
+    }
+    for (const kind of WIDE_KINDS) {
+      const keys: Buffer[] = [];
+      for (const s of await this.userKeys(kind)) {
+        const uk = unmk(s);
+        if (fallback(uk)) keys.push(uk);
+      }
+      keys.sort(Buffer.compare);
+      for (const uk of keys) yield line(uk);
+    }
+  }
+
+  private sidecar(name: string): { gen: () => AsyncGenerator<string> } {
+    if (name === STRINGS_TTL_FILE) return { gen: () => this.sidecarLines('strings') };
+    if (name === HLL_TTL_FILE) return { gen: () => this.sidecarLines('hll') };
+    return { gen: () => this.keymapLines() };
+  }
+
+  /** Whether a sidecar has at least one line (the owner writes no empty sidecar). */
+  private hasSidecar(name: string): Promise<boolean> {
+    let p = this.sidecarProbe.get(name);
+    if (!p) {
+      p = (async () => {
+        const it = this.sidecar(name).gen();
+        try {
+          const first = await it.next();
+          return !first.done;
+        } finally {
+          await it.return(undefined);
+        }
+      })();
+      this.sidecarProbe.set(name, p);
+      p.catch(() => this.sidecarProbe.delete(name));
+    }
+    return p;
+  }
+
+  private sidecarFile(name: string): FileNode {
+    return this.files.streamed(`${this.dirPath}/${name}`, async (write) => {
+      let batch = '';
+      for await (const l of this.sidecar(name).gen()) {
+        batch += l;
+        if (batch.length >= 64 << 10) {
+          write(Buffer.from(batch, 'utf8'));
+          batch = '';
+        }
+      }
+      if (batch) write(Buffer.from(batch, 'utf8'));
+    });
+  }
+
+  // ------------------------------------------------------------ tree
+
+  private static readonly SUBDIRS: (BlobKind | WideKind)[] = ['strings', 'hll', 'hashes', 'lists', 'sets', 'zsets', 'streams'];
+  private static readonly SIDECARS = [STRINGS_TTL_FILE, HLL_TTL_FILE, KEYMAP_FILE];
+
+  /** Whether db_0 has anything at all (every sidecar line implies a string or HLL record). */
+  async exists(): Promise<boolean> {
+    for (const k of RedisDb.SUBDIRS) if (await this.hasDir(k)) return true;
+    return false;
+  }
+
+  async list(): Promise<string[]> {
+    const out: string[] = [];
+    for (const k of RedisDb.SUBDIRS) if (await this.hasDir(k)) out.push(k);
+    for (const s of RedisDb.SIDECARS) if (await this.hasSidecar(s)) out.push(s);
+    return out;
+  }
+
+  async lookup(name: string): Promise<Node | null> {
+    if ((RedisDb.SUBDIRS as string[]).includes(name)) {
+      const kind = name as BlobKind | WideKind;
+      if (!(await this.hasDir(kind))) return null;
+      return this.child(kind);
+    }
+    if (RedisDb.SIDECARS.includes(name)) return (await this.hasSidecar(name)) ? this.sidecarFile(name) : null;
+    return null;
+  }
+
+  private child(kind: BlobKind | WideKind): DirNode {
+    let d = this.children.get(kind);
+    if (!d) {
+      d = new KeyDir(this, kind, `${this.dirPath}/${kind}`, this.files);
+      this.children.set(kind, d);
+    }
+    return d;
+  }
+
+  /** All file-bearing user keys of a subdirectory, unsorted. */
+  async dirUserKeys(kind: BlobKind | WideKind): Promise<Buffer[]> {
+    if (kind === 'strings' || kind === 'hll') {
+      const prefix = kind === 'strings' ? P.str : P.hll;
+      const out: Buffer[] = [];
+      for await (const kv of this.view.scanPrefix(prefix, { keysOnly: true })) out.push(kv.key.subarray(prefix.length));
+      return out;
+    }
+    return [...(await this.userKeys(kind))].map(unmk);
+  }
+
+  async fileExists(kind: BlobKind | WideKind, userKey: Buffer): Promise<boolean> {
+    if (kind === 'strings') return (await this.view.get(cat(P.str, userKey))) !== null;
+    if (kind === 'hll') return (await this.view.get(cat(P.hll, userKey))) !== null;
+    return this.hasFile(kind, userKey);
+  }
+}
+
+const EXT: Record<BlobKind | WideKind, string> = {
+  strings: '.bin',
+  hll: '.bin',
+  hashes: '.json',
+  lists: '.json',
+  sets: '.json',
+  zsets: '.json',
+  streams: '.jsonl',
+};
+
+/** `strings/`, `hll/`, `hashes/`, …: one file per user key, named by its encoded segment. */
+class KeyDir implements DirNode {
+  readonly kind = 'dir' as const;
+  /** SHA-fallback names seen by list() -> user key (fallback names are not reversible). */
+  private readonly fallbacks = new Map<string, Buffer>();
+  private listed = false;
+
+  constructor(
+    private readonly db: RedisDb,
+    private readonly type: BlobKind | WideKind,
+    private readonly path: string,
+    private readonly files: AdapterContext['files'],
+  ) {}
+
+  async list(): Promise<string[]> {
+    const names: string[] = [];
+    const keys = await this.db.dirUserKeys(this.type);
+    keys.sort(Buffer.compare);
+    for (const uk of keys) {
+      const seg = encodeSegment(uk);
+      if (needsKeymap(seg)) this.fallbacks.set(seg, Buffer.from(uk));
+      names.push(seg + EXT[this.type]);
+    }
+    this.listed = true;
+    return names;
+  }
+
+  private async resolve(seg: string): Promise<Buffer | null> {
+    if (isShaFallback(seg)) {
+      if (!this.fallbacks.has(seg) && !this.listed) await this.list();
+      return this.fallbacks.get(seg) ?? null;
+    }
+    let uk: Buffer;
+    try {
+      uk = decodeSegment(seg);
+    } catch {
+      return null;
+    }
+    return encodeSegment(uk) === seg ? uk : null;
+  }
+
+  async lookup(name: string): Promise<Node | null> {
+    const ext = EXT[this.type];
+    if (!name.endsWith(ext)) return null;
+    const uk = await this.resolve(name.slice(0, -ext.length));
+    if (!uk || !(await this.db.fileExists(this.type, uk))) return null;
+    const cacheKey = `${this.path}/${name}`;
+    switch (this.type) {
+      case 'strings':
+      case 'hll': {
+        const t = this.type;
+        return this.files.rendered(cacheKey, () => this.db.renderBlob(t, uk));
+      }
+      case 'hashes':
+        return this.files.rendered(cacheKey, () => this.db.renderHash(uk));
+      case 'lists':
+        return this.files.rendered(cacheKey, () => this.db.renderList(uk));
+      case 'sets':
+        return this.files.rendered(cacheKey, () => this.db.renderSet(uk));
+      case 'zsets':
+        return this.files.rendered(cacheKey, () => this.db.renderZSet(uk));
+      case 'streams':
+        return this.files.streamed(cacheKey, (write) => this.db.produceStream(uk, write));
+    }
+  }
+}
