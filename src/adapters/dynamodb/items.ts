@@ -1,0 +1,348 @@
+/**
+ * One table's item key space: which generations are shown, how an item key
+ * names its file, and the reverse (a file name -> the item key to read).
+ *
+ * The owner names files from the item's own key attributes; here names come
+ * from the key (raw key bytes + the schema's attribute type), which agrees for
+ * every well-formed record and lets `ls` run keys-only scans and `cat` run one
+ * point read. Rendering re-derives the name from the attributes and refuses a
+ * record whose attributes disagree with its key.
+ */
+import { decodeSegment, encodeBinarySegment, encodeSegment, isShaFallback } from '../../format/filename.js';
+import { prefixEnd, type SnapshotView } from '../../source/range.js';
+import { RecordError } from '../../tree/node.js';
+import {
+  b64url,
+  canonicalNumber,
+  canonicalToNumericKey,
+  decodeRawB64Url,
+  ITEM_MAGIC,
+  itemGenPrefix,
+  numericKeyToCanonical,
+  ORDERED_KEY_ENCODING,
+  orderedSegment,
+  orderedSegmentPrefix,
+  readOrderedSegment,
+} from './keys.js';
+import { decodeItem, ProtoError, type Item, type TableSchema } from './proto.js';
+import { keyAttrSegment } from './render.js';
+
+export type KeyType = 'S' | 'N' | 'B';
+
+/** One generation's item range. */
+export interface GenRange {
+  gen: bigint;
+  prefix: Buffer;
+  end: Buffer | null;
+  /** Legacy base64 key layout (key_encoding_version < 2, or a migration source). */
+  legacy: boolean;
+}
+
+/** File-name segments of one item: hash, and range for hash+range tables. */
+export interface ItemNames {
+  h: string;
+  r: string | null;
+}
+
+interface Bounds {
+  start: Buffer;
+  end: Buffer | null;
+}
+
+/** What a file-name segment tells about the raw key bytes. */
+type RawHint = { kind: 'exact'; raw: Buffer; guess: boolean } | { kind: 'prefix'; raw: Buffer } | { kind: 'none' };
+
+const SHA_RAW_PREFIX = 64;
+const LEGACY_B64_PREFIX_BYTES = 63; // a whole number of base64 quanta
+
+function keyType(t: string | undefined): KeyType | null {
+  return t === 'S' || t === 'N' || t === 'B' ? t : null;
+}
+
+export function isDotName(n: string): boolean {
+  return n === '.' || n === '..';
+}
+
+export class KeySpace {
+  readonly hashAttr: string;
+  readonly rangeAttr: string;
+  readonly hashType: KeyType | null;
+  readonly rangeType: KeyType | null;
+  /** In the owner's emit order: the migration source (if any) first, the active generation last. */
+  readonly ranges: GenRange[];
+
+  constructor(
+    private readonly view: SnapshotView,
+    encodedTable: string,
+    schema: TableSchema,
+  ) {
+    this.hashAttr = schema.primaryKey?.hashKey ?? '';
+    this.rangeAttr = schema.primaryKey?.rangeKey ?? '';
+    this.hashType = keyType(schema.attributeDefinitions.get(this.hashAttr));
+    this.rangeType = this.rangeAttr ? keyType(schema.attributeDefinitions.get(this.rangeAttr)) : null;
+    const mk = (gen: bigint, legacy: boolean): GenRange => {
+      const prefix = itemGenPrefix(encodedTable, gen);
+      return { gen, prefix, end: prefixEnd(prefix), legacy };
+    };
+    const active = schema.generation;
+    const source = schema.migratingFromGeneration;
+    this.ranges = [];
+    if (source !== 0n && source !== active) this.ranges.push(mk(source, true));
+    this.ranges.push(mk(active, schema.keyEncodingVersion < ORDERED_KEY_ENCODING));
+  }
+
+  get hashOnly(): boolean {
+    return this.rangeAttr === '';
+  }
+
+  get active(): GenRange {
+    return this.ranges[this.ranges.length - 1]!;
+  }
+
+  // ------------------------------------------------------------ key -> names
+
+  /** Raw key-attribute bytes from an item key, or null when the key does not parse. */
+  private parseKey(key: Buffer, g: GenRange): { h: Buffer; r: Buffer | null } | null {
+    if (!key.subarray(0, g.prefix.length).equals(g.prefix)) return null;
+    if (g.legacy) {
+      const rest = key.subarray(g.prefix.length).toString('latin1');
+      const bar = rest.indexOf('|');
+      if (bar < 0) return null;
+      const h = decodeRawB64Url(rest.slice(0, bar));
+      const r = decodeRawB64Url(rest.slice(bar + 1));
+      if (!h || !r) return null;
+      if (this.hashOnly) return r.length === 0 && bar + 1 === rest.length ? { h, r: null } : null;
+      return { h, r };
+    }
+    const h = readOrderedSegment(key, g.prefix.length);
+    if (!h) return null;
+    if (this.hashOnly) return h.next === key.length ? { h: h.raw, r: null } : null;
+    const r = readOrderedSegment(key, h.next);
+    if (!r || r.next !== key.length) return null;
+    return { h: h.raw, r: r.raw };
+  }
+
+  private partName(raw: Buffer, type: KeyType | null, legacy: boolean): string | null {
+    switch (type) {
+      case 'S':
+        return encodeSegment(raw);
+      case 'B':
+        return encodeBinarySegment(raw);
+      case 'N': {
+        const canon = legacy ? canonicalNumber(raw.toString('utf8')) : numericKeyToCanonical(raw);
+        return canon === null ? null : encodeSegment(Buffer.from(canon, 'utf8'));
+      }
+      default:
+        return null;
+    }
+  }
+
+  /** File-name segments from the key alone, or null when the key (or the schema's key types) cannot say. */
+  keyNames(key: Buffer, g: GenRange): ItemNames | null {
+    const p = this.parseKey(key, g);
+    if (!p) return null;
+    const h = this.partName(p.h, this.hashType, g.legacy);
+    if (h === null) return null;
+    if (p.r === null) return { h, r: null };
+    const r = this.partName(p.r, this.rangeType, g.legacy);
+    return r === null ? null : { h, r };
+  }
+
+  /** Decode a stored item (magic + protobuf); RecordError names the key. */
+  decode(key: Buffer, value: Buffer): Item {
+    if (value.length < ITEM_MAGIC.length || !value.subarray(0, ITEM_MAGIC.length).equals(ITEM_MAGIC)) {
+      throw new RecordError(key, 'dynamodb item: missing stored-item magic prefix');
+    }
+    try {
+      return decodeItem(value.subarray(ITEM_MAGIC.length));
+    } catch (e) {
+      if (e instanceof ProtoError) throw new RecordError(key, `dynamodb item: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** The owner's file-name segments from the item's key attributes; RecordError when it has none. */
+  valueNames(key: Buffer, item: Item): ItemNames {
+    const hv = item.get(this.hashAttr);
+    if (!hv) throw new RecordError(key, 'dynamodb item: missing hash-key attribute');
+    const h = keyAttrSegment(hv);
+    if (h === null) throw new RecordError(key, 'dynamodb item: hash key has an unsupported attribute kind');
+    if (this.hashOnly) return { h, r: null };
+    const rv = item.get(this.rangeAttr);
+    if (!rv) throw new RecordError(key, 'dynamodb item: missing range-key attribute');
+    const r = keyAttrSegment(rv);
+    if (r === null) throw new RecordError(key, 'dynamodb item: range key has an unsupported attribute kind');
+    return { h, r };
+  }
+
+  /** Names of a listed record: from its key, else from its value (one point read); null when neither works. */
+  async recordNames(key: Buffer, g: GenRange, value?: Buffer): Promise<ItemNames | null> {
+    const k = this.keyNames(key, g);
+    if (k) return k;
+    const v = value ?? (await this.view.get(key));
+    if (v === null) return null;
+    try {
+      return this.valueNames(key, this.decode(key, v));
+    } catch (e) {
+      if (e instanceof RecordError) return null;
+      throw e;
+    }
+  }
+
+  // ------------------------------------------------------------ names -> keys
+
+  private rawHint(name: string, type: KeyType | null, legacy: boolean): RawHint {
+    if (type === null) return { kind: 'none' };
+    if (isShaFallback(name)) {
+      if (type === 'N') return { kind: 'none' };
+      try {
+        return { kind: 'prefix', raw: decodeSegment(name.slice(34)).subarray(0, SHA_RAW_PREFIX) };
+      } catch {
+        return { kind: 'none' };
+      }
+    }
+    let raw: Buffer;
+    try {
+      raw = decodeSegment(name);
+    } catch {
+      return { kind: 'none' };
+    }
+    if (type === 'S') return encodeSegment(raw) === name ? { kind: 'exact', raw, guess: false } : { kind: 'none' };
+    if (type === 'B') return encodeBinarySegment(raw) === name ? { kind: 'exact', raw, guess: false } : { kind: 'none' };
+    const canon = raw.toString('utf8');
+    if (canonicalNumber(canon) !== canon || encodeSegment(Buffer.from(canon, 'utf8')) !== name) return { kind: 'none' };
+    if (!legacy) {
+      const k = canonicalToNumericKey(canon);
+      return k ? { kind: 'exact', raw: k, guess: false } : { kind: 'none' };
+    }
+    // Legacy keys hold the number's original text; guess its plain decimal form.
+    const text = decimalText(canon);
+    return text === null ? { kind: 'none' } : { kind: 'exact', raw: Buffer.from(text, 'utf8'), guess: true };
+  }
+
+  private partKey(raw: Buffer, g: GenRange, last: boolean): Buffer {
+    if (!g.legacy) return orderedSegment(raw);
+    return Buffer.from(b64url(raw) + (last ? '' : '|'), 'latin1');
+  }
+
+  private partPrefix(raw: Buffer, g: GenRange): Buffer {
+    if (!g.legacy) return orderedSegmentPrefix(raw);
+    return Buffer.from(b64url(raw.subarray(0, LEGACY_B64_PREFIX_BYTES)), 'latin1');
+  }
+
+  private whole(g: GenRange): Bounds {
+    return { start: g.prefix, end: g.end };
+  }
+
+  /** Scan bounds holding every key whose hash segment could be named `h` (exact hash prefix when known). */
+  hashBounds(h: string, g: GenRange): { bounds: Bounds; exact: boolean } {
+    const hint = this.rawHint(h, this.hashType, g.legacy);
+    if (hint.kind === 'exact' && !hint.guess) {
+      const start = Buffer.concat([g.prefix, this.partKey(hint.raw, g, false)]);
+      return { bounds: { start, end: prefixEnd(start) }, exact: true };
+    }
+    if (hint.kind === 'prefix') {
+      const start = Buffer.concat([g.prefix, this.partPrefix(hint.raw, g)]);
+      return { bounds: { start, end: prefixEnd(start) }, exact: false };
+    }
+    return { bounds: this.whole(g), exact: false };
+  }
+
+  /** Candidate exact keys for one item name in one generation, and whether a miss is definitive. */
+  private exactKeys(n: ItemNames, g: GenRange): { keys: Buffer[]; definitive: boolean; fallback: Bounds } {
+    const hh = this.rawHint(n.h, this.hashType, g.legacy);
+    const hb = this.hashBounds(n.h, g);
+    if (this.hashOnly) {
+      if (hh.kind !== 'exact') return { keys: [], definitive: false, fallback: hb.bounds };
+      return { keys: [Buffer.concat([g.prefix, this.partKey(hh.raw, g, false)])], definitive: !hh.guess, fallback: hb.bounds };
+    }
+    const rh = this.rawHint(n.r ?? '', this.rangeType, g.legacy);
+    if (hh.kind !== 'exact' || rh.kind !== 'exact') return { keys: [], definitive: false, fallback: hb.bounds };
+    const key = Buffer.concat([g.prefix, this.partKey(hh.raw, g, false), this.partKey(rh.raw, g, true)]);
+    return { keys: [key], definitive: !hh.guess && !rh.guess, fallback: hb.bounds };
+  }
+
+  private same(a: ItemNames | null, b: ItemNames): boolean {
+    return !!a && a.h === b.h && a.r === b.r;
+  }
+
+  /** The key of the item that the owner would leave at this name in one generation (last in key order), or null. */
+  async findIn(n: ItemNames, g: GenRange): Promise<Buffer | null> {
+    const c = this.exactKeys(n, g);
+    for (const k of c.keys) {
+      if ((await this.view.get(k)) !== null && this.same(this.keyNames(k, g), n)) return k;
+    }
+    if (c.definitive) return null;
+    let found: Buffer | null = null;
+    for await (const kv of this.view.scan(c.fallback.start, c.fallback.end, { keysOnly: true })) {
+      if (this.same(await this.recordNames(kv.key, g), n)) found = kv.key;
+    }
+    return found;
+  }
+
+  /** The winning record for a name: the active generation's, else the migration source's. */
+  async find(n: ItemNames): Promise<{ key: Buffer; g: GenRange } | null> {
+    for (let i = this.ranges.length - 1; i >= 0; i--) {
+      const g = this.ranges[i]!;
+      const key = await this.findIn(n, g);
+      if (key) return { key, g };
+    }
+    return null;
+  }
+
+  /** True when any generation holds an item whose hash segment is named `h`. */
+  async hasHash(h: string): Promise<boolean> {
+    for (const g of this.ranges) {
+      const { bounds, exact } = this.hashBounds(h, g);
+      if (exact) {
+        if ((await this.view.page(bounds.start, bounds.end, 1, true)).length > 0) return true;
+        continue;
+      }
+      for await (const kv of this.view.scan(bounds.start, bounds.end, { keysOnly: true })) {
+        if ((await this.recordNames(kv.key, g))?.h === h) return true;
+      }
+    }
+    return false;
+  }
+
+  /** Names of every shown item, generation by generation (keys-only page scans). */
+  async *names(within?: (g: GenRange) => Bounds): AsyncGenerator<ItemNames> {
+    for (const g of this.ranges) {
+      const b = within ? within(g) : this.whole(g);
+      for await (const kv of this.view.scan(b.start, b.end, { keysOnly: true })) {
+        const n = await this.recordNames(kv.key, g);
+        if (n) yield n;
+      }
+    }
+  }
+
+  /**
+   * Render check: decode the stored item and make sure its key attributes name
+   * the file it is served as.
+   */
+  async load(key: Buffer, expect: ItemNames): Promise<Item> {
+    const v = await this.view.get(key);
+    if (v === null) throw new RecordError(key, 'dynamodb item: record vanished');
+    const item = this.decode(key, v);
+    const got = this.valueNames(key, item);
+    if (got.h !== expect.h || got.r !== expect.r) throw new RecordError(key, 'dynamodb item: key attributes disagree with the item key');
+    return item;
+  }
+}
+
+/** A canonical rational ("7", "-1/2") as plain decimal text ("7", "-0.5"), or null when not a finite decimal. */
+function decimalText(canon: string): string | null {
+  const m = /^(-?)([0-9]+)(?:\/([0-9]+))?$/.exec(canon);
+  if (!m) return null;
+  if (m[3] === undefined) return canon;
+  const num = BigInt(m[2]!);
+  const den = BigInt(m[3]);
+  let k = 0;
+  let p = 1n;
+  while ((num * p) % den !== 0n) {
+    p *= 10n;
+    if (++k > 400) return null;
+  }
+  const digits = ((num * p) / den).toString().padStart(k + 1, '0');
+  return `${m[1]}${digits.slice(0, digits.length - k)}.${digits.slice(digits.length - k)}`;
+}
