@@ -91,4 +91,13 @@ describe('redis strings', () => {
   });
 });
 
+describe('redis golden cases render byte-identical in process', () => {
+  for (const name of ['redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-hll-nottl']) {
+    it(name, async () => {
+      const r = await expectGolden(name);
+      await r.close();
+    });
+  }
+});
+
 export { redisHash, wide };

@@ -1,5 +1,5 @@
 import type { GoldenFixture } from '../fixtures.js';
-import { redisString } from '../../../src/fixture/redis.js';
+import { redisHash, redisHll, redisList, redisSet, redisStream, redisString, redisZSet, redisZSetLegacy, wide } from '../../../src/fixture/redis.js';
 
 const EXP = 1_900_000_000_000;
 
@@ -21,5 +21,121 @@ export const redisFixtures: GoldenFixture[] = [
       ...redisString('ünïcode/ключ', 'utf-8 key'),
       ...redisString('huge-ttl', 'clamped', { ttlMs: 0xffff_ffff_ffff_fff0n }),
     ],
+  },
+  {
+    name: 'redis-hash',
+    entries: [
+      ...redisHash('user:1', [
+        ['name', 'Alice <admin> & co'],
+        ['email', 'alice@example.com'],
+        ['avatar', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff])],
+        ['', 'empty field name'],
+        [Buffer.from([0xc3, 0x28]), 'non-utf8 field name'],
+      ]),
+      ...redisHash('user:2', [['name', 'Bob']], { ttlMs: EXP, deltas: 3 }),
+      ...redisHash('legacy:ttl', [['f', 'v']], { ttlMs: EXP + 7, ttlIn: 'record' }),
+      ...redisHash('no-meta', [['a', '1'], ['b', '2']], { noMeta: true, deltas: 2 }),
+      ...redisHash('empty', []),
+      ...redisHash('deltas-only', [], { noMeta: true, deltas: 2 }),
+      ...redisHash('H'.repeat(1024), [['f', 'long key hash']]),
+      ...redisHash('unicode \u2028 line', [['k', 'line\u2028sep \u00e9']]),
+    ],
+  },
+  {
+    name: 'redis-list',
+    entries: [
+      ...redisList('queue:jobs', [['rpush', 'job-1', 'job-2', 'job-3'], ['lpush', 'urgent', 'very-urgent'], ['lpop', 1], ['rpush', 'job-4'], ['rpop', 1], ['lpush', 'late']], {
+        compactAfter: 3,
+      }),
+      ...redisList('compacted', [['lpush', 'c', 'b', 'a'], ['rpush', 'd'], ['lpop', 2]]),
+      ...redisList('inline-ttl', [['rpush', 'x']], { ttlMs: EXP }),
+      ...redisList('record-ttl', [['rpush', 'y', 'z']], { ttlMs: EXP + 1, ttlIn: 'record' }),
+      ...redisList('d|looks-like-delta', [['rpush', 'p', 'q']], { ttlMs: EXP + 2 }),
+      ...redisList('a', [['rpush', 'a1', 'a2']]),
+      ...redisList('ab', [['lpush', 'ab1'], ['rpush', 'ab2']]),
+      ...redisList('items-only', [['rpush', Buffer.from([0xff, 0xfe]), '<tag>']], { noMeta: true }),
+      ...redisList('emptied', [['rpush', 'gone'], ['lpop', 1]]),
+      ...redisList('L'.repeat(1024), [['rpush', 'long key list']], { ttlMs: EXP + 3 }),
+    ],
+  },
+  {
+    name: 'redis-set',
+    entries: [
+      ...redisSet('tags', ['redis', 'kv', 'raft', '<b>&']),
+      ...redisSet('binary', [Buffer.from([0x00]), Buffer.from([0xff, 0x00]), Buffer.from('')]),
+      ...redisSet('inline-ttl', ['m'], { ttlMs: EXP, deltas: 2 }),
+      ...redisSet('record-ttl', ['n1', 'n2'], { ttlMs: EXP + 1, ttlIn: 'record' }),
+      ...redisSet('empty', []),
+      ...redisSet('no-meta', ['only'], { noMeta: true, deltas: 1 }),
+      ...redisSet('deltas-only', [], { noMeta: true, deltas: 1 }),
+      ...redisSet('S'.repeat(1024), ['long key set'], { ttlMs: EXP + 2, ttlIn: 'record' }),
+    ],
+  },
+  {
+    name: 'redis-zset',
+    entries: [
+      ...redisZSet('leaderboard', [
+        ['alice', 120.5],
+        ['bob', 99],
+        ['carol', Infinity],
+        ['dave', -Infinity],
+        ['erin', -0.000001],
+        ['frank', 1e21],
+        ['grace', 1e-7],
+        ['heidi', 123456789012345680000],
+        ['ivan', -0],
+        [Buffer.from([0xfe]), 3],
+      ]),
+      ...redisZSet('inline-ttl', [['m', 1]], { ttlMs: EXP, deltas: 2 }),
+      ...redisZSet('record-ttl', [['m', 2]], { ttlMs: EXP + 1, ttlIn: 'record' }),
+      ...redisZSet('empty', []),
+      ...redisZSetLegacy('legacy', [
+        ['y', 2.5],
+        ['x', 1],
+        ['z', -3],
+        ['x', 7],
+      ]),
+      ...redisZSetLegacy('legacy-ttl', [['only', 0]], { ttlMs: EXP + 2 }),
+      ...redisZSetLegacy('migrated', [['stale', 1]]),
+      ...redisZSet('migrated', [['fresh', 2]], { ttlMs: EXP + 3 }),
+      ...redisZSetLegacy('meta-only-wide', [['from-blob', 4]]),
+      { key: wide('!zs|meta|', 'meta-only-wide'), value: Buffer.concat([Buffer.alloc(8), Buffer.from('00000000000000ff', 'hex')]) },
+      ...redisZSet('Z'.repeat(1024), [['long', 1]]),
+    ],
+  },
+  {
+    name: 'redis-stream',
+    entries: [
+      ...redisStream('events', [
+        { ms: 1714400000000, seq: 0, fields: ['event', 'login', 'user', 'alice'] },
+        { ms: 1714400000000, seq: 1, fields: ['html', '<a href="x">&</a>', 'dup', '1', 'dup', '2'] },
+        { ms: 1714400000001, seq: 0, fields: [] },
+        { ms: 2, seq: 0, fields: ['early', 'yes'] },
+        { ms: 10, seq: 0, fields: ['ten', 'later'] },
+      ]),
+      ...redisStream('with-ttl', [{ ms: 5, seq: 0, fields: ['k', 'v'] }], { ttlMs: EXP }),
+      ...redisStream('record-ttl', [{ ms: 6, seq: 1, fields: ['k', 'v'] }], { ttlMs: EXP + 1, ttlIn: 'record', metaShape: 24 }),
+      ...redisStream('meta32', [{ ms: 7, seq: 0, fields: ['a', 'b'] }], { ttlMs: EXP + 2, metaShape: 32, last: [9, 9], length: 3 }),
+      ...redisStream('empty', [], { last: [100, 4] }),
+      ...redisStream('orphan-entries', [{ ms: 1, seq: 0, fields: ['no', 'meta'] }], { noMeta: true }),
+      ...redisStream('T'.repeat(1024), [{ ms: 1, seq: 1, fields: ['long', 'key'] }], { ttlMs: EXP + 3, ttlIn: 'record' }),
+    ],
+  },
+  {
+    name: 'redis-hll',
+    entries: [
+      ...redisHll('visitors', ['a', 'b', 'c']),
+      ...redisHll('visitors:today', ['x'], { ttlMs: EXP }),
+      ...redisHll('legacy', ['l1', 'l2'], { legacy: true }),
+      ...redisHll('legacy:ttl', ['l3'], { legacy: true, ttlMs: EXP + 1 }),
+      ...redisHll('stale-index', ['s'], { ttlIndex: false }),
+      { key: '!redis|ttl|stale-index', value: Buffer.from('000001ba43b74000', 'hex') },
+      ...redisHll('empty', []),
+      ...redisHll('Y'.repeat(1024), ['long'], { ttlMs: EXP + 2 }),
+    ],
+  },
+  {
+    name: 'redis-hll-nottl',
+    entries: [...redisHll('plain', ['a']), ...redisHll('legacy', ['b'], { legacy: true }), ...redisString('s', 'string without ttl')],
   },
 ];
