@@ -28,6 +28,15 @@ describe('golden pairs over a snapshot mount', () => {
         expect(cp.stderr).toBe('');
         const onCopy = await sh('sha256sum --quiet -c CHECKSUMS', copy);
         expect(onCopy.code).toBe(0);
+        // rsync -a and tar see the same tree, and stat sizes are the exact byte counts.
+        const rs = join(scratch, 'rsync');
+        const tr = join(scratch, 'tar');
+        expect((await sh(`rsync -a '${m.mnt}/' '${rs}/'`)).code).toBe(0);
+        expect((await sh(`mkdir '${tr}' && tar -C '${m.mnt}' -cf - . | tar -C '${tr}' -xf -`)).code).toBe(0);
+        for (const other of [rs, tr]) expect((await sh(`diff -r '${copy}' '${other}'`)).stdout).toBe('');
+        const statSizes = await sh(`find . -type f -exec stat -c '%n %s' {} + | sort`, m.mnt);
+        const realSizes = await sh(`find . -type f -exec sh -c 'for f; do printf "%s %s\\n" "$f" "$(wc -c < "$f")"; done' _ {} + | sort`, copy);
+        expect(statSizes.stdout).toBe(realSizes.stdout);
         expect(await diffAgainstExpected(copy, c.expected, scratch)).toBe('');
       } finally {
         expect(await m.unmount()).toBe(0);

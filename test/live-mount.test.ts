@@ -1,0 +1,277 @@
+/**
+ * Live mounts end to end: the real ekv-mount binary mounts (real FUSE) a dev
+ * cluster speaking elastickv's gRPC contract on loopback. The cluster runs in
+ * this test process so the tests can watch its pins, write to it, fail its
+ * renewals and restart it.
+ */
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:net';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadSnapshot } from '../src/devcluster/cli.js';
+import { startDevCluster, type DevCluster, type DevClusterOptions } from '../src/devcluster/server.js';
+import { writeFsm, type FsmEntry } from '../src/fixture/fsm.js';
+import { ClusterClient } from '../src/source/cluster.js';
+import { captureLog, type LogCapture } from './helpers/devcluster.js';
+import { goldenCases, normalizeChecksums } from './helpers/golden.js';
+import { BIN, isMounted, mount, sh, tempDir, waitFor, type Mounted } from './helpers/mount.js';
+import { spawn } from 'node:child_process';
+
+const tmp = tempDir('ekv-live-');
+const STR = (k: string): string => `!redis|str|${k}`;
+/** Legacy (no magic header) Redis string values: the owner writes them as raw bytes. */
+const value = (i: number): Buffer => Buffer.alloc(48 * 1024, `value-${i}-`);
+const ENTRIES: FsmEntry[] = [
+  { key: STR('greeting'), value: 'hello' },
+  ...Array.from({ length: 40 }, (_, i) => ({ key: STR(`k${String(i).padStart(3, '0')}`), value: value(i) })),
+];
+const FSM = join(tmp, '0000000000000064.fsm');
+writeFsm(FSM, ENTRIES, 1000n);
+const STRINGS = 'redis/db_0/strings';
+
+interface Cluster {
+  dc: DevCluster;
+  server: LogCapture;
+  pins: () => [string, unknown][];
+}
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()!().catch(() => {});
+});
+
+async function cluster(opts: Partial<DevClusterOptions> = {}, fsm = FSM): Promise<Cluster> {
+  const server = captureLog();
+  const { source, lastCommitTS } = await loadSnapshot(fsm);
+  const dc = await startDevCluster({ source, initialTs: lastCommitTS, minTtlMs: 100, sweepIntervalMs: 50, log: server.log, ...opts });
+  cleanup.push(() => dc.close());
+  return {
+    dc,
+    server,
+    pins: () => server.lines.filter((l) => String(l.msg).startsWith('backup_pin_')).map((l) => [String(l.msg), l.active_pins]),
+  };
+}
+
+async function liveMount(c: Cluster, args: string[] = []): Promise<Mounted> {
+  const m = await mount(['--cluster', c.dc.address, '--pin-ttl', '3s', ...args]);
+  cleanup.push(async () => {
+    if (m.proc.exitCode === null) {
+      if (isMounted(m.mnt)) await sh(`fusermount -u '${m.mnt}'`);
+      await m.exited;
+    }
+  });
+  return m;
+}
+
+const cat = (m: Mounted, rel: string) => sh(`cat '${join(m.mnt, rel)}'`);
+
+describe('live mount: pin lifecycle', () => {
+  for (const how of ['fusermount -u', 'SIGINT', 'SIGTERM'] as const) {
+    it(`pins go back to 0 after ${how}; exit 0`, async () => {
+      const c = await cluster();
+      const m = await liveMount(c);
+      expect(c.dc.activePins).toBe(1);
+      expect((await cat(m, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
+      if (how === 'fusermount -u') expect(await m.unmount()).toBe(0);
+      else {
+        m.proc.kill(how);
+        expect(await m.exited).toBe(0);
+      }
+      expect(isMounted(m.mnt)).toBe(false);
+      expect(c.dc.activePins).toBe(0);
+      expect(c.pins()).toEqual([
+        ['backup_pin_begin', 1],
+        ['backup_pin_end', 0],
+      ]);
+    });
+  }
+
+  it('after SIGKILL the pin is not ended but expires at its TTL', async () => {
+    const c = await cluster();
+    const m = await liveMount(c, ['--pin-ttl', '1500ms']);
+    expect(c.dc.activePins).toBe(1);
+    const killedAt = Date.now();
+    m.proc.kill('SIGKILL');
+    await m.exited;
+    await sh(`fusermount -u -z '${m.mnt}'`);
+    await waitFor(() => c.dc.activePins === 0, 5000, 'the pin to expire');
+    const expiredAfter = Date.now() - killedAt;
+    expect(c.pins().map(([msg]) => msg)).not.toContain('backup_pin_end');
+    expect(c.pins().at(-1)).toEqual(['backup_pin_expired', 0]);
+    // Renewed every ttl/3 until the kill: it outlives the kill by at least one renewal interval.
+    expect(expiredAfter).toBeGreaterThanOrEqual(900);
+  });
+
+  it('renews while a long copy runs; the copy is byte-exact', async () => {
+    const c = await cluster({ latencyMs: 25 });
+    const m = await liveMount(c, ['--pin-ttl', '600ms', '--page-size', '4']);
+    const t0 = c.server.lines.length;
+    const dest = join(tmp, 'copy-renew');
+    const r = await sh(`cp -r '${join(m.mnt, 'redis')}' '${dest}'`);
+    expect(r.stderr).toBe('');
+    const renewals = c.server.lines.slice(t0).filter((l) => l.msg === 'backup_pin_renew').length;
+    expect(renewals).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 40; i += 13) expect(readFileSync(join(dest, 'db_0/strings', `k${String(i).padStart(3, '0')}.bin`)).equals(value(i))).toBe(true);
+    expect(await m.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(0);
+  });
+
+  it('writes made after the pin are invisible in the mount (and visible to a new mount)', async () => {
+    const c = await cluster();
+    const m = await liveMount(c);
+    const client = new ClusterClient({ endpoints: [c.dc.address] });
+    cleanup.push(async () => client.close());
+    await client.call('RawKV', 'RawPut', { key: Buffer.from(STR('greeting')), value: Buffer.from('changed') });
+    await client.call('RawKV', 'RawPut', { key: Buffer.from(STR('zz-new')), value: Buffer.from('new') });
+    expect((await cat(m, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
+    expect((await sh(`ls '${join(m.mnt, STRINGS)}'`)).stdout.split('\n')).not.toContain('zz-new.bin');
+    const m2 = await liveMount(c);
+    expect((await cat(m2, `${STRINGS}/greeting.bin`)).stdout).toBe('changed');
+    expect((await cat(m2, `${STRINGS}/zz-new.bin`)).stdout).toBe('new');
+    expect(await m2.unmount()).toBe(0);
+    expect(await m.unmount()).toBe(0);
+  });
+
+  it('renewal failure: reads fail with EIO (never stale bytes) and one critical log line says why', async () => {
+    const c = await cluster();
+    const m = await liveMount(c, ['--pin-ttl', '900ms']);
+    expect((await cat(m, `${STRINGS}/k000.bin`)).code).toBe(0);
+    c.dc.injectFailure('RenewBackup', Infinity, 5 /* NOT_FOUND */, 'backup pin not found');
+    await waitFor(() => /backup pin LOST/.test(m.stdout()), 5000, 'the pin to be lost');
+    const r = await cat(m, `${STRINGS}/k001.bin`);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/Input\/output error/);
+    const crit = m
+      .stdout()
+      .split('\n')
+      .filter((l) => l.includes('"severity":"critical"'));
+    expect(crit).toHaveLength(1);
+    expect(crit[0]).toMatch(/renewal/);
+    // The data RPCs still answer: the EIO is the pin check, not the cluster.
+    expect(c.dc.calls.get('RawGet') ?? 0).toBeGreaterThan(0);
+    expect(await m.unmount()).toBe(0);
+  });
+
+  it('cluster restart mid-copy: EIO while it is down, then the pin is confirmed and reads resume with the right bytes', async () => {
+    const port = await freePort();
+    const pinState = join(tmp, 'pins.json');
+    rmSync(pinState, { force: true });
+    let c = await cluster({ listen: `127.0.0.1:${port}`, pinStateFile: pinState });
+    const m = await liveMount(c, ['--pin-ttl', '8s']);
+    expect((await cat(m, `${STRINGS}/k000.bin`)).code).toBe(0);
+    await c.dc.close();
+    const down = await cat(m, `${STRINGS}/k001.bin`);
+    expect(down.code).not.toBe(0);
+    expect(down.stdout).toBe('');
+    expect(down.stderr).toMatch(/Input\/output error/);
+    expect(existsSync(pinState)).toBe(true);
+    c = await cluster({ listen: `127.0.0.1:${port}`, pinStateFile: pinState });
+    expect(c.server.byMsg('backup pins restored')).toHaveLength(1);
+    let ok: { stdout: string; code: number } = { stdout: '', code: 1 };
+    await waitFor(
+      async () => {
+        ok = await sh(`cat '${join(m.mnt, STRINGS)}/k001.bin'`);
+        if (ok.code === 0) return true;
+        expect(ok.stdout).toBe(''); // a failing read never returns bytes
+        return false;
+      },
+      15_000,
+      'reads to resume after the restart',
+    );
+    expect(Buffer.from(ok.stdout, 'latin1').equals(value(1))).toBe(true);
+    const all = await sh(`cat '${join(m.mnt, STRINGS)}'/k0*.bin | sha256sum`);
+    const want = createHash('sha256').update(Buffer.concat(Array.from({ length: 40 }, (_, i) => value(i)))).digest('hex');
+    expect(all.stdout).toBe(`${want}  -\n`);
+    expect(await m.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(0);
+  });
+});
+
+describe('live mount: older clusters and refusals', () => {
+  it('--no-backup-rpc: mounts unpinned at a fresh timestamp with a loud warning (stderr, log, MANIFEST)', async () => {
+    const c = await cluster({ backupRpc: false });
+    const m = await liveMount(c);
+    expect(m.stderr()).toMatch(/WARNING: .*no Admin\.BeginBackup RPC/);
+    expect(m.stdout()).toMatch(/"level":40.*WITHOUT a pin/);
+    const manifest = JSON.parse((await cat(m, 'MANIFEST.json')).stdout) as Record<string, unknown>;
+    expect(manifest.phase).toBe('phase1-live-unpinned');
+    expect(String(manifest.warning)).toMatch(/WITHOUT a pin/);
+    expect((manifest.live as { read_ts: number }).read_ts).toBeGreaterThan(1000);
+    expect((await cat(m, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
+    expect(await m.unmount()).toBe(0);
+  });
+
+  it('a pinned mount writes phase1-live-pinned with read_ts, the pin token hash and the scopes', async () => {
+    const c = await cluster();
+    const m = await liveMount(c);
+    const manifest = JSON.parse((await cat(m, 'MANIFEST.json')).stdout) as { phase: string; live: { read_ts: number; pin_token_sha256: string }; adapters: Record<string, unknown> };
+    expect(manifest.phase).toBe('phase1-live-pinned');
+    expect(manifest.live.pin_token_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.adapters.redis).toEqual({ databases: [0] });
+    expect(await m.unmount()).toBe(0);
+  });
+
+  it('ResourceExhausted (too many pins) and InvalidArgument (ttl out of bounds) are one-line errors, exit 1', async () => {
+    const c = await cluster({ maxActivePins: 1, minTtlMs: 60_000 });
+    const holder = new ClusterClient({ endpoints: [c.dc.address] });
+    cleanup.push(async () => holder.close());
+    const pin = await holder.beginBackup(60_000);
+    const full = await runMountExpectingFailure(['--cluster', c.dc.address, '--pin-ttl', '5m']);
+    expect(full.code).toBe(1);
+    expect(full.stderr).toMatch(/^ekv-mount: [^\n]*too many active backups[^\n]*\n$/);
+    await holder.endBackup(pin.pinToken);
+    const ttl = await runMountExpectingFailure(['--cluster', c.dc.address, '--pin-ttl', '10s']);
+    expect(ttl.code).toBe(1);
+    expect(ttl.stderr).toMatch(/^ekv-mount: [^\n]*ttl[^\n]*\n$/i);
+    expect(c.dc.activePins).toBe(0);
+  });
+});
+
+describe('live tree == snapshot tree', () => {
+  const cases = goldenCases();
+  it('has golden pairs to compare', () => expect(cases.length).toBeGreaterThan(0));
+  for (const gc of cases) {
+    it(`${gc.name}: the live mount and the snapshot mount diff -r clean (MANIFEST aside)`, async () => {
+      const c = await cluster({}, gc.fsm);
+      const live = await liveMount(c, gc.flags);
+      const snap = await mount(['--snapshot', gc.fsm, ...gc.flags]);
+      cleanup.push(async () => snap.unmount());
+      const a = join(tmp, `${gc.name.replace('/', '_')}-live`);
+      const b = join(tmp, `${gc.name.replace('/', '_')}-snap`);
+      expect((await sh(`cp -r '${live.mnt}' '${a}' && cp -r '${snap.mnt}' '${b}'`)).stderr).toBe('');
+      for (const d of [a, b]) {
+        rmSync(join(d, 'MANIFEST.json'));
+        await sh(`sed -i '/  MANIFEST\\.json$/d' '${join(d, 'CHECKSUMS')}'`);
+      }
+      expect(normalizeChecksums(readFileSync(join(a, 'CHECKSUMS'), 'utf8'))).toBe(normalizeChecksums(readFileSync(join(b, 'CHECKSUMS'), 'utf8')));
+      const d = await sh(`diff -r '${b}' '${a}'`);
+      expect(d.stdout + d.stderr).toBe('');
+      expect(await live.unmount()).toBe(0);
+      expect(c.dc.activePins).toBe(0);
+    });
+  }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+function runMountExpectingFailure(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const mnt = tempDir('ekv-mnt-fail-');
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, mnt, '--log-level', 'error', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('exit', (code) => resolve({ code, stderr: err }));
+  });
+}
+
