@@ -1,0 +1,397 @@
+/**
+ * A small JSON reader that decides exactly what Go's encoding/json Unmarshal
+ * (v1) decides for the SQS value shapes: strict syntax (trailing data, control
+ * characters, bad escapes and nesting deeper than 10000 are errors), string
+ * unquoting with U+FFFD for invalid UTF-8 and lone surrogates, struct fields
+ * matched exactly then case-insensitively, literal null leaving a scalar field
+ * untouched, and typed numbers parsed as strconv does. Works on bytes so a
+ * json.RawMessage keeps its exact bytes.
+ */
+
+export class JsonError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JsonError';
+  }
+}
+
+const MAX_DEPTH = 10000;
+
+export type Kind = 'string' | 'number' | 'true' | 'false' | 'null' | 'object' | 'array';
+
+export interface Member {
+  /** Unquoted key bytes. */
+  key: Buffer;
+  kind: Kind;
+  /** Value span in the input. */
+  start: number;
+  end: number;
+}
+
+function isWs(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+function skipWs(b: Buffer, i: number): number {
+  while (i < b.length && isWs(b[i])) i++;
+  return i;
+}
+
+function isHex(c: number | undefined): boolean {
+  return c !== undefined && ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66));
+}
+
+/** End (exclusive) of the string literal starting at b[i] === '"'. */
+function stringEnd(b: Buffer, i: number): number {
+  i++;
+  for (;;) {
+    if (i >= b.length) throw new JsonError('unexpected end of JSON input');
+    const c = b[i]!;
+    if (c === 0x22) return i + 1;
+    if (c < 0x20) throw new JsonError('invalid character in string literal');
+    if (c === 0x5c) {
+      const e = b[i + 1];
+      if (e === 0x75) {
+        if (!(isHex(b[i + 2]) && isHex(b[i + 3]) && isHex(b[i + 4]) && isHex(b[i + 5]))) throw new JsonError('invalid \\u escape');
+        i += 6;
+        continue;
+      }
+      if (e === undefined || !'"\\/bfnrt'.includes(String.fromCharCode(e))) throw new JsonError('invalid escape in string literal');
+      i += 2;
+      continue;
+    }
+    i++;
+  }
+}
+
+function numberEnd(b: Buffer, i: number): number {
+  const digit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39;
+  if (b[i] === 0x2d) i++;
+  if (b[i] === 0x30) i++;
+  else if (digit(b[i])) while (digit(b[i])) i++;
+  else throw new JsonError('invalid number literal');
+  if (b[i] === 0x2e) {
+    i++;
+    if (!digit(b[i])) throw new JsonError('invalid number literal');
+    while (digit(b[i])) i++;
+  }
+  if (b[i] === 0x65 || b[i] === 0x45) {
+    i++;
+    if (b[i] === 0x2b || b[i] === 0x2d) i++;
+    if (!digit(b[i])) throw new JsonError('invalid number literal');
+    while (digit(b[i])) i++;
+  }
+  return i;
+}
+
+function literalEnd(b: Buffer, i: number, word: string): number {
+  if (b.toString('latin1', i, i + word.length) !== word) throw new JsonError('invalid literal');
+  return i + word.length;
+}
+
+function kindAt(b: Buffer, i: number): Kind {
+  const c = b[i];
+  if (c === 0x22) return 'string';
+  if (c === 0x7b) return 'object';
+  if (c === 0x5b) return 'array';
+  if (c === 0x74) return 'true';
+  if (c === 0x66) return 'false';
+  if (c === 0x6e) return 'null';
+  if (c === 0x2d || (c !== undefined && c >= 0x30 && c <= 0x39)) return 'number';
+  throw new JsonError(c === undefined ? 'unexpected end of JSON input' : 'invalid character looking for beginning of value');
+}
+
+/** Validate one value starting at b[i] (no leading whitespace); returns its end. Iterative. */
+export function skipValue(b: Buffer, i: number, depth: number): number {
+  // Stack of open containers: true = object, false = array.
+  const stack: boolean[] = [];
+  for (;;) {
+    // Expect a value at i.
+    const k = kindAt(b, i);
+    if (k === 'object' || k === 'array') {
+      if (depth + stack.length + 1 > MAX_DEPTH) throw new JsonError('exceeded max depth');
+      const obj = k === 'object';
+      i = skipWs(b, i + 1);
+      if (b[i] === (obj ? 0x7d : 0x5d)) {
+        i++;
+      } else {
+        stack.push(obj);
+        if (obj) i = objectKey(b, i);
+        continue;
+      }
+    } else if (k === 'string') i = stringEnd(b, i);
+    else if (k === 'number') i = numberEnd(b, i);
+    else i = literalEnd(b, i, k);
+    // After a value: close containers or move to the next element.
+    for (;;) {
+      if (stack.length === 0) return i;
+      const obj = stack[stack.length - 1]!;
+      i = skipWs(b, i);
+      if (b[i] === 0x2c) {
+        i = skipWs(b, i + 1);
+        if (obj) i = objectKey(b, i);
+        break;
+      }
+      if (b[i] === (obj ? 0x7d : 0x5d)) {
+        stack.pop();
+        i++;
+        continue;
+      }
+      throw new JsonError(b[i] === undefined ? 'unexpected end of JSON input' : 'invalid character after element');
+    }
+  }
+}
+
+/** At a key: validate `"key" :` and return the index of the value (whitespace skipped). */
+function objectKey(b: Buffer, i: number): number {
+  if (b[i] !== 0x22) throw new JsonError('invalid character looking for beginning of object key string');
+  i = skipWs(b, stringEnd(b, i));
+  if (b[i] !== 0x3a) throw new JsonError('invalid character after object key');
+  return skipWs(b, i + 1);
+}
+
+/** Valid UTF-8 sequence length at b[i], 0 when invalid (Go decodes RuneError, width 1). */
+export function runeLen(b: Buffer, i: number): number {
+  const c0 = b[i]!;
+  if (c0 < 0x80) return 1;
+  const cont = (j: number): boolean => j < b.length && (b[j]! & 0xc0) === 0x80;
+  if (c0 >= 0xc2 && c0 <= 0xdf) return cont(i + 1) ? 2 : 0;
+  if (c0 >= 0xe0 && c0 <= 0xef) {
+    const c1 = b[i + 1];
+    if (c1 === undefined) return 0;
+    if (c0 === 0xe0 && c1 < 0xa0) return 0;
+    if (c0 === 0xed && c1 > 0x9f) return 0;
+    return cont(i + 1) && cont(i + 2) ? 3 : 0;
+  }
+  if (c0 >= 0xf0 && c0 <= 0xf4) {
+    const c1 = b[i + 1];
+    if (c1 === undefined) return 0;
+    if (c0 === 0xf0 && c1 < 0x90) return 0;
+    if (c0 === 0xf4 && c1 > 0x8f) return 0;
+    return cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  }
+  return 0;
+}
+
+export function validUtf8(b: Buffer): boolean {
+  for (let i = 0; i < b.length; ) {
+    const n = runeLen(b, i);
+    if (n === 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+const FFFD = Buffer.from([0xef, 0xbf, 0xbd]);
+
+/** Go's unquote of an already validated string literal span [start, end). */
+export function unquote(b: Buffer, start: number, end: number): Buffer {
+  const out: Buffer[] = [];
+  let i = start + 1;
+  const stop = end - 1;
+  let run = i;
+  const flush = (to: number): void => {
+    if (run < to) out.push(b.subarray(run, to));
+  };
+  const hex4 = (j: number): number => parseInt(b.toString('latin1', j, j + 4), 16);
+  while (i < stop) {
+    const c = b[i]!;
+    if (c === 0x5c) {
+      flush(i);
+      const e = b[i + 1]!;
+      if (e === 0x75) {
+        let r = hex4(i + 2);
+        i += 6;
+        if (r >= 0xd800 && r < 0xe000) {
+          if (r < 0xdc00 && b[i] === 0x5c && b[i + 1] === 0x75 && i + 6 <= stop) {
+            const r2 = hex4(i + 2);
+            if (r2 >= 0xdc00 && r2 < 0xe000) {
+              r = 0x10000 + ((r - 0xd800) << 10) + (r2 - 0xdc00);
+              i += 6;
+            } else r = 0xfffd;
+          } else r = 0xfffd;
+        }
+        out.push(Buffer.from(String.fromCodePoint(r), 'utf8'));
+      } else {
+        const map: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 0x08, 0x66: 0x0c, 0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09 };
+        out.push(Buffer.of(map[e]!));
+        i += 2;
+      }
+      run = i;
+      continue;
+    }
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    const n = runeLen(b, i);
+    if (n === 0) {
+      flush(i);
+      out.push(FFFD);
+      i++;
+      run = i;
+      continue;
+    }
+    i += n;
+  }
+  flush(stop);
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
+}
+
+/**
+ * Members of the object whose `{` is at b[i]; each value validated and spanned.
+ * `depth` is the nesting depth of this object (top level = 1).
+ */
+export function objectMembers(b: Buffer, i: number, depth: number): { members: Member[]; end: number } {
+  if (depth > MAX_DEPTH) throw new JsonError('exceeded max depth');
+  const members: Member[] = [];
+  i = skipWs(b, i + 1);
+  if (b[i] === 0x7d) return { members, end: i + 1 };
+  for (;;) {
+    if (b[i] !== 0x22) throw new JsonError('invalid character looking for beginning of object key string');
+    const ke = stringEnd(b, i);
+    const key = unquote(b, i, ke);
+    i = skipWs(b, ke);
+    if (b[i] !== 0x3a) throw new JsonError('invalid character after object key');
+    i = skipWs(b, i + 1);
+    const kind = kindAt(b, i);
+    const end = skipValue(b, i, depth);
+    members.push({ key, kind, start: i, end });
+    i = skipWs(b, end);
+    if (b[i] === 0x2c) {
+      i = skipWs(b, i + 1);
+      continue;
+    }
+    if (b[i] === 0x7d) return { members, end: i + 1 };
+    throw new JsonError(b[i] === undefined ? 'unexpected end of JSON input' : 'invalid character after object key:value pair');
+  }
+}
+
+/**
+ * The whole input as a Go struct target: null when the document is the literal
+ * null (Unmarshal leaves the struct zero), the top-level members otherwise.
+ */
+export function topObject(b: Buffer): Member[] | null {
+  let i = skipWs(b, 0);
+  const kind = kindAt(b, i);
+  let members: Member[] | null = null;
+  let end: number;
+  if (kind === 'object') ({ members, end } = objectMembers(b, i, 1));
+  else end = skipValue(b, i, 0);
+  i = skipWs(b, end);
+  if (i !== b.length) throw new JsonError('invalid character after top-level value');
+  if (kind === 'null') return null;
+  if (kind !== 'object') throw new JsonError(`cannot unmarshal ${kind} into Go value of type struct`);
+  return members;
+}
+
+/** Go's field-name folding for the ASCII field names used here (K KELVIN SIGN and LONG S fold onto ASCII). */
+function fold(key: Buffer): string | null {
+  let s = '';
+  for (const ch of key.toString('utf8')) {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x80) s += ch.toUpperCase();
+    else if (cp === 0x212a) s += 'K';
+    else if (cp === 0x17f) s += 'S';
+    else return null;
+  }
+  return s;
+}
+
+/** The struct field a key selects (exact name first, then case-insensitive), or null. */
+export function matchField(key: Buffer, fields: readonly string[]): string | null {
+  const k = key.toString('latin1');
+  if (fields.includes(k) && Buffer.from(k, 'latin1').equals(key)) return k;
+  const f = fold(key);
+  if (f === null) return null;
+  for (const name of fields) if (name.toUpperCase() === f) return name;
+  return null;
+}
+
+const I64_MIN = -(1n << 63n);
+const I64_MAX = (1n << 63n) - 1n;
+
+function typeErr(m: Member, want: string): JsonError {
+  return new JsonError(`cannot unmarshal ${m.kind} into Go struct field of type ${want}`);
+}
+
+/** A string field: undefined = leave unchanged (null). */
+export function fieldString(b: Buffer, m: Member): Buffer | undefined {
+  if (m.kind === 'null') return undefined;
+  if (m.kind !== 'string') throw typeErr(m, 'string');
+  return unquote(b, m.start, m.end);
+}
+
+export function fieldBool(m: Member): boolean | undefined {
+  if (m.kind === 'null') return undefined;
+  if (m.kind === 'true') return true;
+  if (m.kind === 'false') return false;
+  throw typeErr(m, 'bool');
+}
+
+/** int64 (signed) or uintN field, as strconv.ParseInt/ParseUint read the literal. */
+export function fieldInt(b: Buffer, m: Member, kind: 'i64' | 'u64' | 'u32'): bigint | undefined {
+  if (m.kind === 'null') return undefined;
+  if (m.kind !== 'number') throw typeErr(m, kind);
+  const s = b.toString('latin1', m.start, m.end);
+  if (kind === 'i64') {
+    if (!/^-?[0-9]+$/.test(s)) throw new JsonError(`cannot unmarshal number ${s} into int64`);
+    const n = BigInt(s);
+    if (n < I64_MIN || n > I64_MAX) throw new JsonError(`number ${s} overflows int64`);
+    return n;
+  }
+  if (!/^[0-9]+$/.test(s)) throw new JsonError(`cannot unmarshal number ${s} into ${kind}`);
+  const n = BigInt(s);
+  if (n >= 1n << (kind === 'u64' ? 64n : 32n)) throw new JsonError(`number ${s} overflows ${kind}`);
+  return n;
+}
+
+const STD_B64 = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') STD_B64[c.charCodeAt(0)] = 1;
+
+/** Go's base64.StdEncoding.Decode (padded, non-strict, CR/LF skipped); throws on error. */
+export function decodeStdBase64(s: Buffer): Buffer {
+  const clean = s.includes(0x0a) || s.includes(0x0d) ? Buffer.from(s.filter((c) => c !== 0x0a && c !== 0x0d)) : s;
+  if (clean.length % 4 !== 0) throw new JsonError('illegal base64 data');
+  for (let q = 0; q < clean.length; q += 4) {
+    for (let j = 0; j < 4; j++) {
+      const c = clean[q + j]!;
+      if (STD_B64[c] === 1) continue;
+      const last = q + 4 === clean.length;
+      const ok = c === 0x3d && last && (j === 3 || (j === 2 && clean[q + 3] === 0x3d));
+      if (!ok) throw new JsonError('illegal base64 data');
+      break;
+    }
+  }
+  return Buffer.from(clean.toString('latin1'), 'base64');
+}
+
+/** A []byte field: undefined = unchanged is impossible for slices; null sets nil (empty here). */
+export function fieldBytes(b: Buffer, m: Member): Buffer | null {
+  if (m.kind === 'null') return null;
+  if (m.kind !== 'string') throw typeErr(m, '[]uint8');
+  return decodeStdBase64(unquote(b, m.start, m.end));
+}
+
+/** Remove insignificant whitespace from a valid JSON span (json.Compact without HTML escaping). */
+export function compact(b: Buffer, start: number, end: number): Buffer {
+  const out: Buffer[] = [];
+  let run = start;
+  let i = start;
+  while (i < end) {
+    const c = b[i]!;
+    if (c === 0x22) {
+      i = stringEnd(b, i);
+      continue;
+    }
+    if (isWs(c)) {
+      if (run < i) out.push(b.subarray(run, i));
+      while (i < end && isWs(b[i])) i++;
+      run = i;
+      continue;
+    }
+    i++;
+  }
+  if (run < end) out.push(b.subarray(run, end));
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
+}
