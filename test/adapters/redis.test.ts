@@ -92,7 +92,7 @@ describe('redis strings', () => {
 });
 
 describe('redis golden cases render byte-identical in process', () => {
-  for (const name of ['redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-hll-nottl']) {
+  for (const name of ['redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-hll-nottl', 'redis-ttl-routing']) {
     it(name, async () => {
       const r = await expectGolden(name);
       await r.close();

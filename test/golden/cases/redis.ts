@@ -138,4 +138,44 @@ export const redisFixtures: GoldenFixture[] = [
     name: 'redis-hll-nottl',
     entries: [...redisHll('plain', ['a']), ...redisHll('legacy', ['b'], { legacy: true }), ...redisString('s', 'string without ttl')],
   },
+  {
+    // One user key stored under several types (stale rows after a type change):
+    // the !redis|ttl| record goes where the owner's single ordered pass sends it.
+    name: 'redis-ttl-routing',
+    entries: [
+      // legacy string + hash: string wins (later in key order), hash keeps no TTL
+      ...redisString('dup', 'str', { legacy: true, ttlMs: EXP }),
+      ...redisHash('dup', [['f', 'v']], { ttlIn: 'record' }),
+      // new-format string owns its TTL; a stale index record is ignored
+      ...redisString('owned', 'v', { ttlIndex: false }),
+      { key: '!redis|ttl|owned', value: Buffer.from('000001ba43b74001', 'hex') },
+      // hash (legacy meta) + set: the hash takes the record, the set gets none
+      ...redisHash('hs', [['f', 'v']], { ttlMs: EXP + 1, ttlIn: 'record' }),
+      ...redisSet('hs', ['m']),
+      // list + hash: list wins
+      ...redisList('lh', [['rpush', 'i']], { ttlMs: EXP + 2, ttlIn: 'record' }),
+      ...redisHash('lh', [['f', 'v']]),
+      // meta-less stream entries + set: the stream claims the parked TTL (and has no file)
+      ...redisStream('ss', [{ ms: 1, seq: 0, fields: ['a', 'b'] }], { noMeta: true, ttlMs: EXP + 3 }),
+      ...redisSet('ss', ['m']),
+      ...redisStream('ss-real', [{ ms: 1, seq: 0, fields: ['a', 'b'] }]),
+      // legacy zset blob + set: the blob claims it
+      ...redisZSetLegacy('zs', [['m', 1]], { ttlMs: EXP + 4 }),
+      ...redisSet('zs', ['m']),
+      // set + wide zset: the set claims it
+      ...redisSet('sz', ['m'], { ttlMs: EXP + 5, ttlIn: 'record' }),
+      ...redisZSet('sz', [['m', 1]]),
+      // TTL record with no typed record: orphan, dropped
+      { key: '!redis|ttl|orphan', value: Buffer.from('000001ba43b74002', 'hex') },
+      // inline meta TTL of 0 beats a record TTL
+      ...redisSet('inline-zero', ['m']),
+      { key: '!redis|ttl|inline-zero', value: Buffer.from('000001ba43b74003', 'hex') },
+      // record TTL of 0 is kept as 0
+      ...redisZSet('record-zero', [['m', 1]], { ttlMs: 0, ttlIn: 'record' }),
+      // HLL legacy + string new format: the string's inline header owns the key
+      ...redisHll('hs2', ['x'], { legacy: true }),
+      ...redisString('hs2', 's'),
+      { key: '!redis|ttl|hs2', value: Buffer.from('000001ba43b74004', 'hex') },
+    ],
+  },
 ];
