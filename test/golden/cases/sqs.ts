@@ -1,6 +1,8 @@
 import type { FsmEntry } from '../../../src/fixture/fsm.js';
 import {
   sqsDataKey,
+  sqsGenKey,
+  sqsMetaKey,
   sqsDeletedQueueEntries,
   sqsMessageEntries,
   sqsMessageId,
@@ -185,6 +187,52 @@ export function sqsPartitionedEntries(): FsmEntry[] {
   return out;
 }
 
+const META = Buffer.from([0x00, 0x53, 0x51, 0x01]);
+const MSG = Buffer.from([0x00, 0x53, 0x4d, 0x01]);
+const raw = (magic: Buffer, json: string | Buffer): Buffer => Buffer.concat([magic, typeof json === 'string' ? Buffer.from(json, 'utf8') : json]);
+
+/**
+ * Hand-written values exercising Go's encoding/json rules the owner decodes with:
+ * case-insensitive and folded field names, null fields, duplicate keys,
+ * unknown fields, raw attribute values compacted verbatim, invalid UTF-8 and
+ * lone surrogates, CR/LF inside base64, top-level null, negative timestamps,
+ * equal sort keys falling back to key order.
+ */
+export function sqsJsonQuirkEntries(): FsmEntry[] {
+  const out: FsmEntry[] = [];
+  out.push({
+    key: sqsMetaKey('quirky'),
+    value: raw(
+      META,
+      ' {"NAME":"quirky-from-json","i\\u017f_fifo":true,"iſ_fifo":true,"Visibility_Timeout_Seconds":12,"message_retention_seconds":null,' +
+        '"delay_seconds":1,"delay_seconds":3,"unknown":{"a":[1,2,{"b":null}]},"redrive_policy":"<&> \\u2028","partition_count":0,"tags":{"k":"v"}}\n',
+    ),
+  });
+  out.push({ key: sqsGenKey('quirky'), value: ' 7\n' });
+  const d = (id: string, json: string | Buffer, gen = 7n): FsmEntry => ({ key: sqsDataKey('quirky', gen, id), value: raw(MSG, json) });
+  out.push(
+    d('q1', '{ "message_id" : "q1", "body":"PGI+aGk8L2I+", "message_attributes": { "z" : { "DataType" : "String" , "StringValue" : "a b" }, "a":[1, 2 ,3], "m": null, "a": "dup-last" },' +
+      ' "send_timestamp_millis": -5, "queue_generation": 7, "sequence_number": 0, "extra": "x\\u0000y", "md5_of_body": "\\ud800x\\udc00", "current_receipt_token": "AAEC" }'),
+    d('q2', Buffer.concat([Buffer.from('{"message_id":"q2","sender_id":"bad', 'utf8'), Buffer.from([0xff, 0xc3]), Buffer.from('utf8","body":"QUJD\\r\\nREVG","queue_generation":7,"send_timestamp_millis":10,' +
+      '"message_attributes":{"x":{"DataType":"Number","StringValue":"1"}},"message_attributes":{"y":{"DataType":"String","StringValue":"\\u003c"}},"Message_Group_Id":"G","receive_count":9}', 'utf8')])),
+    d('q3', '{"message_id":"q3","body":null,"queue_generation":7,"send_timestamp_millis":10,"sequence_number":18446744073709551615,"message_attributes":{}}'),
+    d('q4', 'null', 7n),
+    d('q5', '{"message_id":"q5","body":"","queue_generation":7,"send_timestamp_millis":10,"message_attributes":null,"sender_id":"\\ud83d\\ude00 \\ud83d"}'),
+  );
+  // Empty JSON name: the dump names the queue from its key.
+  out.push({ key: sqsMetaKey('from-key'), value: raw(META, '{"name":"","visibility_timeout_seconds":5}') });
+  out.push({ key: sqsMetaKey('null-meta'), value: raw(META, 'null') });
+  // No gen record: the same message id in two generations with equal sort keys keeps key order.
+  const twin = (gen: bigint): FsmEntry => ({
+    key: sqsDataKey('null-meta', gen, 'same'),
+    value: raw(MSG, `{"message_id":"same","body":"${Buffer.from(`gen ${gen}`).toString('base64')}","queue_generation":${gen},"send_timestamp_millis":1}`),
+  });
+  out.push(twin(2n), twin(1n));
+  // A top-level JSON null decodes to the zero record.
+  out.push({ key: sqsDataKey('null-meta', 3n, 'nul'), value: raw(MSG, ' null ') });
+  return out;
+}
+
 /** sqs golden fixtures: records in elastickv's internal encodings; expected trees come from elastickv's own decoder. */
 export const sqsFixtures: GoldenFixture[] = [
   { name: 'sqs-standard', entries: sqsStandardEntries() },
@@ -193,4 +241,5 @@ export const sqsFixtures: GoldenFixture[] = [
   { name: 'sqs-side-records', entries: sqsSideRecordEntries(), flags: ['--include-sqs-side-records'] },
   { name: 'sqs-generations', entries: sqsGenerationEntries() },
   { name: 'sqs-partitioned', entries: sqsPartitionedEntries() },
+  { name: 'sqs-json-quirks', entries: sqsJsonQuirkEntries() },
 ];
