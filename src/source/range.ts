@@ -39,15 +39,22 @@ export class SnapshotView {
     return this.source.scanPage(start, end, this.ts, { limit, keysOnly });
   }
 
-  /** Every key in [start, end), paging with cursor = last key + 0x00. */
+  /**
+   * Every key in [start, end), paging with cursor = last key + 0x00. A full page
+   * starts the fetch of the next one before its keys are consumed (read-ahead
+   * for sequential readers: one page in flight while the caller works).
+   */
   async *scan(start: Buffer, end: Buffer | null, opts: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KV> {
     const limit = opts.pageSize ?? this.pageSize;
-    let cursor = start;
-    for (;;) {
-      const page = await this.source.scanPage(cursor, end, this.ts, { limit, keysOnly: opts.keysOnly ?? false });
+    const keysOnly = opts.keysOnly ?? false;
+    const fetch = (cursor: Buffer): Promise<KV[]> => this.source.scanPage(cursor, end, this.ts, { limit, keysOnly });
+    let pending: Promise<KV[]> | null = fetch(start);
+    while (pending) {
+      const page: KV[] = await pending;
+      pending = page.length < limit ? null : fetch(nextKey(page[page.length - 1]!.key));
+      // A consumer that stops early leaves the read-ahead unobserved: never an unhandled rejection.
+      pending?.catch(() => {});
       for (const kv of page) yield kv;
-      if (page.length < limit) return;
-      cursor = nextKey(page[page.length - 1]!.key);
     }
   }
 
