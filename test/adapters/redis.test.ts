@@ -3,8 +3,30 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { redisFixtures } from '../golden/cases/redis.js';
 import { renderEntries, text, type Rendered } from '../helpers/render.js';
-import { redisHash, redisString, wide } from '../../src/fixture/redis.js';
-import type { FsmEntry } from '../../src/fixture/fsm.js';
+import {
+  demoRedisEntries,
+  benchRedisEntries,
+  encodeStreamEntry,
+  redisHash,
+  redisHll,
+  redisList,
+  redisSet,
+  redisStream,
+  redisString,
+  redisZSet,
+  redisZSetLegacy,
+  wide,
+} from '../../src/fixture/redis.js';
+import { encodeFsm, type FsmEntry } from '../../src/fixture/fsm.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { pino } from 'pino';
+import { ALL_ADAPTERS } from '../../src/adapters/index.js';
+import { defaultDecodeOptions } from '../../src/adapters/types.js';
+import { SnapshotView } from '../../src/source/range.js';
+import { SnapshotSource } from '../../src/source/snapshot.js';
+import type { KV, PageSource, ScanPageOptions } from '../../src/source/types.js';
+import { Tree } from '../../src/tree/tree.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 
@@ -38,8 +60,8 @@ function fixture(name: string): FsmEntry[] {
   return f.entries;
 }
 
-async function expectGolden(name: string): Promise<Rendered> {
-  const r = await renderEntries(fixture(name));
+async function expectGolden(name: string, pageSize?: number): Promise<Rendered> {
+  const r = await renderEntries(fixture(name), { pageSize });
   const want = expectedRedis(name);
   const got = redisFiles(r);
   expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
@@ -100,4 +122,258 @@ describe('redis golden cases render byte-identical in process', () => {
   }
 });
 
-export { redisHash, wide };
+
+describe('redis golden cases with tiny pages (listing cursors, wide-column skip-scan)', () => {
+  for (const name of ['redis-strings', 'redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-ttl-routing']) {
+    for (const pageSize of [1, 2, 3]) {
+      it(`${name} pageSize=${pageSize}`, async () => {
+        const r = await expectGolden(name, pageSize);
+        await r.close();
+      });
+    }
+  }
+});
+
+describe('redis exact bytes per type', () => {
+  it('list built by LPUSH/RPUSH/LPOP/RPOP: items in sequence order, claims and deltas carry no state', async () => {
+    const r = await renderEntries(
+      redisList('q', [['rpush', 'a', 'b'], ['lpush', 'z'], ['lpop', 1], ['rpush', Buffer.from([0xff])], ['rpop', 1], ['lpush', 'y']], { compactAfter: 2 }),
+    );
+    try {
+      expect(text(r, 'redis/db_0/lists/q.json')).toBe('{\n  "format_version": 1,\n  "items": [\n    "y",\n    "a",\n    "b"\n  ],\n  "expire_at_ms": null\n}');
+      expect(r.errors.size).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('legacy zset blob: members sorted by name, duplicate members last-wins; record TTL inlined', async () => {
+    const r = await renderEntries(redisZSetLegacy('z', [['b', 2], ['a', 1e21], ['b', -0.5]], { ttlMs: 77 }));
+    try {
+      expect(text(r, 'redis/db_0/zsets/z.json')).toBe(
+        '{\n  "format_version": 1,\n  "members": [\n    {\n      "member": "a",\n      "score": 1e+21\n    },\n    {\n      "member": "b",\n      "score": -0.5\n    }\n  ],\n  "expire_at_ms": 77\n}',
+      );
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('streams: entries in ID order then the _meta line, with and without TTL', async () => {
+    const r = await renderEntries([
+      ...redisStream('s', [
+        { ms: 10, seq: 0, fields: ['f', '<v>'] },
+        { ms: 2, seq: 5, fields: ['g', 'w'] },
+      ]),
+      ...redisStream('t', [{ ms: 1, seq: 0, fields: [] }], { ttlMs: 1234 }),
+    ]);
+    try {
+      expect(text(r, 'redis/db_0/streams/s.jsonl')).toBe(
+        '{"id":"2-5","fields":[{"name":"g","value":"w"}]}\n{"id":"10-0","fields":[{"name":"f","value":"\\u003cv\\u003e"}]}\n{"_meta":true,"length":2,"last_ms":2,"last_seq":5,"expire_at_ms":null}\n',
+      );
+      expect(text(r, 'redis/db_0/streams/t.jsonl')).toBe('{"id":"1-0","fields":[]}\n{"_meta":true,"length":1,"last_ms":1,"last_seq":0,"expire_at_ms":1234}\n');
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('HLL: sketch bytes without the TTL envelope; hll_ttl.jsonl only when some HLL expires', async () => {
+    const withTtl = await renderEntries([...redisHll('h', ['a'], { ttlMs: 9 }), ...redisHll('p', ['b'])]);
+    try {
+      expect(withTtl.files.get('redis/db_0/hll/h.bin')).toEqual(Buffer.from([0x00, 0x52, 0x53, 0x01, 0x0a, 0x01, 0x61]));
+      expect(text(withTtl, 'redis/db_0/hll_ttl.jsonl')).toBe('{"key":"h","expire_at_ms":9}\n');
+    } finally {
+      await withTtl.close();
+    }
+    const noTtl = await renderEntries(redisHll('p', ['b']));
+    try {
+      expect([...noTtl.files.keys()].filter((p) => p.startsWith('redis/'))).toEqual(['redis/db_0/hll/p.bin']);
+    } finally {
+      await noTtl.close();
+    }
+  });
+
+  it('demo data renders every type without errors', async () => {
+    const r = await renderEntries(demoRedisEntries());
+    try {
+      expect(r.errors.size).toBe(0);
+      const dirs = new Set([...r.files.keys()].filter((p) => p.startsWith('redis/db_0/')).map((p) => p.split('/')[2]));
+      expect([...dirs].sort()).toEqual(['KEYMAP.jsonl', 'hashes', 'hll', 'hll_ttl.jsonl', 'lists', 'sets', 'streams', 'strings', 'strings_ttl.jsonl', 'zsets']);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('redis corrupt records fail only their own file', () => {
+  const cases: [string, FsmEntry[], string][] = [
+    ['hash meta of bad length', [{ key: wide('!hs|meta|', 'bad'), value: Buffer.alloc(5) }], 'redis/db_0/hashes/bad.json'],
+    ['list meta of bad length', [{ key: '!lst|meta|bad', value: Buffer.alloc(20) }], 'redis/db_0/lists/bad.json'],
+    ['set meta overflowing int64', [{ key: wide('!st|meta|', 'bad'), value: Buffer.from('ffffffffffffffff', 'hex') }], 'redis/db_0/sets/bad.json'],
+    ['zset member score of bad length', [{ key: wide('!zs|mem|', 'bad', 'm'), value: Buffer.alloc(3) }], 'redis/db_0/zsets/bad.json'],
+    ['zset NaN score', [{ key: wide('!zs|mem|', 'bad', 'm'), value: Buffer.from('7ff8000000000001', 'hex') }], 'redis/db_0/zsets/bad.json'],
+    ['legacy zset blob without magic', [{ key: '!redis|zset|bad', value: Buffer.from('nope') }], 'redis/db_0/zsets/bad.json'],
+    ['legacy zset blob with invalid UTF-8 member', [{ key: '!redis|zset|bad', value: Buffer.from('00525a01' + '0a03' + '0a01ff', 'hex') }], 'redis/db_0/zsets/bad.json'],
+    ['stream meta of bad length', [{ key: wide('!stream|meta|', 'bad'), value: Buffer.alloc(25) }], 'redis/db_0/streams/bad.jsonl'],
+    [
+      'stream entry with bad protobuf',
+      [...redisStream('bad', []), { key: wide('!stream|entry|', 'bad', Buffer.alloc(16)), value: Buffer.from([0x00, 0x52, 0x58, 0x45, 0x01, 0x12, 0x09]) }],
+      'redis/db_0/streams/bad.jsonl',
+    ],
+    [
+      'stream entry with odd field count',
+      [...redisStream('bad', []), { key: wide('!stream|entry|', 'bad', Buffer.alloc(16)), value: encodeStreamEntry('0-0', ['lonely']) }],
+      'redis/db_0/streams/bad.jsonl',
+    ],
+    ['HLL header truncated', [{ key: '!redis|hll|bad', value: Buffer.from([0xff, 0x02, 0x01, 0x00]) }], 'redis/db_0/hll/bad.bin'],
+    ['TTL record of bad length for a legacy string', [...redisString('bad', 'v', { legacy: true }), { key: '!redis|ttl|bad', value: Buffer.alloc(3) }], 'redis/db_0/strings_ttl.jsonl'],
+    ['TTL record of bad length for a hash', [...redisHash('bad', [['f', 'v']], { ttlIn: 'record' }), { key: '!redis|ttl|bad', value: Buffer.alloc(3) }], 'redis/db_0/hashes/bad.json'],
+  ];
+  for (const [what, bad, path] of cases) {
+    it(what, async () => {
+      const good = [...redisString('ok', 'fine', { ttlMs: 1 }), ...redisHash('ok', [['f', 'v']]), ...redisList('ok', [['rpush', 'i']]), ...redisSet('ok', ['m']), ...redisZSet('ok', [['m', 1]]), ...redisStream('ok', [{ ms: 1, seq: 1, fields: ['a', 'b'] }]), ...redisHll('ok', ['x'])];
+      const r = await renderEntries([...good, ...bad]);
+      try {
+        expect(r.errors.get(path)).toBe('EIO');
+        // CHECKSUMS cannot hash a file that fails; nothing else fails.
+        expect([...r.errors.keys()].filter((p) => p !== 'CHECKSUMS')).toEqual([path]);
+        expect(text(r, 'redis/db_0/strings/ok.bin')).toBe('fine');
+        for (const f of ['hashes/ok.json', 'lists/ok.json', 'sets/ok.json', 'zsets/ok.json', 'streams/ok.jsonl', 'hll/ok.bin']) expect(r.files.has(`redis/db_0/${f}`), f).toBe(true);
+        const line = r.logs.find((l) => l.path === '/' + path);
+        expect(line?.cause).toBe('record');
+        expect(typeof line?.key).toBe('string');
+      } finally {
+        await r.close();
+      }
+    });
+  }
+});
+
+/** A PageSource that counts calls and the keys they returned. */
+class CountingSource implements PageSource {
+  readonly label = 'counting';
+  gets = 0;
+  pages = 0;
+  rows = 0;
+  readonly starts: string[] = [];
+  constructor(private readonly inner: PageSource) {}
+  async scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
+    this.pages++;
+    this.starts.push(start.toString('latin1'));
+    const r = await this.inner.scanPage(start, end, ts, opts);
+    this.rows += r.length;
+    return r;
+  }
+  get(key: Buffer, ts: bigint): Promise<Buffer | null> {
+    this.gets++;
+    return this.inner.get(key, ts);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  reset(): void {
+    this.gets = this.pages = this.rows = 0;
+    this.starts.length = 0;
+  }
+}
+
+async function countingTree(entries: FsmEntry[], pageSize = 64): Promise<{ tree: Tree; src: CountingSource; close: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ekv-redis-lazy-'));
+  const path = join(dir, '0000000000000064.fsm');
+  writeFileSync(path, encodeFsm(entries, 1000n));
+  const snap = await SnapshotSource.open(path);
+  const src = new CountingSource(snap);
+  const options = defaultDecodeOptions();
+  const tree = new Tree({
+    view: new SnapshotView(src, 1000n, pageSize),
+    options,
+    adapters: ALL_ADAPTERS,
+    log: pino({ level: 'silent' }),
+    cacheBytes: 1 << 20,
+    manifest: () => Buffer.from('{}'),
+  });
+  return {
+    tree,
+    src,
+    close: async () => {
+      await tree.close();
+      await snap.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('redis laziness', () => {
+  it('cat of one key costs point reads and scans bounded to that key, never the whole database', async () => {
+    const entries = benchRedisEntries(4000);
+    entries.push(...redisHash('target', [['a', '1'], ['b', '2']]), ...redisList('target', [['rpush', 'x']]), ...redisStream('target', [{ ms: 1, seq: 0, fields: ['k', 'v'] }]));
+    const t = await countingTree(entries);
+    try {
+      for (const [path, want] of [
+        ['/redis/db_0/hashes/target.json', '"name": "a"'],
+        ['/redis/db_0/lists/target.json', '"x"'],
+        ['/redis/db_0/streams/target.jsonl', '"id":"1-0"'],
+        ['/redis/db_0/strings/key%3A000000004.bin', 'aaaa'],
+      ] as const) {
+        t.src.reset();
+        const { size } = await t.tree.getattr(path);
+        const body = (await t.tree.read(path, 0, size)).toString();
+        expect(body).toContain(want);
+        // Point reads plus a few bounded scans; rows touched stay tiny next to the 4000-key keyspace.
+        expect(t.src.gets + t.src.pages, path).toBeLessThan(30);
+        expect(t.src.rows, path).toBeLessThan(20);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("mount and ls of db_0 need no full pass; ls of hashes/ pages only the hash key range, skipping each hash's fields", async () => {
+    const entries: FsmEntry[] = [];
+    for (let i = 0; i < 50; i++) entries.push(...redisHash(`h${i}`, Array.from({ length: 40 }, (_, j): [string, string] => [`f${j}`, 'v'])));
+    for (let i = 0; i < 2000; i++) entries.push(...redisString(`s${i}`, 'v'));
+    const t = await countingTree(entries, 16);
+    try {
+      t.src.reset();
+      expect(await t.tree.readdir('/redis')).toEqual(['db_0']);
+      expect(await t.tree.readdir('/redis/db_0')).toEqual(['strings', 'hashes']);
+      // db_0 sidecar probes (strings_ttl, KEYMAP) page the strings at most twice and skip-scan the hashes.
+      expect(t.src.rows).toBeLessThan(2 * 2000 + 50 * 16 + 100);
+      t.src.reset();
+      const names = await t.tree.readdir('/redis/db_0/hashes');
+      expect(names.length).toBe(50);
+      expect(t.src.starts.every((s) => s.startsWith('!hs|'))).toBe(true);
+      // 50 hashes x 40 fields = 2000 field rows; the skip-scan touches far fewer.
+      expect(t.src.rows).toBeLessThan(50 * 16 + 50 + 10);
+      expect(t.src.rows).toBeLessThan(2000);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a SHA-fallback name resolves on a fresh tree without a prior readdir', async () => {
+    const long = 'x'.repeat(500);
+    const t = await countingTree([...redisString(long, 'long'), ...redisHash(long, [['f', 'v']])]);
+    try {
+      const r = await renderEntries([...redisString(long, 'long'), ...redisHash(long, [['f', 'v']])]);
+      const names = [...r.files.keys()].filter((p) => p.includes('__'));
+      await r.close();
+      expect(names.length).toBe(2);
+      for (const n of names) {
+        const { size } = await t.tree.getattr('/' + n);
+        expect(size).toBeGreaterThan(0);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('streams/ exists (empty) when the only stream rows are entries without meta, as the owner leaves it', async () => {
+    const t = await countingTree([...redisStream('orphan', [{ ms: 1, seq: 0, fields: ['a', 'b'] }], { noMeta: true }), ...redisString('s', 'v')]);
+    try {
+      expect(await t.tree.readdir('/redis/db_0')).toEqual(['strings', 'streams']);
+      expect(await t.tree.readdir('/redis/db_0/streams')).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+});
