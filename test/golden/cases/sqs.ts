@@ -233,6 +233,19 @@ export function sqsJsonQuirkEntries(): FsmEntry[] {
   return out;
 }
 
+/** Queues whose encoded names extend each other (YWJj, YWJjZA, YWJjZGVm): each key goes to exactly one queue. */
+export function sqsPrefixQueueEntries(): FsmEntry[] {
+  const out: FsmEntry[] = [];
+  ['abc', 'abcd', 'abcdef', 'abcdefg'].forEach((name, qi) => {
+    const q: SqsQueueInput = { name, generation: BigInt(qi + 1) };
+    out.push(...sqsQueueEntries(q));
+    for (let i = 0; i < 3; i++) out.push(...sqsMessageEntries(q, { id: `${name}-${i}`, body: `${name} #${i}`, sendTs: T0 + 10 * (3 - i) + qi }));
+  });
+  // A deleted queue sharing the prefix: only side records remain.
+  out.push(...sqsDeletedQueueEntries('abcde', 4n));
+  return out;
+}
+
 /** sqs golden fixtures: records in elastickv's internal encodings; expected trees come from elastickv's own decoder. */
 export const sqsFixtures: GoldenFixture[] = [
   { name: 'sqs-standard', entries: sqsStandardEntries() },
@@ -242,4 +255,5 @@ export const sqsFixtures: GoldenFixture[] = [
   { name: 'sqs-generations', entries: sqsGenerationEntries() },
   { name: 'sqs-partitioned', entries: sqsPartitionedEntries() },
   { name: 'sqs-json-quirks', entries: sqsJsonQuirkEntries() },
+  { name: 'sqs-prefix-queues', entries: sqsPrefixQueueEntries(), flags: ['--include-sqs-side-records'] },
 ];
