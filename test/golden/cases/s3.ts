@@ -1,4 +1,119 @@
+import { hlc, s3BucketEntries, s3ObjectEntries, s3UploadEntries } from '../../../src/fixture/s3.js';
 import type { GoldenFixture } from '../fixtures.js';
 
+const T = hlc(1767225600123, 7);
+
 /** s3 golden fixtures: records in elastickv's internal encodings; expected trees come from elastickv's own decoder. */
-export const s3Fixtures: GoldenFixture[] = [];
+export const s3Fixtures: GoldenFixture[] = [
+  {
+    name: 's3-basic',
+    entries: [
+      ...s3BucketEntries({ name: 'photos', generation: 1n, createdAtHLC: T, owner: 'alice', region: 'us-east-1', acl: 'private', withGenCounter: true }),
+      ...s3ObjectEntries({ bucket: 'photos', generation: 1n, key: 'README.txt', body: 'hello <s3> & friends\n', contentType: 'text/plain; charset=utf-8', lastModifiedHLC: T }),
+      ...s3ObjectEntries({
+        bucket: 'photos',
+        generation: 1n,
+        key: '2026/01/beach.jpg',
+        body: Buffer.from(Array.from({ length: 700 }, (_, i) => i % 251)),
+        chunkSize: 256,
+        contentType: 'image/jpeg',
+        cacheControl: 'max-age=60',
+        contentDisposition: 'inline; filename="beach.jpg"',
+        userMetadata: { 'x-camera': 'pixel', author: 'Ålice' },
+        lastModifiedHLC: hlc(1767225600000),
+      }),
+      ...s3ObjectEntries({ bucket: 'photos', generation: 1n, key: 'a dir/with space+plus.txt', body: 'spaces\n', contentType: 'text/plain', contentEncoding: 'gzip' }),
+      ...s3BucketEntries({ name: 'logs', generation: 3n, createdAtHLC: T }),
+      ...s3ObjectEntries({ bucket: 'logs', generation: 3n, key: 'app/2026-01-01.log', body: 'boot ok\n' }),
+      ...s3BucketEntries({ name: 'empty-bucket', generation: 1n }),
+    ],
+  },
+  {
+    name: 's3-multipart',
+    entries: [
+      ...s3BucketEntries({ name: 'media', generation: 1n, createdAtHLC: T }),
+      ...s3ObjectEntries({
+        bucket: 'media',
+        generation: 1n,
+        key: 'videos/movie.mp4',
+        contentType: 'video/mp4',
+        uploadId: 'mpu-7',
+        lastModifiedHLC: T,
+        parts: [
+          { chunks: ['part1-chunk0|', 'part1-chunk1|', 'p1c2|'], partVersion: hlc(1767225600001, 3) },
+          { chunks: ['part2-chunk0|', 'part2-c1|'], partVersion: hlc(1767225600002) },
+          { chunks: ['part3-offloaded-chunk0|', 'part3-offloaded-chunk1|'], offloaded: true, chunkRefVersion: hlc(1767225600003) },
+          { chunks: ['part4-only|'], partVersion: hlc(1767225600004) },
+        ],
+      }),
+      // A stale part version of part 2 under the same upload: not in the body.
+      ...s3ObjectEntries({
+        bucket: 'media',
+        generation: 1n,
+        key: 'videos/movie.mp4',
+        uploadId: 'mpu-7',
+        noManifest: true,
+        parts: [{ partNo: 2, chunks: ['STALE-PART-VERSION|'], partVersion: hlc(1767225599999) }],
+      }),
+      // A stale upload attempt's chunks for the same object: not in the body.
+      ...s3ObjectEntries({ bucket: 'media', generation: 1n, key: 'videos/movie.mp4', uploadId: 'mpu-old', noManifest: true, body: 'OLD-UPLOAD' }),
+      // A legacy single-PUT manifest without chunk_sizes.
+      ...s3ObjectEntries({ bucket: 'media', generation: 1n, key: 'legacy.bin', parts: [{ partNo: 1, chunks: ['legacy-a|', 'legacy-bb|'], omitChunkSizes: true }], uploadId: 'legacy' }),
+    ],
+  },
+  {
+    name: 's3-empty-object',
+    entries: [
+      ...s3BucketEntries({ name: 'b', generation: 1n }),
+      ...s3ObjectEntries({ bucket: 'b', generation: 1n, key: 'empty', body: '', contentType: 'text/plain' }),
+      ...s3ObjectEntries({ bucket: 'b', generation: 1n, key: 'dir/empty.dat', body: '', lastModifiedHLC: 0n }),
+    ],
+  },
+  {
+    name: 's3-leaf-collision',
+    entries: [
+      ...s3BucketEntries({ name: 'col', generation: 1n }),
+      ...s3ObjectEntries({ bucket: 'col', generation: 1n, key: 'a', body: 'I am a\n' }),
+      ...s3ObjectEntries({ bucket: 'col', generation: 1n, key: 'a/b', body: 'I am a/b\n' }),
+      ...s3ObjectEntries({ bucket: 'col', generation: 1n, key: 'a!', body: 'sorts between a and a/\n' }),
+    ],
+  },
+  {
+    name: 's3-meta-suffix',
+    flags: ['--rename-collisions'],
+    entries: [
+      ...s3BucketEntries({ name: 'm', generation: 1n }),
+      ...s3ObjectEntries({ bucket: 'm', generation: 1n, key: 'notes.txt', body: 'plain\n' }),
+      ...s3ObjectEntries({ bucket: 'm', generation: 1n, key: 'notes.txt.elastickv-meta.json', body: '{"user":"data"}\n', contentType: 'application/json' }),
+    ],
+  },
+  {
+    name: 's3-generations',
+    entries: [
+      // Bucket recreated: live generation 5; generation 4's rows are stale.
+      ...s3BucketEntries({ name: 'gen', generation: 5n, createdAtHLC: T, withGenCounter: true }),
+      ...s3ObjectEntries({ bucket: 'gen', generation: 4n, key: 'keep.txt', body: 'STALE generation 4\n' }),
+      ...s3ObjectEntries({ bucket: 'gen', generation: 4n, key: 'only-old.txt', body: 'STALE only in 4\n' }),
+      ...s3ObjectEntries({ bucket: 'gen', generation: 5n, key: 'keep.txt', body: 'live generation 5\n' }),
+      // An in-flight PUT in the live generation (blobs, no manifest): not an object.
+      ...s3ObjectEntries({ bucket: 'gen', generation: 5n, key: 'inflight.bin', body: 'partial', noManifest: true }),
+      // An in-flight multipart upload: excluded by default.
+      ...s3UploadEntries({ bucket: 'gen', generation: 5n, key: 'big.iso', uploadId: 'mpu-9', parts: [1, 2] }),
+      // A bucket with no meta record at all: every generation's objects are written.
+      ...s3ObjectEntries({ bucket: 'nometa', generation: 2n, key: 'x.txt', body: 'no bucket meta\n' }),
+    ],
+  },
+  {
+    name: 's3-orphans-uploads',
+    flags: ['--include-orphans', '--include-incomplete-uploads'],
+    entries: [
+      ...s3BucketEntries({ name: 'gen', generation: 5n }),
+      ...s3ObjectEntries({ bucket: 'gen', generation: 4n, key: 'keep.txt', body: 'STALE generation 4\n', chunkSize: 8 }),
+      ...s3ObjectEntries({ bucket: 'gen', generation: 5n, key: 'keep.txt', body: 'live generation 5\n' }),
+      ...s3ObjectEntries({ bucket: 'gen', generation: 5n, key: 'dir/inflight.bin', body: 'partial', noManifest: true, uploadId: 'u/x' }),
+      ...s3UploadEntries({ bucket: 'gen', generation: 5n, key: 'big.iso', uploadId: 'mpu-9', parts: [1, 2] }),
+      ...s3UploadEntries({ bucket: 'gen', generation: 4n, key: 'old.iso', uploadId: 'mpu-8', parts: [1] }),
+      ...s3UploadEntries({ bucket: 'uploads-only', generation: 1n, key: 'k', uploadId: 'mpu-1', parts: [3] }),
+    ],
+  },
+];

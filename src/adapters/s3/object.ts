@@ -1,0 +1,174 @@
+/**
+ * An S3 object body as one file: the manifest's parts in (partNo, partVersion,
+ * inline-before-offloaded) order, each part's chunks in chunkNo order, the
+ * concatenation the format owner writes. The size comes from the manifest's
+ * chunk sizes (no data read); a read at any offset finds its first chunk by
+ * binary search over cumulative offsets and fetches only the chunks it spans.
+ */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { SnapshotView } from '../../source/range.js';
+import { RecordError, type FileNode } from '../../tree/node.js';
+import { chunkBlobKey, chunkKey, decodeChunkRefValue, P_BLOB, P_CHUNKREF } from './keys.js';
+import type { Manifest } from './model.js';
+
+/** Chunks of one object beyond this are refused (5 TiB at 1 MiB chunks is ~5M). */
+const MAX_CHUNKS = 1 << 24;
+
+interface Chunk {
+  offloaded: boolean;
+  /** !s3|blob| key, or !s3|chunkref| key when offloaded. */
+  key: Buffer;
+  /** Declared size, or null when the manifest does not say (legacy inline parts). */
+  size: number | null;
+  start: number;
+}
+
+export interface Layout {
+  chunks: Chunk[];
+  /** Total bytes, known once every chunk size is known. */
+  total: number | null;
+}
+
+/** The chunk list the owner assembles (filterChunksForManifest + lessS3ChunkKey). */
+export function buildLayout(bucket: Buffer, gen: bigint, object: Buffer, m: Manifest, manifestKey: Buffer): Layout {
+  // Declared parts keyed by (partNo, effective version, offloaded); a repeated part keeps the last one.
+  const parts = new Map<string, { partNo: bigint; version: bigint; offloaded: boolean; count: bigint; sizes: bigint[] | null }>();
+  for (const p of m.parts) {
+    const version = p.offloaded ? p.chunkRefVersion : p.partVersion;
+    parts.set(`${p.partNo}/${version}/${p.offloaded ? 1 : 0}`, { partNo: p.partNo, version, offloaded: p.offloaded, count: p.chunkCount, sizes: p.chunkSizes });
+  }
+  const ordered = [...parts.values()].sort((a, b) =>
+    a.partNo !== b.partNo ? (a.partNo < b.partNo ? -1 : 1) : a.version !== b.version ? (a.version < b.version ? -1 : 1) : Number(a.offloaded) - Number(b.offloaded),
+  );
+  const chunks: Chunk[] = [];
+  let pos = 0;
+  let known = true;
+  for (const p of ordered) {
+    if (p.count === 0n) continue;
+    if (BigInt(chunks.length) + p.count > BigInt(MAX_CHUNKS)) throw new RecordError(manifestKey, `manifest declares more than ${MAX_CHUNKS} chunks`);
+    const n = Number(p.count);
+    const sizesKnown = p.sizes !== null && p.sizes.length === n;
+    for (let c = 0; c < n; c++) {
+      const key = chunkKey(p.offloaded ? P_CHUNKREF : P_BLOB, { bucket, gen, object, uploadId: m.uploadId, partNo: p.partNo, chunkNo: BigInt(c), partVersion: p.version });
+      const size = sizesKnown ? Number(p.sizes![c]!) : null;
+      chunks.push({ offloaded: p.offloaded, key, size, start: known ? pos : -1 });
+      if (size === null) known = false;
+      else if (known) pos += size;
+    }
+  }
+  return { chunks, total: known ? pos : null };
+}
+
+/** Fetches chunk payloads (validated) through a byte-bounded LRU shared by all objects. */
+export class ChunkReader {
+  private readonly cache: LRUCache<string, Buffer>;
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  constructor(
+    private readonly view: SnapshotView,
+    cacheBytes = 32 << 20,
+  ) {
+    this.cache = new LRUCache<string, Buffer>({ maxSize: cacheBytes, sizeCalculation: (b) => Math.max(1, b.length), maxEntrySize: cacheBytes });
+  }
+
+  fetch(c: Chunk): Promise<Buffer> {
+    const id = c.key.toString('latin1');
+    const hit = this.cache.get(id);
+    if (hit) return Promise.resolve(hit);
+    let p = this.inflight.get(id);
+    if (!p) {
+      p = this.load(c).finally(() => this.inflight.delete(id));
+      this.inflight.set(id, p);
+    }
+    return p;
+  }
+
+  private async load(c: Chunk): Promise<Buffer> {
+    let data: Buffer;
+    if (!c.offloaded) {
+      const v = await this.view.get(c.key);
+      if (v === null) throw new RecordError(c.key, 'incomplete blob chunks for manifest-declared part: chunk missing');
+      data = v;
+    } else {
+      const rv = await this.view.get(c.key);
+      if (rv === null) throw new RecordError(c.key, 'incomplete blob chunks for manifest-declared part: chunkref missing');
+      const ref = decodeChunkRefValue(rv);
+      if (!ref) throw new RecordError(c.key, 'invalid S3 chunk reference');
+      if (c.size !== null && ref.size !== BigInt(c.size)) throw new RecordError(c.key, 'chunkref size does not match manifest chunk size');
+      const bk = chunkBlobKey(ref.sha256);
+      const blob = await this.view.get(bk);
+      if (blob === null) throw new RecordError(bk, 'incomplete blob chunks for manifest-declared part: chunkblob missing');
+      if (!createHash('sha256').update(blob).digest().equals(ref.sha256)) throw new RecordError(bk, 'S3 chunkblob hash mismatch');
+      if (BigInt(blob.length) !== ref.size) throw new RecordError(c.key, 'chunkblob size does not match chunkref size');
+      data = blob;
+    }
+    if (c.size !== null && data.length !== c.size) throw new RecordError(c.key, `chunk is ${data.length} bytes, manifest declares ${c.size}`);
+    this.cache.set(c.key.toString('latin1'), data);
+    return data;
+  }
+}
+
+/** The object body file. `layout` is resolved (and cached by the caller) on first use. */
+export class ObjectBodyFile implements FileNode {
+  readonly kind = 'file' as const;
+  private resolved: Promise<Layout> | null = null;
+  constructor(
+    private readonly layout: () => Promise<Layout>,
+    private readonly chunks: ChunkReader,
+  ) {}
+
+  private full(): Promise<Layout> {
+    if (!this.resolved) {
+      const p = this.layout().then((l) => (l.total !== null ? l : this.learnSizes(l)));
+      p.catch(() => {
+        if (this.resolved === p) this.resolved = null;
+      });
+      this.resolved = p;
+    }
+    return this.resolved;
+  }
+
+  /** Legacy manifests without chunk_sizes: the chunks themselves tell their sizes. */
+  private async learnSizes(l: Layout): Promise<Layout> {
+    let pos = 0;
+    const chunks: Chunk[] = [];
+    for (const c of l.chunks) {
+      const size = c.size ?? (await this.chunks.fetch(c)).length;
+      chunks.push({ ...c, size, start: pos });
+      pos += size;
+    }
+    return { chunks, total: pos };
+  }
+
+  async size(): Promise<number> {
+    return (await this.full()).total!;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const l = await this.full();
+    const total = l.total!;
+    if (offset >= total || length <= 0) return Buffer.alloc(0);
+    const end = Math.min(total, offset + length);
+    // First chunk whose end is past offset.
+    let lo = 0;
+    let hi = l.chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const c = l.chunks[mid]!;
+      if (c.start + c.size! <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: Buffer[] = [];
+    let pos = offset;
+    for (let i = lo; i < l.chunks.length && pos < end; i++) {
+      const c = l.chunks[i]!;
+      if (c.size === 0) continue;
+      const data = await this.chunks.fetch(c);
+      const from = pos - c.start;
+      const to = Math.min(c.size!, end - c.start);
+      out.push(data.subarray(from, to));
+      pos = c.start + to;
+    }
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
+  }
+}
