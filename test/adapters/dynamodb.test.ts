@@ -97,6 +97,7 @@ describe('dynamodb: edge cases, exact bytes', () => {
     expect(tree).toEqual([
       'dynamodb/legacy/_schema.json',
       'dynamodb/legacy/items/1%2F2.json',
+      'dynamodb/legacy/items/5.json',
       'dynamodb/legacy/items/7.json',
       'dynamodb/migrating/_schema.json',
       'dynamodb/migrating/items/a/1.json',
@@ -109,6 +110,8 @@ describe('dynamodb: edge cases, exact bytes', () => {
     ]);
     expect(JSON.parse(text(r, 'dynamodb/migrating/items/a/2.json')).from).toEqual({ S: 'active' });
     expect(JSON.parse(text(r, 'dynamodb/recreated/items/shared/1.json')).gen).toEqual({ N: '3' });
+    // Legacy keys "5" and "5.0" name one file; the later key wins, as in the owner.
+    expect(JSON.parse(text(r, 'dynamodb/legacy/items/5.json')).x).toEqual({ S: 'five-point-oh' });
     expect(await r.tree.getattr('/dynamodb/recreated/items/stale-only').catch((e: { errno: string }) => e.errno)).toBe('ENOENT');
     expect(await r.tree.getattr('/dynamodb/gone').catch((e: { errno: string }) => e.errno)).toBe('ENOENT');
   });

@@ -269,7 +269,9 @@ export class KeySpace {
   /** The key of the item that the owner would leave at this name in one generation (last in key order), or null. */
   async findIn(n: ItemNames, g: GenRange): Promise<Buffer | null> {
     const c = this.exactKeys(n, g);
-    for (const k of c.keys) {
+    // A guessed legacy numeric key may not be the last of its numerically equal
+    // spellings ("1", "1.0"), which is the one the owner leaves: scan instead.
+    for (const k of c.definitive ? c.keys : []) {
       if ((await this.view.get(k)) !== null && this.same(this.keyNames(k, g), n)) return k;
     }
     if (c.definitive) return null;
@@ -330,13 +332,17 @@ export class KeySpace {
   }
 }
 
-/** A canonical rational ("7", "-1/2") as plain decimal text ("7", "-0.5"), or null when not a finite decimal. */
+/**
+ * The likely original text of a legacy numeric key from its file name: a
+ * canonical rational ("7", "-1/2") as plain decimal text ("7", "-0.5"); a name
+ * that is not a number is the (trimmed) text itself. Null when no guess.
+ */
 function decimalText(canon: string): string | null {
   const m = /^(-?)([0-9]+)(?:\/([0-9]+))?$/.exec(canon);
-  if (!m) return null;
-  if (m[3] === undefined) return canon;
+  if (!m || m[3] === undefined) return canon;
   const num = BigInt(m[2]!);
   const den = BigInt(m[3]);
+  if (den === 0n) return canon;
   let k = 0;
   let p = 1n;
   while ((num * p) % den !== 0n) {

@@ -135,49 +135,184 @@ function ratString(r: Rat): string {
 }
 
 const MAX_EXP5 = 1_000_000;
+const MAX_EXP2 = 10_000_000;
+const EOF = -1;
 
-/**
- * big.Rat.SetString for decimal inputs: a (signed) fraction of decimal integers
- * "a/b", or a decimal mantissa with an optional e/E (base 10) or p/P (base 2)
- * exponent. Non-decimal prefixes and digit separators are not accepted here.
- */
-function parseRat(s: string): Rat | null {
+/** A byte reader with one byte of push-back (io.ByteScanner). */
+class ByteScan {
+  i = 0;
+  constructor(private readonly b: Buffer) {}
+  read(): number {
+    return this.i < this.b.length ? this.b[this.i++]! : (this.i++, EOF);
+  }
+  unread(): void {
+    this.i--;
+  }
+  atEnd(): boolean {
+    return this.read() === EOF;
+  }
+}
+
+const C = (ch: string): number => ch.charCodeAt(0);
+
+/** math/big nat.scan with base 0: value, actual base, digit count (or -fraction digits), ok. */
+function natScan(r: ByteScan, fracOk: boolean): { z: bigint; b: number; count: number; ok: boolean } {
+  let prev = C('.');
+  let invalSep = false;
+  let ch = r.read();
+  let b = 10;
+  let prefix = 0;
+  let count = 0;
+  if (ch === C('0')) {
+    prev = C('0');
+    count = 1;
+    ch = r.read();
+    if (ch !== EOF) {
+      if (ch === C('b') || ch === C('B')) [b, prefix] = [2, C('b')];
+      else if (ch === C('o') || ch === C('O')) [b, prefix] = [8, C('o')];
+      else if (ch === C('x') || ch === C('X')) [b, prefix] = [16, C('x')];
+      else if (!fracOk) [b, prefix] = [8, C('0')];
+      if (prefix !== 0) {
+        count = 0;
+        if (prefix !== C('0')) ch = r.read();
+      }
+    }
+  }
+  let z = 0n;
+  let dp = -1;
+  const bb = BigInt(b);
+  while (ch !== EOF) {
+    if (ch === C('.') && fracOk) {
+      fracOk = false;
+      if (prev === C('_')) invalSep = true;
+      prev = C('.');
+      dp = count;
+    } else if (ch === C('_')) {
+      if (prev !== C('0')) invalSep = true;
+      prev = C('_');
+    } else {
+      let d = 99;
+      if (ch >= C('0') && ch <= C('9')) d = ch - C('0');
+      else if (ch >= C('a') && ch <= C('z')) d = ch - C('a') + 10;
+      else if (ch >= C('A') && ch <= C('Z')) d = ch - C('A') + 10;
+      if (d >= b) {
+        r.unread();
+        break;
+      }
+      prev = C('0');
+      count++;
+      z = z * bb + BigInt(d);
+    }
+    ch = r.read();
+  }
+  let ok = !(invalSep || prev === C('_'));
+  if (count === 0) {
+    if (prefix === C('0')) return { z: 0n, b: 10, count: 1, ok };
+    ok = false;
+  }
+  if (dp >= 0) count = dp - count;
+  return { z, b, count, ok };
+}
+
+const INT64_LIMIT = 1n << 63n;
+
+/** math/big scanExponent(r, base2ok=true, sepOk=true). */
+function scanExponent(r: ByteScan): { exp: bigint; base: number; ok: boolean } {
+  let ch = r.read();
+  if (ch === EOF) return { exp: 0n, base: 10, ok: true };
+  let base: number;
+  if (ch === C('e') || ch === C('E')) base = 10;
+  else if (ch === C('p') || ch === C('P')) base = 2;
+  else {
+    r.unread();
+    return { exp: 0n, base: 10, ok: true };
+  }
+  let digits = '';
+  ch = r.read();
+  if (ch === C('+') || ch === C('-')) {
+    if (ch === C('-')) digits = '-';
+    ch = r.read();
+  }
+  let prev = C('.');
+  let invalSep = false;
+  let has = false;
+  while (ch !== EOF) {
+    if (ch >= C('0') && ch <= C('9')) {
+      digits += String.fromCharCode(ch);
+      prev = C('0');
+      has = true;
+    } else if (ch === C('_')) {
+      if (prev !== C('0')) invalSep = true;
+      prev = C('_');
+    } else {
+      r.unread();
+      break;
+    }
+    ch = r.read();
+  }
+  if (!has) return { exp: 0n, base, ok: false };
+  const exp = BigInt(digits);
+  if (exp >= INT64_LIMIT || exp < -INT64_LIMIT) return { exp: 0n, base, ok: false };
+  return { exp, base, ok: !(invalSep || prev === C('_')) };
+}
+
+/** big.Int.SetString(s, 0) magnitude and sign, or null. */
+function intSetString(s: Buffer): bigint | null {
+  const r = new ByteScan(s);
+  const c = r.read();
+  if (c === EOF) return null;
+  const neg = c === C('-');
+  if (c !== C('-') && c !== C('+')) r.unread();
+  const n = natScan(r, false);
+  if (!n.ok || !r.atEnd()) return null;
+  return neg ? -n.z : n.z;
+}
+
+/** big.Rat.SetString (fractions "a/b" and floating-point forms, all base prefixes and separators). */
+function parseRat(text: string): Rat | null {
+  const s = Buffer.from(text, 'utf8');
   if (s.length === 0) return null;
-  const slash = s.indexOf('/');
+  const slash = s.indexOf(0x2f);
   if (slash >= 0) {
-    const a = /^([+-]?)([0-9]+)$/.exec(s.slice(0, slash));
-    const b = /^[0-9]+$/.exec(s.slice(slash + 1));
-    if (!a || !b) return null;
-    const den = BigInt(b[0]);
-    if (den === 0n) return null;
-    const n = BigInt(a[2]!);
-    return { num: a[1] === '-' ? -n : n, den };
+    const a = intSetString(s.subarray(0, slash));
+    if (a === null) return null;
+    const r = new ByteScan(s.subarray(slash + 1));
+    const d = natScan(r, false);
+    if (!d.ok || !r.atEnd() || d.z === 0n) return null;
+    return { num: a, den: d.z };
   }
-  const m = /^([+-]?)([0-9]*)(?:\.([0-9]*))?(?:([eEpP])([+-]?[0-9]+))?$/.exec(s);
-  if (!m) return null;
-  const intPart = m[2] ?? '';
-  const frac = m[3] ?? '';
-  if (intPart === '' && frac === '') return null;
-  if (m[3] !== undefined && intPart === '' && frac === '') return null;
-  const mant = BigInt((intPart + frac).replace(/^0+(?=.)/, '') || '0');
-  if (mant === 0n) return { num: 0n, den: 1n };
-  let exp5 = -frac.length;
-  let exp2 = -frac.length;
-  if (m[4] !== undefined) {
-    const e = Number(m[5]);
-    if (!Number.isSafeInteger(e)) return null;
-    if (m[4] === 'e' || m[4] === 'E') exp5 += e;
-    exp2 += e;
+  const r = new ByteScan(s);
+  const c = r.read();
+  const neg = c === C('-');
+  if (c !== C('-') && c !== C('+')) r.unread();
+  const m = natScan(r, true);
+  if (!m.ok) return null;
+  const e = scanExponent(r);
+  if (!e.ok || !r.atEnd()) return null;
+  if (m.z === 0n) return { num: 0n, den: 1n };
+  let exp2 = 0n;
+  let exp5 = 0n;
+  if (m.count < 0) {
+    const d = BigInt(m.count);
+    if (m.b === 10) [exp5, exp2] = [d, d];
+    else if (m.b === 2) exp2 = d;
+    else if (m.b === 8) exp2 = d * 3n;
+    else exp2 = d * 4n;
   }
-  if (Math.abs(exp5) > MAX_EXP5) return null;
-  if (exp2 < -1e7 || exp2 > 1e7) return null;
-  let num = mant;
+  if (e.base === 10) exp5 += e.exp;
+  exp2 += e.exp;
+  let num = m.z;
   let den = 1n;
-  if (exp5 > 0) num *= 5n ** BigInt(exp5);
-  else if (exp5 < 0) den = 5n ** BigInt(-exp5);
-  if (exp2 > 0) num <<= BigInt(exp2);
-  else if (exp2 < 0) den <<= BigInt(-exp2);
-  return { num: m[1] === '-' ? -num : num, den };
+  if (exp5 !== 0n) {
+    const n = exp5 < 0n ? -exp5 : exp5;
+    if (n > BigInt(MAX_EXP5)) return null;
+    if (exp5 > 0n) num *= 5n ** n;
+    else den = 5n ** n;
+  }
+  if (exp2 < -BigInt(MAX_EXP2) || exp2 > BigInt(MAX_EXP2)) return null;
+  if (exp2 > 0n) num <<= exp2;
+  else if (exp2 < 0n) den <<= -exp2;
+  return { num: neg ? -num : num, den };
 }
 
 /** The owner's canonicalDDBNumber: big.Rat round-trip, or the trimmed text when it does not parse. */

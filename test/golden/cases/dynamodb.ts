@@ -100,6 +100,9 @@ function generations(): FsmEntry[] {
   out.push(...ddbTableEntries(legacy));
   out.push(ddbItemEntry(legacy, { h: { N: '7' }, x: { S: 'seven' } }));
   out.push(ddbItemEntry(legacy, { h: { N: '0.5' }, x: { S: 'half' } }));
+  // Two spellings of one number: distinct legacy keys, one file; the later key ("5.0") wins.
+  out.push(ddbItemEntry(legacy, { h: { N: '5' }, x: { S: 'five' } }));
+  out.push(ddbItemEntry(legacy, { h: { N: '5.0' }, x: { S: 'five-point-oh' } }));
   // Orphan generation: the table was deleted (no schema), its counter and rows remain.
   const gone: DdbTable = { name: 'gone', hashKey: 'id', hashType: 'S', generation: 4n };
   out.push(ddbTableEntries(gone)[1]!);
