@@ -55,13 +55,18 @@ export class Metrics {
         this.set(t()?.content.cachedBytes ?? 0);
       },
     });
-    new Gauge({
+    const reported = new Map<string, number>();
+    new Counter({
       name: 'ekv_mount_read_errors_total',
-      help: 'Read errors by cause',
+      help: 'Reads answered EIO, by cause (record, pin_lost, pin_unconfirmed, unavailable, compacted, ...)',
       labelNames: ['cause'],
       registers: [this.registry],
       collect() {
-        for (const [cause, n] of t()?.stats.readErrors ?? []) this.set({ cause }, n);
+        for (const [cause, n] of t()?.stats.readErrors ?? []) {
+          const before = reported.get(cause) ?? 0;
+          if (n > before) this.inc({ cause }, n - before);
+          reported.set(cause, n);
+        }
       },
     });
   }
