@@ -350,6 +350,20 @@ describe('redis laziness', () => {
     }
   });
 
+  it('cat of list "q" skips the interleaved items of list "queue:jobs" (no length prefix on list keys)', async () => {
+    const big = Array.from({ length: 600 }, (_, i) => `item-${i}`);
+    const t = await countingTree([...redisList('queue:jobs', [['rpush', ...big]]), ...redisList('q', [['lpush', 'b', 'a'], ['rpush', 'c']])], 32);
+    try {
+      t.src.reset();
+      const p = '/redis/db_0/lists/q.json';
+      const { size } = await t.tree.getattr(p);
+      expect((await t.tree.read(p, 0, size)).toString()).toBe('{\n  "format_version": 1,\n  "items": [\n    "a",\n    "b",\n    "c"\n  ],\n  "expire_at_ms": null\n}');
+      expect(t.src.rows).toBeLessThan(100);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a SHA-fallback name resolves on a fresh tree without a prior readdir', async () => {
     const long = 'x'.repeat(500);
     const t = await countingTree([...redisString(long, 'long'), ...redisHash(long, [['f', 'v']])]);

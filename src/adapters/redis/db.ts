@@ -224,9 +224,35 @@ export class RedisDb {
     }
   }
 
+  /**
+   * Item rows of one list: `!lst|itm|<k><seq 8>`. Rows of lists whose names
+   * extend <k> interleave with them (no length prefix); a page ending in such a
+   * foreign row resumes after every key sharing its first 8 bytes past <k>,
+   * where none of this list's keys can be.
+   */
+  private async *listItems(userKey: Buffer, keysOnly = false): AsyncGenerator<KV> {
+    const prefix = cat(P.listItem, userKey);
+    const end = endOf(prefix);
+    const want = prefix.length + LIST_SEQ_BYTES;
+    const limit = this.view.pageSize;
+    let cursor = prefix;
+    for (;;) {
+      const page = await this.view.page(cursor, end, limit, keysOnly);
+      for (const kv of page) if (kv.key.length === want) yield kv;
+      if (page.length < limit) return;
+      const lastKey = page[page.length - 1]!.key;
+      cursor = nextKey(lastKey);
+      if (lastKey.length > want) {
+        const skip = endOf(lastKey.subarray(0, want));
+        if (!skip) return;
+        if (Buffer.compare(skip, cursor) > 0) cursor = skip;
+      }
+      if (end && Buffer.compare(cursor, end) >= 0) return;
+    }
+  }
+
   private async listItemsExist(userKey: Buffer): Promise<boolean> {
-    const want = P.listItem.length + userKey.length + LIST_SEQ_BYTES;
-    for await (const kv of this.view.scanPrefix(cat(P.listItem, userKey), { keysOnly: true })) if (kv.key.length === want) return true;
+    for await (const _ of this.listItems(userKey, true)) return true;
     return false;
   }
 
@@ -311,10 +337,8 @@ export class RedisDb {
 
   async renderList(userKey: Buffer): Promise<Buffer> {
     const inline = await this.metaInline(listMetaKey(userKey), decodeListMeta);
-    const prefix = cat(P.listItem, userKey);
-    const want = prefix.length + LIST_SEQ_BYTES;
     const items: Buffer[] = [];
-    for await (const kv of this.view.scanPrefix(prefix)) if (kv.key.length === want) items.push(kv.value);
+    for await (const kv of this.listItems(userKey)) items.push(kv.value);
     return listJson(items, await this.collectionTtl('lists', userKey, inline));
   }
 
