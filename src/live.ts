@@ -7,6 +7,8 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { MountConfig, OpenedSource } from './runner.js';
 import { renderManifest, PHASE_LIVE_PINNED, PHASE_LIVE_UNPINNED } from './format/manifest.js';
+import { buildDemoSource } from './demo/data.js';
+import { startDevCluster } from './devcluster/server.js';
 import { openClusterSession } from './session/open.js';
 import { scopesFromKeyspace, type AdapterScopes } from './session/scopes.js';
 import { SnapshotView } from './source/range.js';
@@ -22,8 +24,6 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
   let endpoints = cfg.clusters;
   let stopDemo: (() => Promise<void>) | null = null;
   if (cfg.demo) {
-    const { startDevCluster } = await import('./devcluster/server.js');
-    const { buildDemoSource } = await import('./demo/data.js');
     const demo = await startDevCluster({ listen: '127.0.0.1:0', source: buildDemoSource(), backupRpc: true, log: log.child({ component: 'devcluster' }) });
     endpoints = [demo.address];
     stopDemo = () => demo.close();

@@ -9,6 +9,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
+import { buildDemoSource } from '../demo/data.js';
 import { MemorySource } from '../source/memory.js';
 import { readFsmEntries, readFsmHeader } from '../source/snapshot.js';
 import { startDevCluster, DEFAULT_MAX_ACTIVE_PINS, DEFAULT_MAX_TTL_MS, DEFAULT_MIN_TTL_MS } from './server.js';
@@ -59,19 +60,6 @@ export async function loadSnapshot(path: string): Promise<{ source: MemorySource
   return { source, lastCommitTS: maxTs };
 }
 
-async function loadDemo(): Promise<MemorySource> {
-  // The demo data set lives in src/demo/data.ts (buildDemoSource()).
-  const spec = '../demo/data.js';
-  let mod: { buildDemoSource?: () => MemorySource | Promise<MemorySource> };
-  try {
-    mod = (await import(spec)) as typeof mod;
-  } catch (e) {
-    throw new Error(`--demo: the demo data set is not available in this build (${(e as Error).message})`);
-  }
-  if (typeof mod.buildDemoSource !== 'function') throw new Error('--demo: src/demo/data.ts does not export buildDemoSource()');
-  return mod.buildDemoSource();
-}
-
 /** Run until SIGINT/SIGTERM. */
 export async function main(argv: string[]): Promise<void> {
   const cmd = buildCommand();
@@ -91,7 +79,7 @@ export async function main(argv: string[]): Promise<void> {
     initialTs = loaded.lastCommitTS;
     log.info({ file: o.snapshot, keys: source.size, last_commit_ts: loaded.lastCommitTS.toString(), load_ms: Math.round(performance.now() - t0) }, 'snapshot loaded');
   } else {
-    source = await loadDemo();
+    source = buildDemoSource();
   }
   const cluster = await startDevCluster({
     listen: String(o.listen),
