@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DecodeOptions } from '../../src/adapters/types.js';
-import { ddbItemEntry, ddbItemValue, ddbTableEntries, ddbTableWithItems, type DdbTable } from '../../src/fixture/dynamodb.js';
+import { ddbItemEntry, ddbItemValue, demoDynamodbEntries, ddbTableEntries, ddbTableWithItems, type DdbTable } from '../../src/fixture/dynamodb.js';
 import type { FsmEntry } from '../../src/fixture/fsm.js';
 import { dynamodbFixtures, dynamodbJsonlEntries } from '../golden/cases/dynamodb.js';
 import { renderEntries, text, type Rendered } from '../helpers/render.js';
@@ -242,5 +242,31 @@ describe('dynamodb: laziness', () => {
     c.keys = 0;
     expect(await r2.tree.readdir('/dynamodb/many/items/p3')).toHaveLength(10);
     expect(c.keys).toBeLessThanOrEqual(11);
+    // Names no record can carry are refused without scanning.
+    c.pages = 0;
+    c.gets = 0;
+    for (const p of ['/dynamodb/many/items/p3/x.json', '/dynamodb/many/items/p3/1.0.json', '/dynamodb/many/items/p3/1.json', '/dynamodb/many/items/nope']) {
+      expect(await r2.tree.getattr(p).catch((e: { errno: string }) => e.errno)).toBe('ENOENT');
+    }
+    expect(c.pages).toBe(1); // "nope": one keys-only page of limit 1
+    expect(c.gets).toBe(1); // p3/1.json: one point read
+  });
+
+  it('demo data renders every file', async () => {
+    const r = await render(demoDynamodbEntries());
+    expect(r.errors).toEqual(new Map());
+    expect([...r.files.keys()].filter((p) => p.startsWith('dynamodb/')).sort()).toEqual([
+      'dynamodb/blobs/_schema.json',
+      'dynamodb/blobs/items/b64.AAH-_w/0.json',
+      'dynamodb/blobs/items/b64.AAH-_w/1.json',
+      'dynamodb/orders/_schema.json',
+      'dynamodb/orders/items/customer-7421/1714392000.json',
+      'dynamodb/orders/items/customer-7421/3428793085%2F2.json',
+      'dynamodb/orders/items/customer-7422/1714363200.json',
+      'dynamodb/users/_schema.json',
+      'dynamodb/users/items/alice.json',
+      'dynamodb/users/items/bob%20smith.json',
+      'dynamodb/users/items/carol%2F%C3%BC.json',
+    ]);
   });
 });

@@ -50,7 +50,13 @@ interface Bounds {
 }
 
 /** What a file-name segment tells about the raw key bytes. */
-type RawHint = { kind: 'exact'; raw: Buffer; guess: boolean } | { kind: 'prefix'; raw: Buffer } | { kind: 'none' };
+type RawHint =
+  | { kind: 'exact'; raw: Buffer; guess: boolean }
+  | { kind: 'prefix'; raw: Buffer }
+  /** No record of this generation can carry the name. */
+  | { kind: 'impossible' }
+  /** Nothing known: scan the generation. */
+  | { kind: 'none' };
 
 const SHA_RAW_PREFIX = 64;
 const LEGACY_B64_PREFIX_BYTES = 63; // a whole number of base64 quanta
@@ -58,6 +64,8 @@ const LEGACY_B64_PREFIX_BYTES = 63; // a whole number of base64 quanta
 function keyType(t: string | undefined): KeyType | null {
   return t === 'S' || t === 'N' || t === 'B' ? t : null;
 }
+
+const isEmpty = (b: Bounds): boolean => b.end !== null && Buffer.compare(b.start, b.end) >= 0;
 
 export function isDotName(n: string): boolean {
   return n === '.' || n === '..';
@@ -198,22 +206,24 @@ export class KeySpace {
       try {
         return { kind: 'prefix', raw: decodeSegment(name.slice(34)).subarray(0, SHA_RAW_PREFIX) };
       } catch {
-        return { kind: 'none' };
+        return { kind: 'impossible' };
       }
     }
     let raw: Buffer;
     try {
       raw = decodeSegment(name);
     } catch {
-      return { kind: 'none' };
+      return { kind: 'impossible' };
     }
-    if (type === 'S') return encodeSegment(raw) === name ? { kind: 'exact', raw, guess: false } : { kind: 'none' };
-    if (type === 'B') return encodeBinarySegment(raw) === name ? { kind: 'exact', raw, guess: false } : { kind: 'none' };
+    if (type === 'S') return encodeSegment(raw) === name ? { kind: 'exact', raw, guess: false } : { kind: 'impossible' };
+    if (type === 'B') return encodeBinarySegment(raw) === name ? { kind: 'exact', raw, guess: false } : { kind: 'impossible' };
+    // Numeric names are canonicalNumber() outputs (idempotent) in segment encoding.
     const canon = raw.toString('utf8');
-    if (canonicalNumber(canon) !== canon || encodeSegment(Buffer.from(canon, 'utf8')) !== name) return { kind: 'none' };
+    if (canonicalNumber(canon) !== canon || encodeSegment(Buffer.from(canon, 'utf8')) !== name) return { kind: 'impossible' };
     if (!legacy) {
+      // Ordered numeric keys always name a finite decimal.
       const k = canonicalToNumericKey(canon);
-      return k ? { kind: 'exact', raw: k, guess: false } : { kind: 'none' };
+      return k ? { kind: 'exact', raw: k, guess: false } : { kind: 'impossible' };
     }
     // Legacy keys hold the number's original text; guess its plain decimal form.
     const text = decimalText(canon);
@@ -237,6 +247,7 @@ export class KeySpace {
   /** Scan bounds holding every key whose hash segment could be named `h` (exact hash prefix when known). */
   hashBounds(h: string, g: GenRange): { bounds: Bounds; exact: boolean } {
     const hint = this.rawHint(h, this.hashType, g.legacy);
+    if (hint.kind === 'impossible') return { bounds: { start: g.prefix, end: g.prefix }, exact: true };
     if (hint.kind === 'exact' && !hint.guess) {
       const start = Buffer.concat([g.prefix, this.partKey(hint.raw, g, false)]);
       return { bounds: { start, end: prefixEnd(start) }, exact: true };
@@ -252,11 +263,14 @@ export class KeySpace {
   private exactKeys(n: ItemNames, g: GenRange): { keys: Buffer[]; definitive: boolean; fallback: Bounds } {
     const hh = this.rawHint(n.h, this.hashType, g.legacy);
     const hb = this.hashBounds(n.h, g);
+    const none = { keys: [], definitive: true, fallback: hb.bounds };
+    if (hh.kind === 'impossible') return none;
     if (this.hashOnly) {
       if (hh.kind !== 'exact') return { keys: [], definitive: false, fallback: hb.bounds };
       return { keys: [Buffer.concat([g.prefix, this.partKey(hh.raw, g, false)])], definitive: !hh.guess, fallback: hb.bounds };
     }
     const rh = this.rawHint(n.r ?? '', this.rangeType, g.legacy);
+    if (rh.kind === 'impossible') return none;
     if (hh.kind !== 'exact' || rh.kind !== 'exact') return { keys: [], definitive: false, fallback: hb.bounds };
     const key = Buffer.concat([g.prefix, this.partKey(hh.raw, g, false), this.partKey(rh.raw, g, true)]);
     return { keys: [key], definitive: !hh.guess && !rh.guess, fallback: hb.bounds };
@@ -296,6 +310,7 @@ export class KeySpace {
   async hasHash(h: string): Promise<boolean> {
     for (const g of this.ranges) {
       const { bounds, exact } = this.hashBounds(h, g);
+      if (isEmpty(bounds)) continue;
       if (exact) {
         if ((await this.view.page(bounds.start, bounds.end, 1, true)).length > 0) return true;
         continue;
@@ -311,6 +326,7 @@ export class KeySpace {
   async *names(within?: (g: GenRange) => Bounds): AsyncGenerator<ItemNames> {
     for (const g of this.ranges) {
       const b = within ? within(g) : this.whole(g);
+      if (isEmpty(b)) continue;
       for await (const kv of this.view.scan(b.start, b.end, { keysOnly: true })) {
         const n = await this.recordNames(kv.key, g);
         if (n) yield n;
