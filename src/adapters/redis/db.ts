@@ -78,14 +78,8 @@ class SeekCursor {
   }
 }
 
-interface SidecarEvent {
-  file: BlobKind;
-  userKey: Buffer;
-  expireAtMs: bigint;
-}
-
 export class RedisDb {
-  private readonly view;
+  readonly view;
   private readonly files;
   private readonly dirs = new Map<string, Promise<boolean>>();
   private readonly children = new Map<string, DirNode>();
@@ -314,9 +308,14 @@ export class RedisDb {
 
   // ------------------------------------------------------------ per-key rendering
 
-  async renderBlob(kind: BlobKind, userKey: Buffer): Promise<Buffer> {
-    const key = cat(kind === 'strings' ? P.str : P.hll, userKey);
-    const raw = await this.view.get(key);
+  blobKey(kind: BlobKind, userKey: Buffer): Buffer {
+    return cat(kind === 'strings' ? P.str : P.hll, userKey);
+  }
+
+  /** The .bin bytes; `known` is the raw value when the caller just read it. */
+  async renderBlob(kind: BlobKind, userKey: Buffer, known: Buffer | null = null): Promise<Buffer> {
+    const key = this.blobKey(kind, userKey);
+    const raw = known ?? (await this.view.get(key));
     if (raw === null) throw new RecordError(key, 'record vanished');
     return decoded(key, () => decodeSimpleValue(raw, kind === 'strings' ? STR_VERSION : HLL_VERSION)).body;
   }
@@ -393,22 +392,6 @@ export class RedisDb {
 
   // ------------------------------------------------------------ sidecars
 
-  /** Inline TTLs of new-format values, in key order (the owner's first pass over `!redis|hll|`/`!redis|str|`). */
-  private async *inlineEvents(kind: BlobKind): AsyncGenerator<SidecarEvent> {
-    const prefix = kind === 'strings' ? P.str : P.hll;
-    const version = kind === 'strings' ? STR_VERSION : HLL_VERSION;
-    for await (const kv of this.view.scanPrefix(prefix)) {
-      let v;
-      try {
-        v = decodeSimpleValue(kv.value, version);
-      } catch (e) {
-        if (e instanceof DecodeError) continue; // the record's own .bin reports it
-        throw e;
-      }
-      if (v.expireAtMs !== 0n) yield { file: kind, userKey: kv.key.subarray(prefix.length), expireAtMs: v.expireAtMs };
-    }
-  }
-
   /** Which sidecar a `!redis|ttl|` record lands in, given the key's string and HLL values. */
   private static ttlSidecar(str: Buffer | null, hll: Buffer | null): BlobKind | null {
     const owned = (str !== null && isNewFormat(str, STR_VERSION)) || (hll !== null && isNewFormat(hll, HLL_VERSION));
@@ -417,28 +400,60 @@ export class RedisDb {
     return null;
   }
 
-  /** `!redis|ttl|` records routed to a sidecar (legacy values), merge-joined with the value scans. */
-  private async *ttlRecordEvents(only: BlobKind | null): AsyncGenerator<SidecarEvent> {
-    const strCur = new SeekCursor(this.view.scanPrefix(P.str));
-    const hllCur = new SeekCursor(this.view.scanPrefix(P.hll));
+  /**
+   * strings_ttl.jsonl / hll_ttl.jsonl in the owner's order: inline TTLs of
+   * new-format values in key order, then `!redis|ttl|` records routed to this
+   * sidecar (legacy values) in key order. One pass over this type's values
+   * emits the first part and marks which TTL records route here (a bit per
+   * record); a keys-only pass over the TTL records emits the second part.
+   */
+  private async *sidecarLines(kind: BlobKind): AsyncGenerator<string> {
+    const own = kind === 'strings' ? P.str : P.hll;
+    const other = kind === 'strings' ? P.hll : P.str;
+    const version = kind === 'strings' ? STR_VERSION : HLL_VERSION;
+    const routed: number[] = [];
+    const ttlIt = this.view.scanPrefix(P.ttl, { keysOnly: true });
+    // For strings the HLL's format matters (a new-format HLL owns the key's TTL); for HLLs only a string's presence does.
+    const otherCur = new SeekCursor(this.view.scanPrefix(other, { keysOnly: kind === 'hll' }));
     try {
-      for await (const kv of this.view.scanPrefix(P.ttl)) {
-        const uk = kv.key.subarray(P.ttl.length);
-        const str = await strCur.seek(cat(P.str, uk));
-        const hll = await hllCur.seek(cat(P.hll, uk));
-        const file = RedisDb.ttlSidecar(str?.value ?? null, hll?.value ?? null);
-        if (file === null || (only !== null && file !== only)) continue;
-        yield { file, userKey: Buffer.from(uk), expireAtMs: decoded(kv.key, () => decodeTtlValue(kv.value)) };
+      let ttl = await ttlIt.next();
+      let idx = 0;
+      for await (const kv of this.view.scanPrefix(own)) {
+        const uk = kv.key.subarray(own.length);
+        // A TTL record with no `own` record for its key never routes to this sidecar.
+        while (!ttl.done && Buffer.compare(ttl.value.key.subarray(P.ttl.length), uk) < 0) {
+          ttl = await ttlIt.next();
+          idx++;
+        }
+        if (!ttl.done && ttl.value.key.subarray(P.ttl.length).equals(uk)) {
+          const o = (await otherCur.seek(cat(other, uk)))?.value ?? null;
+          const file = kind === 'strings' ? RedisDb.ttlSidecar(kv.value, o) : RedisDb.ttlSidecar(o, kv.value);
+          if (file === kind) routed.push(idx);
+        }
+        let v;
+        try {
+          v = decodeSimpleValue(kv.value, version);
+        } catch (e) {
+          if (e instanceof DecodeError) continue; // the record's own .bin reports it
+          throw e;
+        }
+        if (v.expireAtMs !== 0n) yield ttlLine(encodeSegment(uk), v.expireAtMs);
       }
     } finally {
-      await strCur.close();
-      await hllCur.close();
+      await ttlIt.return(undefined);
+      await otherCur.close();
     }
-  }
-
-  private async *sidecarLines(kind: BlobKind): AsyncGenerator<string> {
-    for await (const e of this.inlineEvents(kind)) yield ttlLine(encodeSegment(e.userKey), e.expireAtMs);
-    for await (const e of this.ttlRecordEvents(kind)) yield ttlLine(encodeSegment(e.userKey), e.expireAtMs);
+    if (routed.length === 0) return;
+    let idx = 0;
+    let next = 0;
+    for await (const kv of this.view.scanPrefix(P.ttl, { keysOnly: true })) {
+      if (idx++ !== routed[next]) continue;
+      next++;
+      const raw = await this.view.get(kv.key);
+      if (raw === null) throw new RecordError(kv.key, 'ttl record vanished');
+      yield ttlLine(encodeSegment(kv.key.subarray(P.ttl.length)), decoded(kv.key, () => decodeTtlValue(raw)));
+      if (next >= routed.length) return;
+    }
   }
 
   /**
@@ -633,14 +648,21 @@ class KeyDir implements DirNode {
     const ext = EXT[this.type];
     if (!name.endsWith(ext)) return null;
     const uk = await this.resolve(name.slice(0, -ext.length));
-    if (!uk || !(await this.db.fileExists(this.type, uk))) return null;
+    if (!uk) return null;
     const cacheKey = `${this.path}/${name}`;
+    if (this.type === 'strings' || this.type === 'hll') {
+      // The existence read doubles as the first render's read (getattr follows lookup).
+      const t = this.type;
+      let raw = await this.db.view.get(this.db.blobKey(t, uk));
+      if (raw === null) return null;
+      return this.files.rendered(cacheKey, () => {
+        const known = raw;
+        raw = null;
+        return this.db.renderBlob(t, uk, known);
+      });
+    }
+    if (!(await this.db.fileExists(this.type, uk))) return null;
     switch (this.type) {
-      case 'strings':
-      case 'hll': {
-        const t = this.type;
-        return this.files.rendered(cacheKey, () => this.db.renderBlob(t, uk));
-      }
       case 'hashes':
         return this.files.rendered(cacheKey, () => this.db.renderHash(uk));
       case 'lists':
