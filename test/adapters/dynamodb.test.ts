@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DecodeOptions } from '../../src/adapters/types.js';
-import { ddbItemEntry, ddbItemValue, demoDynamodbEntries, ddbTableEntries, ddbTableWithItems, type DdbTable } from '../../src/fixture/dynamodb.js';
+import { ddbBenchEntries, ddbItemEntry, ddbItemValue, demoDynamodbEntries, ddbTableEntries, ddbTableWithItems, type DdbTable } from '../../src/fixture/dynamodb.js';
 import type { FsmEntry } from '../../src/fixture/fsm.js';
 import { dynamodbFixtures, dynamodbJsonlEntries } from '../golden/cases/dynamodb.js';
 import { renderEntries, text, type Rendered } from '../helpers/render.js';
@@ -268,5 +268,16 @@ describe('dynamodb: laziness', () => {
       'dynamodb/users/items/bob%20smith.json',
       'dynamodb/users/items/carol%2F%C3%BC.json',
     ]);
+  });
+});
+
+describe('dynamodb: benchmark generator', () => {
+  it('ddbBenchEntries builds records the adapter renders like ordinary fixtures', async () => {
+    const r = await render(ddbBenchEntries(25, { perHash: 10, payloadBytes: 3 }));
+    expect(r.errors).toEqual(new Map());
+    expect([...r.files.keys()].filter((p) => p.includes('/items/')).length).toBe(25);
+    expect(text(r, 'dynamodb/bench/items/user-00000002/4.json')).toBe(
+      '{\n  "payload": {\n    "S": "xxx"\n  },\n  "pk": {\n    "S": "user-00000002"\n  },\n  "seq": {\n    "N": "24"\n  },\n  "sk": {\n    "N": "4"\n  }\n}',
+    );
   });
 });
