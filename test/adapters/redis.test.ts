@@ -114,7 +114,7 @@ describe('redis strings', () => {
 });
 
 describe('redis golden cases render byte-identical in process', () => {
-  for (const name of ['redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-hll-nottl', 'redis-ttl-routing']) {
+  for (const name of ['redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-hll-nottl', 'redis-ttl-routing', 'redis-stateless-rows']) {
     it(name, async () => {
       const r = await expectGolden(name);
       await r.close();
@@ -198,6 +198,26 @@ describe('redis exact bytes per type', () => {
       expect(r.errors.size).toBe(0);
       const dirs = new Set([...r.files.keys()].filter((p) => p.startsWith('redis/db_0/')).map((p) => p.split('/')[2]));
       expect([...dirs].sort()).toEqual(['KEYMAP.jsonl', 'hashes', 'hll', 'hll_ttl.jsonl', 'lists', 'sets', 'streams', 'strings', 'strings_ttl.jsonl', 'zsets']);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('redis rows that carry no restorable state', () => {
+  it('meta deltas, list claims and the zset score index alone create no files or directories', async () => {
+    const r = await renderEntries([
+      { key: wide('!hs|meta|d|', 'h', Buffer.alloc(12)), value: Buffer.alloc(8) },
+      { key: wide('!st|meta|d|', 's', Buffer.alloc(12)), value: Buffer.alloc(8) },
+      { key: wide('!zs|meta|d|', 'z', Buffer.alloc(12)), value: Buffer.alloc(8) },
+      { key: wide('!lst|meta|d|', 'l', Buffer.alloc(12)), value: Buffer.alloc(16) },
+      { key: wide('!lst|claim|', 'l', Buffer.alloc(8)), value: Buffer.alloc(0) },
+      { key: wide('!zs|scr|', 'z', Buffer.alloc(9)), value: Buffer.alloc(0) },
+      { key: '!redis|ttl|nobody', value: Buffer.alloc(8) },
+      ...redisString('s', 'v'),
+    ]);
+    try {
+      expect([...r.files.keys()].filter((p) => p.startsWith('redis/'))).toEqual(['redis/db_0/strings/s.bin']);
     } finally {
       await r.close();
     }

@@ -14,9 +14,9 @@
  * appears for <k>. A collection meta value carrying an inline TTL owns the
  * key's TTL outright.
  */
-import type { AdapterContext } from '../types.js';
+import type { AdapterContext, FileFactory } from '../types.js';
 import type { KV } from '../../source/types.js';
-import { nextKey } from '../../source/range.js';
+import { nextKey, type SnapshotView } from '../../source/range.js';
 import { encodeSegment, needsKeymap, decodeSegment, isShaFallback } from '../../format/filename.js';
 import { keymapLine, KEYMAP_FILE } from '../../format/keymap.js';
 import { RecordError, type DirNode, type FileNode, type Node } from '../../tree/node.js';
@@ -79,11 +79,11 @@ class SeekCursor {
 }
 
 export class RedisDb {
-  readonly view;
-  private readonly files;
+  readonly view: SnapshotView;
+  private readonly files: FileFactory;
   private readonly dirs = new Map<string, Promise<boolean>>();
   private readonly children = new Map<string, DirNode>();
-  private sidecarProbe = new Map<string, Promise<boolean>>();
+  private readonly sidecarProbe = new Map<string, Promise<boolean>>();
 
   constructor(
     private readonly ctx: AdapterContext,
@@ -246,8 +246,10 @@ export class RedisDb {
   }
 
   private async listItemsExist(userKey: Buffer): Promise<boolean> {
-    for await (const _ of this.listItems(userKey, true)) return true;
-    return false;
+    const it = this.listItems(userKey, true);
+    const first = await it.next();
+    await it.return(undefined);
+    return !first.done;
   }
 
   /** Whether the owner would hold state for `userKey` as this type (a file, except for meta-less streams). */

@@ -178,4 +178,18 @@ export const redisFixtures: GoldenFixture[] = [
       { key: '!redis|ttl|hs2', value: Buffer.from('000001ba43b74004', 'hex') },
     ],
   },
+  {
+    // Rows with no restorable state: meta deltas, list claims, zset score index, orphan TTL.
+    name: 'redis-stateless-rows',
+    entries: [
+      { key: wide('!hs|meta|d|', 'h', Buffer.alloc(12)), value: Buffer.alloc(8) },
+      { key: wide('!st|meta|d|', 's', Buffer.alloc(12)), value: Buffer.alloc(8) },
+      { key: wide('!zs|meta|d|', 'z', Buffer.alloc(12)), value: Buffer.alloc(8) },
+      { key: wide('!lst|meta|d|', 'l', Buffer.alloc(12)), value: Buffer.alloc(16) },
+      { key: wide('!lst|claim|', 'l', Buffer.alloc(8)), value: Buffer.alloc(0) },
+      { key: wide('!zs|scr|', 'z', Buffer.alloc(9)), value: Buffer.alloc(0) },
+      { key: '!redis|ttl|nobody', value: Buffer.alloc(8) },
+      ...redisString('s', 'v'),
+    ],
+  },
 ];
