@@ -199,9 +199,10 @@ class ItemsDir implements DirNode {
     if (this.jsonl) return (await this.getBundle()).names();
     const ks = await this.space();
     const out = new Set<string>();
-    for await (const n of ks.names()) {
-      if (isDotName(n.h)) continue;
-      out.add(ks.hashOnly ? n.h + JSON_EXT : n.h);
+    if (ks.hashOnly) {
+      for await (const n of ks.names()) if (!isDotName(n.h)) out.add(n.h + JSON_EXT);
+    } else {
+      for await (const h of ks.hashNames()) if (!isDotName(h)) out.add(h);
     }
     return [...out];
   }

@@ -335,6 +335,37 @@ export class KeySpace {
   }
 
   /**
+   * Hash segments of every shown item (hash+range tables), consecutive repeats
+   * dropped: keys of one hash are adjacent, so only the hash part of each key
+   * is parsed and named once per run.
+   */
+  async *hashNames(): AsyncGenerator<string> {
+    for (const g of this.ranges) {
+      let prevRaw: Buffer | null = null;
+      let prevName: string | null = null;
+      for await (const kv of this.view.scan(g.prefix, g.end, { keysOnly: true })) {
+        const slice = this.hashPart(kv.key, g);
+        if (slice && prevRaw && slice.equals(prevRaw)) continue;
+        const n = (await this.recordNames(kv.key, g))?.h ?? null;
+        if (n === null) continue;
+        prevRaw = slice;
+        if (n !== prevName) yield n;
+        prevName = n;
+      }
+    }
+  }
+
+  /** The bytes of an item key's hash part (escaped ordered segment or base64 text), for run detection. */
+  private hashPart(key: Buffer, g: GenRange): Buffer | null {
+    if (g.legacy) {
+      const bar = key.indexOf(0x7c, g.prefix.length);
+      return bar < 0 ? null : key.subarray(g.prefix.length, bar);
+    }
+    const h = readOrderedSegment(key, g.prefix.length);
+    return h ? key.subarray(g.prefix.length, h.next) : null;
+  }
+
+  /**
    * Render check: decode the stored item and make sure its key attributes name
    * the file it is served as.
    */
