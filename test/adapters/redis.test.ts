@@ -204,6 +204,30 @@ describe('redis exact bytes per type', () => {
   });
 });
 
+describe('redis sidecar edge cases', () => {
+  it('a corrupt TTL record routed to strings_ttl.jsonl lists the file and fails only it', async () => {
+    const r = await renderEntries([...redisString('legacy', 'v', { legacy: true }), { key: '!redis|ttl|legacy', value: Buffer.alloc(3) }, ...redisHash('h', [['f', 'v']])]);
+    try {
+      expect(r.errors.get('redis/db_0/strings_ttl.jsonl')).toBe('EIO');
+      expect(text(r, 'redis/db_0/strings/legacy.bin')).toBe('v');
+      expect(r.files.has('redis/db_0/hashes/h.json')).toBe(true);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('--scope redis=0 / redis=db_0 keep db_0', async () => {
+    for (const name of ['0', 'db_0']) {
+      const r = await renderEntries(redisString('a', 'b'), { options: { scopes: new Map([['redis', new Set([name])]]) } });
+      try {
+        expect(text(r, 'redis/db_0/strings/a.bin')).toBe('b');
+      } finally {
+        await r.close();
+      }
+    }
+  });
+});
+
 describe('redis rows that carry no restorable state', () => {
   it('meta deltas, list claims and the zset score index alone create no files or directories', async () => {
     const r = await renderEntries([

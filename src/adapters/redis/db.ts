@@ -516,6 +516,10 @@ export class RedisDb {
         try {
           const first = await it.next();
           return !first.done;
+        } catch (e) {
+          // A corrupt record reached before the first line: list the file, and let reading it fail (EIO).
+          if (e instanceof RecordError) return true;
+          throw e;
         } finally {
           await it.return(undefined);
         }
