@@ -413,10 +413,29 @@ class ErrorFile implements FileNode {
 
 type Entry =
   | { pri: 5; kind: 'dir' }
-  | { pri: 4; kind: 'error'; key: Buffer; msg: string }
+  | { pri: 6; kind: 'error'; key: Buffer; msg: string }
   | { pri: 3; kind: 'body'; mkey: Buffer; object: Buffer }
-  | { pri: 2; kind: 'special' }
+  | { pri: 2; kind: 'special'; dir: boolean; key: Buffer }
   | { pri: 1; kind: 'sidecar'; mkey: Buffer };
+
+const isFileEntry = (e: Entry): boolean => e.kind === 'body' || e.kind === 'sidecar' || (e.kind === 'special' && !e.dir);
+const entryKey = (e: Entry): Buffer => (e.kind === 'body' || e.kind === 'sidecar' ? e.mkey : e.kind === 'error' || e.kind === 'special' ? e.key : Buffer.alloc(0));
+
+/**
+ * Two things wanting one name: an error stays an error; a directory and a file
+ * cannot share a path (the owner's mkdir or write fails: EIO here); otherwise the
+ * owner's last writer wins (an object body over _bucket.json, a body over its
+ * neighbours' sidecars never happens since those names are refused or renamed).
+ */
+function combine(a: Entry | null, b: Entry): Entry {
+  if (!a) return b;
+  if (a.kind === 'error') return a;
+  if (b.kind === 'error') return b;
+  if ((a.kind === 'dir' && isFileEntry(b)) || (b.kind === 'dir' && isFileEntry(a))) {
+    return { pri: 6, kind: 'error', key: entryKey(a.kind === 'dir' ? b : a), msg: 'a file and a directory share this path (the format owner fails the decode)' };
+  }
+  return a.pri >= b.pri ? a : b;
+}
 
 interface Listing {
   entries: Map<string, Entry>;
@@ -499,10 +518,9 @@ class ObjectDir implements DirNode {
     const put = (rawName: string, e: Entry): void => {
       const name = Buffer.from(rawName, 'latin1').toString('utf8');
       if (name === '' || name === '.' || name === '..' || name.includes('/')) return;
-      const cur = entries.get(name);
-      if (!cur || cur.pri < e.pri) entries.set(name, e);
+      entries.set(name, combine(entries.get(name) ?? null, e));
     };
-    if (this.isRoot) for (const s of await this.specials()) put(s, { pri: 2, kind: 'special' });
+    if (this.isRoot) for (const s of await this.specials()) put(s, this.specialEntry(s));
     for (const d of manifestDirs) put(d, { pri: 5, kind: 'dir' });
     for (const [name, mkey] of manifestObjs) {
       for (const [n, e] of await this.objectEntries(Buffer.from(name, 'latin1'), mkey, prefixDirs.has(name), (t) => allObjs.has(t.toString('latin1')))) put(n, e);
@@ -520,6 +538,10 @@ class ObjectDir implements DirNode {
     if (b.opts.includeOrphans && (await b.orphans()).size) out.push(ORPHANS_DIR);
     if (b.opts.includeIncompleteUploads && (await b.hasUploads())) out.push(UPLOADS_DIR);
     return out;
+  }
+
+  private specialEntry(name: string): Entry {
+    return { pri: 2, kind: 'special', dir: name === ORPHANS_DIR || name === UPLOADS_DIR, key: this.bucket.metaKey };
   }
 
   private async specialExists(name: string): Promise<boolean> {
@@ -542,7 +564,7 @@ class ObjectDir implements DirNode {
     const object = Buffer.concat([this.prefix, name]);
     const r = await this.bucket.renameOf(object, dirPrefix, exists ? (t) => exists(t.subarray(this.prefix.length)) : undefined);
     const l = (b: Buffer): string => b.subarray(this.prefix.length).toString('latin1');
-    if (r?.error) return [[l(r.target), { pri: 4, kind: 'error', key: mkey, msg: r.error }]];
+    if (r?.error) return [[l(r.target), { pri: 6, kind: 'error', key: mkey, msg: r.error }]];
     const target = r ? r.target : object;
     return [
       [l(target), { pri: 3, kind: 'body', mkey, object }],
@@ -555,7 +577,8 @@ class ObjectDir implements DirNode {
     if (name === '' || name === '.' || name === '..' || name.includes('/')) return null;
     const raw = Buffer.from(name, 'utf8');
     const b = this.bucket;
-    if (await b.anyObjectUnder(Buffer.concat([this.prefix, raw, Buffer.of(SLASH)]), true)) return { pri: 5, kind: 'dir' };
+    let best: Entry | null = null;
+    if (await b.anyObjectUnder(Buffer.concat([this.prefix, raw, Buffer.of(SLASH)]), true)) best = { pri: 5, kind: 'dir' };
     const bases = new Set<string>();
     const strip = (s: string, suf: string): string | null => (s.endsWith(suf) && s.length > suf.length ? s.slice(0, -suf.length) : null);
     const addBase = (s: string | null): void => {
@@ -571,7 +594,6 @@ class ObjectDir implements DirNode {
       addBase(strip(f, LEAF_SUFFIX));
       addBase(strip(f, USER_DATA_SUFFIX));
     }
-    let best: Entry | null = null;
     for (const base of bases) {
       const nb = Buffer.from(base, 'latin1');
       const object = Buffer.concat([this.prefix, nb]);
@@ -579,10 +601,10 @@ class ObjectDir implements DirNode {
       if (!mkey) continue;
       const dirPrefix = await b.anyObjectUnder(Buffer.concat([object, Buffer.of(SLASH)]), false);
       for (const [n, e] of await this.objectEntries(nb, mkey, dirPrefix)) {
-        if (n === latin && (!best || best.pri < e.pri)) best = e;
+        if (n === latin) best = combine(best, e);
       }
     }
-    if (this.isRoot && (!best || best.pri < 2) && (await this.specialExists(name))) best = { pri: 2, kind: 'special' };
+    if (this.isRoot && (await this.specialExists(name))) best = combine(best, this.specialEntry(name));
     return best;
   }
 
