@@ -114,7 +114,7 @@ describe('redis strings', () => {
 });
 
 describe('redis golden cases render byte-identical in process', () => {
-  for (const name of ['redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-hll-nottl', 'redis-ttl-routing', 'redis-stateless-rows']) {
+  for (const name of ['redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-hll-nottl', 'redis-ttl-routing', 'redis-stateless-rows', 'redis-edge-keys']) {
     it(name, async () => {
       const r = await expectGolden(name);
       await r.close();
@@ -124,7 +124,7 @@ describe('redis golden cases render byte-identical in process', () => {
 
 
 describe('redis golden cases with tiny pages (listing cursors, wide-column skip-scan)', () => {
-  for (const name of ['redis-strings', 'redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-ttl-routing']) {
+  for (const name of ['redis-strings', 'redis-hash', 'redis-list', 'redis-set', 'redis-zset', 'redis-stream', 'redis-hll', 'redis-ttl-routing', 'redis-edge-keys']) {
     for (const pageSize of [1, 2, 3]) {
       it(`${name} pageSize=${pageSize}`, async () => {
         const r = await expectGolden(name, pageSize);

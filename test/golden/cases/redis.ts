@@ -192,4 +192,20 @@ export const redisFixtures: GoldenFixture[] = [
       ...redisString('s', 'v'),
     ],
   },
+  {
+    // Empty and dot user keys, binary user keys, in every type.
+    name: 'redis-edge-keys',
+    entries: [
+      ...redisString('', 'empty key', { ttlMs: EXP }),
+      ...redisHash('', [['f', 'v']]),
+      ...redisList('', [['rpush', 'x']]),
+      ...redisStream('', [{ ms: 1, seq: 1, fields: ['a', 'b'] }]),
+      ...redisSet('.', ['dot']),
+      ...redisZSet('..', [['dotdot', 2]]),
+      ...redisHll('', ['e']),
+      ...redisHash(Buffer.from([0x00, 0xff, 0x7c]), [['f', 'v']], { ttlMs: EXP, ttlIn: 'record' }),
+      ...redisList(Buffer.from([0x80, 0x00]), [['lpush', 'b']]),
+      ...redisStream(Buffer.from('a/b'), [{ ms: 3, seq: 0, fields: ['k', Buffer.from('caf\u00e9')] }]),
+    ],
+  },
 ];
