@@ -14,6 +14,7 @@
  * entries), not O(file).
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { LRUCache } from 'lru-cache';
 import { compareKeys, FLAG_ENC_STATE_MASK, FLAG_RESERVED_MASK, FLAG_TOMBSTONE, isLive, TS_SUFFIX_BYTES, VALUE_HEADER_BYTES } from './mvcc.js';
 import { SourceError, type KV, type PageSource, type ScanPageOptions } from './types.js';
 
@@ -59,22 +60,79 @@ interface Displaced {
   valueLength: number;
 }
 
-/** Buffered positional reader over a file handle. */
+/** Page size of the reader's page cache. */
+export const PAGE_BYTES = 128 * 1024;
+/** Pages kept (bounded memory: 256 x 128 KiB = 32 MiB). */
+const PAGE_CACHE_PAGES = 256;
+
+/**
+ * A small LRU of aligned file pages, shared by every read of one snapshot:
+ * point reads and page scans that land near each other (a directory walked in
+ * key order, a record's keys) parse from memory instead of re-reading the file.
+ */
+class PageCache {
+  private readonly pages = new LRUCache<number, Buffer>({ max: PAGE_CACHE_PAGES });
+  private readonly inflight = new Map<number, Promise<Buffer>>();
+  hits = 0;
+  misses = 0;
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly fileSize: number,
+  ) {}
+
+  /** The page holding byte `pos`, or null when [pos, pos+len) is not inside one page. */
+  async page(pos: number, len: number): Promise<{ buf: Buffer; start: number } | null> {
+    const n = Math.floor(pos / PAGE_BYTES);
+    const start = n * PAGE_BYTES;
+    if (pos + len > start + PAGE_BYTES) return null;
+    const hit = this.pages.get(n);
+    if (hit) {
+      this.hits++;
+      return { buf: hit, start };
+    }
+    let p = this.inflight.get(n);
+    if (!p) {
+      this.misses++;
+      const b = Buffer.allocUnsafe(Math.min(PAGE_BYTES, this.fileSize - start));
+      p = readFully(this.fh, b, start).then(() => b);
+      this.inflight.set(n, p);
+      p.then(
+        (b) => {
+          this.pages.set(n, b);
+          this.inflight.delete(n);
+        },
+        () => this.inflight.delete(n),
+      );
+    }
+    return { buf: await p, start };
+  }
+}
+
+/** Buffered positional reader over a file handle (through the page cache when it has one). */
 class ChunkReader {
-  buf = Buffer.alloc(0);
+  buf: Buffer = Buffer.alloc(0);
   bufStart = 0;
   constructor(
     private readonly fh: FileHandle,
     readonly fileSize: number,
     private readonly chunk = READ_CHUNK,
+    private readonly cache: PageCache | null = null,
   ) {}
 
   /** Make the window cover [pos, pos+need) (clamped to EOF); reads at most max(chunk, need) bytes. */
   async window(pos: number, need: number): Promise<void> {
     const want = Math.min(need, this.fileSize - pos);
     if (pos >= this.bufStart && pos + want <= this.bufStart + this.buf.length) return;
+    if (this.cache) {
+      const pg = await this.cache.page(pos, want);
+      if (pg) {
+        this.buf = pg.buf;
+        this.bufStart = pg.start;
+        return;
+      }
+    }
     const len = Math.min(Math.max(this.chunk, need), this.fileSize - pos);
-    const b = this.buf.length === len ? this.buf : Buffer.allocUnsafe(len);
+    const b = this.buf.length === len && !this.cache ? this.buf : Buffer.allocUnsafe(len);
     await readFully(this.fh, b, pos);
     this.buf = b;
     this.bufStart = pos;
@@ -170,6 +228,7 @@ export class SnapshotSource implements PageSource {
   readonly label: string;
   private index: IndexPoint[] = [];
   private displaced: Displaced[] = [];
+  private readonly pages: PageCache;
   stats: SnapshotStats = { entries: 0, metaKeys: 0, displaced: 0, indexPoints: 0, fileSize: 0 };
 
   private constructor(
@@ -179,6 +238,12 @@ export class SnapshotSource implements PageSource {
     readonly lastCommitTS: bigint,
   ) {
     this.label = `snapshot:${path}`;
+    this.pages = new PageCache(fh, fileSize);
+  }
+
+  /** Page cache hits and misses (reads that needed the file). */
+  get pageCacheStats(): { hits: number; misses: number } {
+    return { hits: this.pages.hits, misses: this.pages.misses };
   }
 
   /** Open, validate the header, index the file. Throws SourceError on bad input. */
@@ -279,7 +344,7 @@ export class SnapshotSource implements PageSource {
    * (or null when hidden), merged across the main sequence and displaced entries.
    */
   private async *walk(start: Buffer, end: Buffer | null, ts: bigint): AsyncGenerator<{ key: Buffer; v: Displaced | null }> {
-    const r = new ChunkReader(this.fh, this.fileSize, 256 * 1024);
+    const r = new ChunkReader(this.fh, this.fileSize, 256 * 1024, this.pages);
     let pos = this.seekBelow(start);
     let max: Buffer | null = null;
     let di = this.displacedFrom(start);
@@ -299,6 +364,21 @@ export class SnapshotSource implements PageSource {
         return { ...e, userKey: Buffer.from(e.userKey) };
       }
     };
+    // Point reads land mid-block: step over the entries below `start` reading only their
+    // framing (validated when the file was indexed), not decoding them.
+    for (;;) {
+      await r.window(pos, 256);
+      const o = pos - r.bufStart;
+      if (pos >= this.fileSize || r.buf.length - o < 16) break;
+      const keyLen = u64(r.buf, o);
+      if (r.buf.length - o < 16 + keyLen) break;
+      if (keyLen < TS_SUFFIX_BYTES) break;
+      const uk = r.buf.subarray(o + 8, o + 8 + keyLen - TS_SUFFIX_BYTES);
+      if (compareKeys(uk, start) >= 0) break;
+      const isPebbleMeta = keyLen < 32 && keyLen > 8 && uk[0] === 0x5f && PEBBLE_META_KEYS.has(r.buf.toString('latin1', o + 8, o + 8 + keyLen));
+      if (!isPebbleMeta && (max === null || compareKeys(uk, max) > 0)) max = uk; // a view: the page stays referenced while needed
+      pos = pos + 16 + keyLen + u64(r.buf, o + 8 + keyLen);
+    }
     pending = await nextMain();
     for (;;) {
       const dk = this.displaced[di]?.key ?? null;
@@ -327,8 +407,12 @@ export class SnapshotSource implements PageSource {
   }
 
   private async readValue(v: Displaced): Promise<Buffer> {
+    if (v.valueLength === 0) return Buffer.alloc(0);
+    const pg = v.valueLength <= PAGE_BYTES / 4 ? await this.pages.page(v.valueOffset, v.valueLength) : null;
+    // A copy: callers may keep values (rendered content caches) and must not pin whole pages.
+    if (pg) return Buffer.from(pg.buf.subarray(v.valueOffset - pg.start, v.valueOffset - pg.start + v.valueLength));
     const out = Buffer.allocUnsafe(v.valueLength);
-    if (v.valueLength > 0) await readFully(this.fh, out, v.valueOffset);
+    await readFully(this.fh, out, v.valueOffset);
     return out;
   }
 
