@@ -149,41 +149,46 @@ export class RedisDb {
     for (const [s, e] of this.metaRanges(meta, delta)) yield* this.wideUserKeys(meta, s, e);
   }
 
-  /** Every user key of a family, deduplicated (latin1 map keys). */
-  async userKeys(kind: WideKind): Promise<Set<string>> {
-    const out = new Set<string>();
-    const add = async (g: AsyncGenerator<Buffer>): Promise<void> => {
-      for await (const k of g) out.add(mk(k));
-    };
+  /**
+   * Every user key of a family that the owner holds state for (streams: only
+   * those with a meta row, the ones that get a file). A key may repeat (meta
+   * row and member rows, list items): callers deduplicate.
+   */
+  private async *familyUserKeys(kind: WideKind): AsyncGenerator<Buffer> {
     switch (kind) {
       case 'hashes':
-        await add(this.metaUserKeys(P.hashMeta, P.hashMetaDelta));
-        await add(this.wideUserKeys(P.hashField));
-        break;
+        yield* this.metaUserKeys(P.hashMeta, P.hashMetaDelta);
+        yield* this.wideUserKeys(P.hashField);
+        return;
       case 'sets':
-        await add(this.metaUserKeys(P.setMeta, P.setMetaDelta));
-        await add(this.wideUserKeys(P.setMember));
-        break;
+        yield* this.metaUserKeys(P.setMeta, P.setMetaDelta);
+        yield* this.wideUserKeys(P.setMember);
+        return;
       case 'zsets':
-        await add(this.metaUserKeys(P.zsetMeta, P.zsetMetaDelta));
-        await add(this.wideUserKeys(P.zsetMember));
-        for await (const kv of this.view.scanPrefix(P.zsetLegacy, { keysOnly: true })) out.add(mk(kv.key.subarray(P.zsetLegacy.length)));
-        break;
+        yield* this.metaUserKeys(P.zsetMeta, P.zsetMetaDelta);
+        yield* this.wideUserKeys(P.zsetMember);
+        for await (const kv of this.view.scanPrefix(P.zsetLegacy, { keysOnly: true })) yield kv.key.subarray(P.zsetLegacy.length);
+        return;
       case 'streams':
-        // Only streams with a meta row get a file (entries without meta are not a stream).
-        await add(this.wideUserKeys(P.streamMeta));
-        break;
+        yield* this.wideUserKeys(P.streamMeta);
+        return;
       case 'lists':
         for (const [s, e] of this.metaRanges(P.listMeta, P.listMetaDelta)) {
-          for await (const kv of this.view.scan(s, e, { keysOnly: true })) out.add(mk(kv.key.subarray(P.listMeta.length)));
+          for await (const kv of this.view.scan(s, e, { keysOnly: true })) yield kv.key.subarray(P.listMeta.length);
         }
         for await (const kv of this.view.scanPrefix(P.listItem, { keysOnly: true })) {
           const rest = kv.key.subarray(P.listItem.length);
-          if (rest.length >= LIST_SEQ_BYTES) out.add(mk(rest.subarray(0, rest.length - LIST_SEQ_BYTES)));
+          if (rest.length >= LIST_SEQ_BYTES) yield rest.subarray(0, rest.length - LIST_SEQ_BYTES);
         }
-        break;
+        return;
     }
-    return out;
+  }
+
+  /** Distinct user keys of a family passing `keep`, ascending by bytes. */
+  async userKeys(kind: WideKind, keep: (k: Buffer) => boolean = () => true): Promise<Buffer[]> {
+    const seen = new Set<string>();
+    for await (const k of this.familyUserKeys(kind)) if (keep(k)) seen.add(mk(k));
+    return [...seen].map(unmk).sort(Buffer.compare);
   }
 
   // ------------------------------------------------------------ existence
@@ -490,15 +495,7 @@ export class RedisDb {
       const file = RedisDb.ttlSidecar(await this.view.get(cat(P.str, uk)), await this.view.get(cat(P.hll, uk)));
       if (file !== null) yield line(uk);
     }
-    for (const kind of WIDE_KINDS) {
-      const keys: Buffer[] = [];
-      for (const s of await this.userKeys(kind)) {
-        const uk = unmk(s);
-        if (fallback(uk)) keys.push(uk);
-      }
-      keys.sort(Buffer.compare);
-      for (const uk of keys) yield line(uk);
-    }
+    for (const kind of WIDE_KINDS) for (const uk of await this.userKeys(kind, fallback)) yield line(uk);
   }
 
   private sidecar(name: string): { gen: () => AsyncGenerator<string> } {
@@ -589,7 +586,7 @@ export class RedisDb {
       for await (const kv of this.view.scanPrefix(prefix, { keysOnly: true })) out.push(kv.key.subarray(prefix.length));
       return out;
     }
-    return [...(await this.userKeys(kind))].map(unmk);
+    return this.userKeys(kind);
   }
 
   async fileExists(kind: BlobKind | WideKind, userKey: Buffer): Promise<boolean> {
