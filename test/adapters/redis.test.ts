@@ -228,6 +228,26 @@ describe('redis sidecar edge cases', () => {
   });
 });
 
+describe('redis over MVCC versions (the view resolves the read timestamp)', () => {
+  it('newest visible version wins; tombstoned fields and members disappear', async () => {
+    const r = await renderEntries([
+      ...redisString('s', 'old', { ts: 100n }),
+      ...redisString('s', 'new', { ts: 200n }),
+      ...redisHash('h', [['keep', '1'], ['drop', '2']], { ts: 100n }),
+      { key: wide('!hs|fld|', 'h', 'drop'), value: '', ts: 200n, tombstone: true },
+      ...redisString('gone', 'x', { ts: 100n }),
+      { key: '!redis|str|gone', value: '', ts: 200n, tombstone: true },
+    ]);
+    try {
+      expect(text(r, 'redis/db_0/strings/s.bin')).toBe('new');
+      expect(r.files.has('redis/db_0/strings/gone.bin')).toBe(false);
+      expect(text(r, 'redis/db_0/hashes/h.json')).toBe('{\n  "format_version": 1,\n  "fields": [\n    {\n      "name": "keep",\n      "value": "1"\n    }\n  ],\n  "expire_at_ms": null\n}');
+    } finally {
+      await r.close();
+    }
+  });
+});
+
 describe('redis rows that carry no restorable state', () => {
   it('meta deltas, list claims and the zset score index alone create no files or directories', async () => {
     const r = await renderEntries([
