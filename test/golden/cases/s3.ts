@@ -26,6 +26,9 @@ export const s3Fixtures: GoldenFixture[] = [
       ...s3BucketEntries({ name: 'logs', generation: 3n, createdAtHLC: T }),
       ...s3ObjectEntries({ bucket: 'logs', generation: 3n, key: 'app/2026-01-01.log', body: 'boot ok\n' }),
       ...s3BucketEntries({ name: 'empty-bucket', generation: 1n }),
+      // Bucket directory names are filename-encoded; object keys are written as raw paths.
+      ...s3BucketEntries({ name: 'odd bucket+ü', generation: 2n }),
+      ...s3ObjectEntries({ bucket: 'odd bucket+ü', generation: 2n, key: 'é/ü ñ.txt', body: 'unicode path\n', userMetadata: { note: '<b>&</b>' } }),
     ],
   },
   {
@@ -76,6 +79,14 @@ export const s3Fixtures: GoldenFixture[] = [
       ...s3ObjectEntries({ bucket: 'col', generation: 1n, key: 'a', body: 'I am a\n' }),
       ...s3ObjectEntries({ bucket: 'col', generation: 1n, key: 'a/b', body: 'I am a/b\n' }),
       ...s3ObjectEntries({ bucket: 'col', generation: 1n, key: 'a!', body: 'sorts between a and a/\n' }),
+      // Nested: x/y is renamed inside x/, KEYMAP.jsonl at the bucket root records the relative path.
+      ...s3BucketEntries({ name: 'col2', generation: 1n }),
+      ...s3ObjectEntries({ bucket: 'col2', generation: 1n, key: 'x/y', body: 'x/y leaf\n' }),
+      ...s3ObjectEntries({ bucket: 'col2', generation: 1n, key: 'x/y/z/deep.txt', body: 'deep\n' }),
+      // An in-flight offloaded PUT (chunkref only, no manifest) under q/ still forces q's rename.
+      ...s3BucketEntries({ name: 'col3', generation: 1n }),
+      ...s3ObjectEntries({ bucket: 'col3', generation: 1n, key: 'q', body: 'q leaf\n' }),
+      ...s3ObjectEntries({ bucket: 'col3', generation: 1n, key: 'q/inflight', parts: [{ chunks: ['zz'], offloaded: true }], noManifest: true }),
     ],
   },
   {
