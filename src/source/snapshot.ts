@@ -148,10 +148,24 @@ async function readFully(fh: FileHandle, into: Buffer, pos: number): Promise<voi
   }
 }
 
+/** A u64 LE length as a number (saturating at 2^53-1: every limit check then fails it). */
 function u64(b: Buffer, at: number): number {
-  const v = b.readBigUInt64LE(at);
-  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+  const lo = b.readUInt32LE(at);
+  const hi = b.readUInt32LE(at + 4);
+  return hi === 0 ? lo : hi < 0x200000 ? hi * 0x1_0000_0000 + lo : Number.MAX_SAFE_INTEGER;
 }
+
+/** The main-sequence user keys of one index block, for binary search by point reads. */
+interface BlockKeys {
+  /** Offset of the first version of each distinct user key, ascending by key. */
+  offsets: number[];
+  keys: Buffer[];
+  /** Offset where the block ends (the next index point, or EOF). */
+  end: number;
+}
+
+/** Blocks whose keys are kept (each ~128 keys): bounded memory. */
+const BLOCK_KEYS_CACHED = 2048;
 
 type Parsed = FsmEntry | { meta: true; next: number } | null;
 
@@ -229,6 +243,7 @@ export class SnapshotSource implements PageSource {
   private index: IndexPoint[] = [];
   private displaced: Displaced[] = [];
   private readonly pages: PageCache;
+  private readonly blocks = new LRUCache<number, Promise<BlockKeys>>({ max: BLOCK_KEYS_CACHED });
   stats: SnapshotStats = { entries: 0, metaKeys: 0, displaced: 0, indexPoints: 0, fileSize: 0 };
 
   private constructor(
@@ -364,20 +379,22 @@ export class SnapshotSource implements PageSource {
         return { ...e, userKey: Buffer.from(e.userKey) };
       }
     };
-    // Point reads land mid-block: step over the entries below `start` reading only their
-    // framing (validated when the file was indexed), not decoding them.
-    for (;;) {
-      await r.window(pos, 256);
-      const o = pos - r.bufStart;
-      if (pos >= this.fileSize || r.buf.length - o < 16) break;
-      const keyLen = u64(r.buf, o);
-      if (r.buf.length - o < 16 + keyLen) break;
-      if (keyLen < TS_SUFFIX_BYTES) break;
-      const uk = r.buf.subarray(o + 8, o + 8 + keyLen - TS_SUFFIX_BYTES);
-      if (compareKeys(uk, start) >= 0) break;
-      const isPebbleMeta = keyLen < 32 && keyLen > 8 && uk[0] === 0x5f && PEBBLE_META_KEYS.has(r.buf.toString('latin1', o + 8, o + 8 + keyLen));
-      if (!isPebbleMeta && (max === null || compareKeys(uk, max) > 0)) max = uk; // a view: the page stays referenced while needed
-      pos = pos + 16 + keyLen + u64(r.buf, o + 8 + keyLen);
+    // Point reads land mid-block: binary-search the block's keys (read once per block,
+    // framing only: it was validated when the file was indexed) instead of decoding
+    // every entry below `start`.
+    {
+      const blk = await this.blockKeys(pos);
+      let lo = 0;
+      let hi = blk.keys.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareKeys(blk.keys[mid]!, start) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo > 0) {
+        max = blk.keys[lo - 1]!;
+        pos = lo < blk.offsets.length ? blk.offsets[lo]! : blk.end;
+      }
     }
     pending = await nextMain();
     for (;;) {
@@ -404,6 +421,51 @@ export class SnapshotSource implements PageSource {
       const b = best as Displaced | null;
       yield { key, v: b && isLive(b, ts) ? b : null };
     }
+  }
+
+  /** The block starting at `start` (an index point or the first entry): its distinct main-sequence keys. */
+  private blockKeys(start: number): Promise<BlockKeys> {
+    let p = this.blocks.get(start);
+    if (!p) {
+      p = this.readBlockKeys(start);
+      this.blocks.set(start, p);
+      p.catch(() => this.blocks.delete(start));
+    }
+    return p;
+  }
+
+  private async readBlockKeys(start: number): Promise<BlockKeys> {
+    let lo = 0;
+    let hi = this.index.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.index[mid]!.offset <= start) lo = mid + 1;
+      else hi = mid;
+    }
+    const end = lo < this.index.length ? this.index[lo]!.offset : this.fileSize;
+    const r = new ChunkReader(this.fh, this.fileSize, 256 * 1024, this.pages);
+    const offsets: number[] = [];
+    const keys: Buffer[] = [];
+    let max: Buffer | null = null;
+    for (let pos = start; pos < end; ) {
+      await r.window(pos, 16);
+      let o = pos - r.bufStart;
+      const keyLen = u64(r.buf, o);
+      await r.window(pos, 16 + keyLen);
+      o = pos - r.bufStart;
+      const next = pos + 16 + keyLen + u64(r.buf, o + 8 + keyLen);
+      const isPebbleMeta = keyLen < 32 && keyLen > 8 && r.buf[o + 8] === 0x5f && PEBBLE_META_KEYS.has(r.buf.toString('latin1', o + 8, o + 8 + keyLen));
+      if (!isPebbleMeta && keyLen >= TS_SUFFIX_BYTES) {
+        const uk = r.buf.subarray(o + 8, o + 8 + keyLen - TS_SUFFIX_BYTES);
+        if (max === null || compareKeys(uk, max) > 0) {
+          max = Buffer.from(uk);
+          offsets.push(pos);
+          keys.push(max);
+        }
+      }
+      pos = next;
+    }
+    return { offsets, keys, end };
   }
 
   private async readValue(v: Displaced): Promise<Buffer> {
