@@ -174,6 +174,22 @@ describe('s3 rendering details', () => {
     });
   });
 
+  it('keys the owner refuses (backslash) or cannot place (file vs directory) fail with EIO; neighbours render', async () => {
+    const entries = [
+      ...s3BucketEntries({ name: 'b', generation: 1n }),
+      ...s3ObjectEntries({ bucket: 'b', generation: 1n, key: 'win\\path.txt', body: 'x' }),
+      // With --rename-collisions the meta-suffix object goes to m.elastickv-meta.json.user-data, which is also a directory here.
+      ...s3ObjectEntries({ bucket: 'b', generation: 1n, key: 'm.elastickv-meta.json', body: 'm' }),
+      ...s3ObjectEntries({ bucket: 'b', generation: 1n, key: 'm.elastickv-meta.json.user-data/child', body: 'c' }),
+      ...s3ObjectEntries({ bucket: 'b', generation: 1n, key: 'ok.txt', body: 'ok' }),
+    ];
+    await withRender(entries, { options: { renameCollisions: true } }, (r) => {
+      expect(r.errors.get('s3/b/win\\path.txt')).toBe('EIO');
+      expect(r.errors.get('s3/b/m.elastickv-meta.json.user-data')).toBe('EIO');
+      expect(text(r, 's3/b/ok.txt')).toBe('ok');
+    });
+  });
+
   it('meta suffix with --rename-collisions: .user-data + KEYMAP meta-suffix-rename', async () => {
     const fx = s3Fixtures.find((f) => f.name === 's3-meta-suffix')!;
     await withRender(fx.entries, { options: { renameCollisions: true } }, (r) => {

@@ -517,7 +517,7 @@ class ObjectDir implements DirNode {
     const entries = new Map<string, Entry>();
     const put = (rawName: string, e: Entry): void => {
       const name = Buffer.from(rawName, 'latin1').toString('utf8');
-      if (name === '' || name === '.' || name === '..' || name.includes('/')) return;
+      if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return;
       entries.set(name, combine(entries.get(name) ?? null, e));
     };
     if (this.isRoot) for (const s of await this.specials()) put(s, this.specialEntry(s));
@@ -562,6 +562,10 @@ class ObjectDir implements DirNode {
   /** The names one manifest object produces in this directory (raw latin1 names). */
   private async objectEntries(name: Buffer, mkey: Buffer, dirPrefix: boolean, exists?: (t: Buffer) => boolean): Promise<[string, Entry][]> {
     const object = Buffer.concat([this.prefix, name]);
+    if (object.includes(0x5c)) {
+      // safeJoinUnderRoot refuses '\\' (a separator on Windows): the owner's decode fails.
+      return [[name.toString('latin1'), { pri: 6, kind: 'error', key: mkey, msg: 'object key contains a backslash (the format owner refuses it; rename in S3 first)' }]];
+    }
     const r = await this.bucket.renameOf(object, dirPrefix, exists ? (t) => exists(t.subarray(this.prefix.length)) : undefined);
     const l = (b: Buffer): string => b.subarray(this.prefix.length).toString('latin1');
     if (r?.error) return [[l(r.target), { pri: 6, kind: 'error', key: mkey, msg: r.error }]];
@@ -574,7 +578,7 @@ class ObjectDir implements DirNode {
 
   /** lookup() without a listing: probe the few objects that could produce `name`. */
   private async resolveOne(name: string): Promise<Entry | null> {
-    if (name === '' || name === '.' || name === '..' || name.includes('/')) return null;
+    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return null;
     const raw = Buffer.from(name, 'utf8');
     const b = this.bucket;
     let best: Entry | null = null;
