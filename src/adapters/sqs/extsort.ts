@@ -31,7 +31,7 @@ export const sortTuning = {
   dir: undefined as string | undefined,
 };
 
-const RECORD_OVERHEAD = 160;
+const RECORD_OVERHEAD = 400;
 const I64_BIAS = 1n << 63n;
 
 export function compareRecords(a: SortRecord, b: SortRecord): number {

@@ -7,6 +7,7 @@
  * untouched, and typed numbers parsed as strconv does. Works on bytes so a
  * json.RawMessage keeps its exact bytes.
  */
+import { isUtf8 } from 'node:buffer';
 
 export class JsonError extends Error {
   constructor(message: string) {
@@ -173,19 +174,17 @@ export function runeLen(b: Buffer, i: number): number {
   return 0;
 }
 
+/** utf8.Valid (Node's native validator agrees: no surrogates, overlongs or code points past U+10FFFF). */
 export function validUtf8(b: Buffer): boolean {
-  for (let i = 0; i < b.length; ) {
-    const n = runeLen(b, i);
-    if (n === 0) return false;
-    i += n;
-  }
-  return true;
+  return isUtf8(b);
 }
 
 const FFFD = Buffer.from([0xef, 0xbf, 0xbd]);
 
 /** Go's unquote of an already validated string literal span [start, end). */
 export function unquote(b: Buffer, start: number, end: number): Buffer {
+  const inner = b.subarray(start + 1, end - 1);
+  if (inner.indexOf(0x5c) < 0 && isUtf8(inner)) return inner;
   const out: Buffer[] = [];
   let i = start + 1;
   const stop = end - 1;
@@ -346,24 +345,15 @@ export function fieldInt(b: Buffer, m: Member, kind: 'i64' | 'u64' | 'u32'): big
   return n;
 }
 
-const STD_B64 = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') STD_B64[c.charCodeAt(0)] = 1;
+
+const STD_B64_RE = /^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Go's base64.StdEncoding.Decode (padded, non-strict, CR/LF skipped); throws on error. */
 export function decodeStdBase64(s: Buffer): Buffer {
   const clean = s.includes(0x0a) || s.includes(0x0d) ? Buffer.from(s.filter((c) => c !== 0x0a && c !== 0x0d)) : s;
-  if (clean.length % 4 !== 0) throw new JsonError('illegal base64 data');
-  for (let q = 0; q < clean.length; q += 4) {
-    for (let j = 0; j < 4; j++) {
-      const c = clean[q + j]!;
-      if (STD_B64[c] === 1) continue;
-      const last = q + 4 === clean.length;
-      const ok = c === 0x3d && last && (j === 3 || (j === 2 && clean[q + 3] === 0x3d));
-      if (!ok) throw new JsonError('illegal base64 data');
-      break;
-    }
-  }
-  return Buffer.from(clean.toString('latin1'), 'base64');
+  const text = clean.toString('latin1');
+  if (clean.length % 4 !== 0 || !STD_B64_RE.test(text)) throw new JsonError('illegal base64 data');
+  return Buffer.from(text, 'base64');
 }
 
 /** A []byte field: undefined = unchanged is impossible for slices; null sets nil (empty here). */

@@ -381,7 +381,8 @@ class SqsRoom {
           dropped++;
           continue;
         }
-        await sorter.add({ sendTs: m.sendTs, seq: m.seq, messageId: m.messageId, key: kv.key, line: m.line });
+        // Copies: the key and id may be views into a whole source page, which must not stay pinned.
+        await sorter.add({ sendTs: m.sendTs, seq: m.seq, messageId: Buffer.from(m.messageId), key: Buffer.from(kv.key), line: m.line });
       }
       if (dropped > 0) this.ctx.log.info({ adapter: 'sqs', queue: ref.dirName, dropped }, 'sqs: stale-generation messages left out of messages.jsonl');
       if (sorter.stats.runs > 0 || sorter.stats.records > 0) this.ctx.log.debug({ adapter: 'sqs', queue: ref.dirName, records: sorter.stats.records }, 'sqs: messages sorted');

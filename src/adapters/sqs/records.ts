@@ -4,7 +4,7 @@
  *   message     (00 'S' 'M' 01 + JSON)  -> one messages.jsonl line (Encoder, no HTML escaping,
  *                                          except the body, which is marshalled on its own)
  */
-import { GoB64, GoStr, marshal, type GoValue } from '../../format/gojson.js';
+import { GoStr, marshal, type GoValue } from '../../format/gojson.js';
 import {
   compact,
   fieldBool,
@@ -15,7 +15,6 @@ import {
   matchField,
   objectMembers,
   topObject,
-  unquote,
   validUtf8,
 } from './gojsondec.js';
 
@@ -128,8 +127,7 @@ const MSG_FIELDS = [
   'dead_letter_source_arn',
 ] as const;
 
-const MSG_STRINGS = new Set(['message_id', 'md5_of_body', 'md5_of_message_attributes', 'sender_id', 'message_group_id', 'message_deduplication_id', 'dead_letter_source_arn']);
-const MSG_U64 = new Set(['queue_generation', 'sequence_number']);
+const MSG_FIELD_SET: ReadonlySet<string> = new Set(MSG_FIELDS);
 
 /** One decoded message: the sort key and its rendered messages.jsonl line. */
 export interface MessageLine {
@@ -140,99 +138,153 @@ export interface MessageLine {
   line: Buffer;
 }
 
+const SAFE_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const SAFE_HTML = /^[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x5b\x5d-\x7e]*$/;
+
+/** Go's JSON string encoding of raw bytes, with a fast path for printable ASCII. */
+export function jsonString(b: Buffer, escapeHTML: boolean): string {
+  if (b.length < 4096) {
+    const s = b.toString('latin1');
+    if ((escapeHTML ? SAFE_HTML : SAFE_PLAIN).test(s)) return '"' + s + '"';
+  }
+  return marshal(new GoStr(b), { escapeHTML });
+}
+
+const EMPTY: Buffer = Buffer.alloc(0);
+
 /**
  * Decode a message value and render its line. Visibility state is zeroed
  * unless `preserveVisibility`; `partition` is set for partitioned keys.
  */
 export function decodeMessage(value: Buffer, preserveVisibility: boolean, partition: number | null): MessageLine {
   const body = stripMagic(value, MSG_MAGIC, '!sqs|msg|data');
-  const str = new Map<string, Buffer>();
-  const num = new Map<string, bigint>();
-  const bytes = new Map<string, Buffer | null>();
+  let messageId = EMPTY;
+  let msgBody = EMPTY;
+  let md5Body = EMPTY;
+  let md5Attrs = EMPTY;
+  let senderId = EMPTY;
+  let groupId = EMPTY;
+  let dedupId = EMPTY;
+  let dlqArn = EMPTY;
+  let token: Buffer | null = null;
+  let sendTs = 0n;
+  let availableAt = 0n;
+  let visibleAt = 0n;
+  let receiveCount = 0n;
+  let firstReceive = 0n;
+  let queueGen = 0n;
+  let seq = 0n;
   let attrs: Map<string, { key: Buffer; raw: Buffer }> | null = null;
   try {
-    for (const m of topObject(body) ?? []) {
-      const f = matchField(m.key, MSG_FIELDS);
-      if (f === null) continue;
-      if (MSG_STRINGS.has(f)) {
-        const v = fieldString(body, m);
-        if (v !== undefined) str.set(f, v);
-      } else if (f === 'body' || f === 'current_receipt_token') {
-        bytes.set(f, fieldBytes(body, m));
-      } else if (f === 'message_attributes') {
-        if (m.kind === 'null') {
-          attrs = null;
-          continue;
+    const members = topObject(body);
+    if (members !== null) {
+      for (const m of members) {
+        const k = m.key.toString('latin1');
+        const f = MSG_FIELD_SET.has(k) ? k : matchField(m.key, MSG_FIELDS);
+        if (f === null) continue;
+        switch (f) {
+          case 'message_id':
+            messageId = fieldString(body, m) ?? messageId;
+            break;
+          case 'md5_of_body':
+            md5Body = fieldString(body, m) ?? md5Body;
+            break;
+          case 'md5_of_message_attributes':
+            md5Attrs = fieldString(body, m) ?? md5Attrs;
+            break;
+          case 'sender_id':
+            senderId = fieldString(body, m) ?? senderId;
+            break;
+          case 'message_group_id':
+            groupId = fieldString(body, m) ?? groupId;
+            break;
+          case 'message_deduplication_id':
+            dedupId = fieldString(body, m) ?? dedupId;
+            break;
+          case 'dead_letter_source_arn':
+            dlqArn = fieldString(body, m) ?? dlqArn;
+            break;
+          case 'body':
+            msgBody = fieldBytes(body, m) ?? EMPTY;
+            break;
+          case 'current_receipt_token':
+            token = fieldBytes(body, m);
+            break;
+          case 'send_timestamp_millis':
+            sendTs = fieldInt(body, m, 'i64') ?? sendTs;
+            break;
+          case 'available_at_millis':
+            availableAt = fieldInt(body, m, 'i64') ?? availableAt;
+            break;
+          case 'visible_at_millis':
+            visibleAt = fieldInt(body, m, 'i64') ?? visibleAt;
+            break;
+          case 'receive_count':
+            receiveCount = fieldInt(body, m, 'i64') ?? receiveCount;
+            break;
+          case 'first_receive_millis':
+            firstReceive = fieldInt(body, m, 'i64') ?? firstReceive;
+            break;
+          case 'queue_generation':
+            queueGen = fieldInt(body, m, 'u64') ?? queueGen;
+            break;
+          case 'sequence_number':
+            seq = fieldInt(body, m, 'u64') ?? seq;
+            break;
+          case 'message_attributes':
+            if (m.kind === 'null') {
+              attrs = null;
+              break;
+            }
+            if (m.kind !== 'object') throw new JsonError(`cannot unmarshal ${m.kind} into Go struct field of type map`);
+            attrs ??= new Map();
+            for (const a of objectMembers(body, m.start, 2).members) {
+              // Map keys are Go strings (decoded bytes); the last duplicate wins.
+              attrs.set(a.key.toString('latin1'), { key: a.key, raw: compact(body, a.start, a.end) });
+            }
+            break;
         }
-        if (m.kind !== 'object') throw new JsonError(`cannot unmarshal ${m.kind} into Go struct field of type map`);
-        attrs ??= new Map();
-        for (const a of objectMembers(body, m.start, 2).members) {
-          // Map keys are compared as Go strings (decoded bytes); the last duplicate wins.
-          attrs.set(a.key.toString('latin1'), { key: a.key, raw: compact(body, a.start, a.end) });
-        }
-      } else {
-        const v = fieldInt(body, m, MSG_U64.has(f) ? 'u64' : 'i64');
-        if (v !== undefined) num.set(f, v);
       }
     }
   } catch (e) {
     jsonFail('!sqs|msg|data', e);
   }
-  const n = (k: string): bigint => num.get(k) ?? 0n;
-  const msgBody = bytes.get('body') ?? Buffer.alloc(0);
-  const token = preserveVisibility ? (bytes.get('current_receipt_token') ?? null) : null;
-  // Built by hand (field order of the owner's struct) so raw attribute bytes pass through untouched.
-  const out: Buffer[] = [];
-  let first = true;
-  const field = (name: string, v: Buffer | string): void => {
-    out.push(Buffer.from((first ? '{"' : ',"') + name + '":', 'latin1'), typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
-    first = false;
-  };
-  const strField = (name: string, omitEmpty: boolean): void => {
-    const v = str.get(name) ?? Buffer.alloc(0);
-    if (omitEmpty && v.length === 0) return;
-    field(name, marshal(new GoStr(v), { escapeHTML: false }));
-  };
-  const numField = (name: string, v: bigint, omitEmpty: boolean): void => {
-    if (omitEmpty && v === 0n) return;
-    field(name, v.toString());
-  };
-  strField('message_id', false);
+  // Built by hand in the owner's struct field order so raw attribute bytes pass through untouched.
+  let acc = '{"message_id":' + jsonString(messageId, false);
+  let bufs: Buffer[] | null = null;
   // The body marshals itself with json.Marshal, so unlike every other string it keeps HTML escaping.
-  field('body', validUtf8(msgBody) ? marshal(new GoStr(msgBody), { escapeHTML: true }) : marshal({ base64: msgBody.toString('base64url') }, { escapeHTML: true }));
-  strField('md5_of_body', true);
-  strField('md5_of_message_attributes', true);
+  acc += ',"body":' + (validUtf8(msgBody) ? jsonString(msgBody, true) : marshal({ base64: msgBody.toString('base64url') }, { escapeHTML: true }));
+  if (md5Body.length) acc += ',"md5_of_body":' + jsonString(md5Body, false);
+  if (md5Attrs.length) acc += ',"md5_of_message_attributes":' + jsonString(md5Attrs, false);
   const attrMap: Map<string, { key: Buffer; raw: Buffer }> | null = attrs;
   if (attrMap && attrMap.size > 0) {
-    const parts: Buffer[] = [];
-    const sorted = [...attrMap.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+    const sorted = [...attrMap.values()].sort((x, y) => Buffer.compare(x.key, y.key));
     sorted.forEach((a, i) => {
-      parts.push(Buffer.from((i === 0 ? '{' : ',') + marshal(new GoStr(a.key), { escapeHTML: false }) + ':', 'utf8'), a.raw);
+      acc += (i === 0 ? ',"message_attributes":{' : ',') + jsonString(a.key, false) + ':';
+      if (validUtf8(a.raw)) acc += a.raw.toString('utf8');
+      else {
+        // Go copies a RawMessage's bytes verbatim, invalid UTF-8 included.
+        (bufs ??= []).push(Buffer.from(acc, 'utf8'), a.raw);
+        acc = '';
+      }
     });
-    parts.push(Buffer.from('}', 'latin1'));
-    field('message_attributes', Buffer.concat(parts));
+    acc += '}';
   }
-  strField('sender_id', true);
-  numField('send_timestamp_millis', n('send_timestamp_millis'), false);
-  numField('available_at_millis', n('available_at_millis'), false);
-  numField('visible_at_millis', preserveVisibility ? n('visible_at_millis') : 0n, false);
-  numField('receive_count', preserveVisibility ? n('receive_count') : 0n, false);
-  numField('first_receive_millis', preserveVisibility ? n('first_receive_millis') : 0n, true);
-  if (token && token.length > 0) field('current_receipt_token', marshal(new GoB64(token)));
-  numField('queue_generation', n('queue_generation'), false);
-  strField('message_group_id', true);
-  strField('message_deduplication_id', true);
-  numField('sequence_number', n('sequence_number'), true);
-  strField('dead_letter_source_arn', true);
-  if (partition !== null) field('partition', String(partition));
-  out.push(Buffer.from('}\n', 'latin1'));
-  return {
-    sendTs: n('send_timestamp_millis'),
-    seq: n('sequence_number'),
-    messageId: str.get('message_id') ?? Buffer.alloc(0),
-    queueGeneration: n('queue_generation'),
-    line: Buffer.concat(out),
-  };
+  if (senderId.length) acc += ',"sender_id":' + jsonString(senderId, false);
+  acc += ',"send_timestamp_millis":' + sendTs + ',"available_at_millis":' + availableAt;
+  acc += ',"visible_at_millis":' + (preserveVisibility ? visibleAt : 0n) + ',"receive_count":' + (preserveVisibility ? receiveCount : 0n);
+  if (preserveVisibility && firstReceive !== 0n) acc += ',"first_receive_millis":' + firstReceive;
+  if (preserveVisibility && token && token.length) acc += ',"current_receipt_token":"' + token.toString('base64') + '"';
+  acc += ',"queue_generation":' + queueGen;
+  if (groupId.length) acc += ',"message_group_id":' + jsonString(groupId, false);
+  if (dedupId.length) acc += ',"message_deduplication_id":' + jsonString(dedupId, false);
+  if (seq !== 0n) acc += ',"sequence_number":' + seq;
+  if (dlqArn.length) acc += ',"dead_letter_source_arn":' + jsonString(dlqArn, false);
+  if (partition !== null) acc += ',"partition":' + partition;
+  acc += '}\n';
+  const tail = Buffer.from(acc, 'utf8');
+  const pending: Buffer[] | null = bufs;
+  return { sendTs, seq, messageId, queueGeneration: queueGen, line: pending ? Buffer.concat([...pending, tail]) : tail };
 }
 
 /** One `_internals/side_records.jsonl` line. */
@@ -240,4 +292,3 @@ export function sideRecordLine(prefix: string, key: Buffer, value: Buffer): Buff
   return Buffer.from(marshal({ prefix, key_hex: key.toString('hex'), value_b64: value.toString('base64url') }, { escapeHTML: false }) + '\n', 'utf8');
 }
 
-export { unquote };
