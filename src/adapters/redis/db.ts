@@ -280,11 +280,6 @@ export class RedisDb {
     }
   }
 
-  private async hasFile(kind: WideKind, userKey: Buffer): Promise<boolean> {
-    if (kind === 'streams') return (await this.view.get(wideKey(P.streamMeta, userKey))) !== null;
-    return this.hasState(kind, userKey);
-  }
-
   // ------------------------------------------------------------ TTL
 
   /**
@@ -578,7 +573,7 @@ export class RedisDb {
     return d;
   }
 
-  /** All file-bearing user keys of a subdirectory, unsorted. */
+  /** All file-bearing user keys of a subdirectory. */
   async dirUserKeys(kind: BlobKind | WideKind): Promise<Buffer[]> {
     if (kind === 'strings' || kind === 'hll') {
       const prefix = kind === 'strings' ? P.str : P.hll;
@@ -589,10 +584,10 @@ export class RedisDb {
     return this.userKeys(kind);
   }
 
-  async fileExists(kind: BlobKind | WideKind, userKey: Buffer): Promise<boolean> {
-    if (kind === 'strings') return (await this.view.get(cat(P.str, userKey))) !== null;
-    if (kind === 'hll') return (await this.view.get(cat(P.hll, userKey))) !== null;
-    return this.hasFile(kind, userKey);
+  /** Whether `<kind>/<k>` exists: the owner's state for <k>, and for streams a meta row. */
+  async fileExists(kind: WideKind, userKey: Buffer): Promise<boolean> {
+    if (kind === 'streams') return (await this.view.get(wideKey(P.streamMeta, userKey))) !== null;
+    return this.hasState(kind, userKey);
   }
 }
 
