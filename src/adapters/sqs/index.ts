@@ -124,6 +124,18 @@ async function sideQueues(view: SnapshotView, prefix: string, into: Map<string, 
   }
 }
 
+/** A promise-returning function run at most once (retried after a failure). */
+function memo<T>(f: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | null = null;
+  return () => {
+    p ??= f().catch((e: unknown) => {
+      p = null;
+      throw e;
+    });
+    return p;
+  };
+}
+
 /** Collects small writes into ~64 KiB chunks. */
 function batched(write: (chunk: Buffer) => void): { push: (b: Buffer) => void; flush: () => void } {
   let parts: Buffer[] = [];
@@ -266,19 +278,22 @@ class SqsRoom {
     const queueJson = this.ctx.files.rendered(`${base}/${QUEUE_JSON}`, () => this.renderQueue(ref));
     const messages = this.ctx.files.streamed(`${base}/${MESSAGES}`, (write) => this.produceMessages(ref, write));
     const internals = this.internalsDir(base, ref.enc);
+    // Presence checks run once per directory node (the view is at one read timestamp).
+    const hasMessages = memo(() => this.hasMessages(ref));
+    const hasSide = memo(() => (this.side ? this.hasSideRecords(ref.enc) : Promise.resolve(false)));
     return {
       kind: 'dir',
       list: async () => {
         const names: string[] = [];
-        if (this.side && (await this.hasSideRecords(ref.enc))) names.push(INTERNALS);
+        if (await hasSide()) names.push(INTERNALS);
         names.push(QUEUE_JSON);
-        if (await this.hasMessages(ref)) names.push(MESSAGES);
+        if (await hasMessages()) names.push(MESSAGES);
         return names;
       },
       lookup: async (name): Promise<Node | null> => {
         if (name === QUEUE_JSON) return queueJson;
-        if (name === MESSAGES) return (await this.hasMessages(ref)) ? messages : null;
-        if (name === INTERNALS && this.side) return (await this.hasSideRecords(ref.enc)) ? internals : null;
+        if (name === MESSAGES) return (await hasMessages()) ? messages : null;
+        if (name === INTERNALS) return (await hasSide()) ? internals : null;
         return null;
       },
     };
