@@ -48,8 +48,11 @@ export function u64(v: bigint): Buffer {
 /** Decode a segment at `off`: [raw, next offset] or null when malformed/unterminated. */
 export function readSeg(src: Buffer, off: number): [Buffer, number] | null {
   if (off < 0 || off > src.length) return null;
+  let i = src.indexOf(0, off);
+  // Fast path: no escapes before the terminator.
+  if (i >= 0 && i + 1 < src.length && src[i + 1] === 0x01) return [src.subarray(off, i), i + 2];
   const out: number[] = [];
-  for (let i = off; i < src.length; i++) {
+  for (i = off; i < src.length; i++) {
     const c = src[i]!;
     if (c !== 0) {
       out.push(c);

@@ -15,49 +15,103 @@ import type { Manifest } from './model.js';
 /** Chunks of one object beyond this are refused (5 TiB at 1 MiB chunks is ~5M). */
 const MAX_CHUNKS = 1 << 24;
 
-interface Chunk {
+/** One chunk to fetch. */
+export interface Chunk {
   offloaded: boolean;
   /** !s3|blob| key, or !s3|chunkref| key when offloaded. */
   key: Buffer;
   /** Declared size, or null when the manifest does not say (legacy inline parts). */
   size: number | null;
-  start: number;
 }
 
-export interface Layout {
-  chunks: Chunk[];
-  /** Total bytes, known once every chunk size is known. */
-  total: number | null;
+interface LayoutPart {
+  partNo: bigint;
+  version: bigint;
+  offloaded: boolean;
+  count: number;
+  /** Index of the part's first chunk in the object. */
+  first: number;
 }
 
-/** The chunk list the owner assembles (filterChunksForManifest + lessS3ChunkKey). */
+/**
+ * The chunk list the owner assembles (filterChunksForManifest + lessS3ChunkKey),
+ * kept compact: parts plus one Float64 start offset per chunk (NaN = unknown
+ * until the chunk is read); chunk keys are built on demand.
+ */
+export class Layout {
+  readonly starts: Float64Array;
+  constructor(
+    private readonly loc: { bucket: Buffer; gen: bigint; object: Buffer; uploadId: Buffer },
+    private readonly parts: LayoutPart[],
+    readonly count: number,
+    sizes: (number | null)[] | null,
+  ) {
+    this.starts = new Float64Array(count + 1);
+    let pos = 0;
+    for (let i = 0; i < count; i++) {
+      this.starts[i] = pos;
+      const sz = sizes ? sizes[i]! : null;
+      pos = sz === null || Number.isNaN(pos) ? NaN : pos + sz;
+    }
+    this.starts[count] = pos;
+  }
+
+  get total(): number | null {
+    const t = this.starts[this.count]!;
+    return Number.isNaN(t) ? null : t;
+  }
+
+  chunk(i: number): Chunk {
+    let lo = 0;
+    let hi = this.parts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.parts[mid]!.first <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    const p = this.parts[lo]!;
+    const key = chunkKey(p.offloaded ? P_CHUNKREF : P_BLOB, { ...this.loc, partNo: p.partNo, chunkNo: BigInt(i - p.first), partVersion: p.version });
+    const s = this.starts[i]!;
+    const e = this.starts[i + 1]!;
+    return { offloaded: p.offloaded, key, size: Number.isNaN(s) || Number.isNaN(e) ? null : e - s };
+  }
+
+  /** Index of the chunk holding byte `offset` (all starts known). */
+  find(offset: number): number {
+    let lo = 0;
+    let hi = this.count - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+}
+
 export function buildLayout(bucket: Buffer, gen: bigint, object: Buffer, m: Manifest, manifestKey: Buffer): Layout {
   // Declared parts keyed by (partNo, effective version, offloaded); a repeated part keeps the last one.
-  const parts = new Map<string, { partNo: bigint; version: bigint; offloaded: boolean; count: bigint; sizes: bigint[] | null }>();
+  const declared = new Map<string, { partNo: bigint; version: bigint; offloaded: boolean; count: bigint; sizes: bigint[] | null }>();
   for (const p of m.parts) {
     const version = p.offloaded ? p.chunkRefVersion : p.partVersion;
-    parts.set(`${p.partNo}/${version}/${p.offloaded ? 1 : 0}`, { partNo: p.partNo, version, offloaded: p.offloaded, count: p.chunkCount, sizes: p.chunkSizes });
+    declared.set(`${p.partNo}/${version}/${p.offloaded ? 1 : 0}`, { partNo: p.partNo, version, offloaded: p.offloaded, count: p.chunkCount, sizes: p.chunkSizes });
   }
-  const ordered = [...parts.values()].sort((a, b) =>
+  const ordered = [...declared.values()].sort((a, b) =>
     a.partNo !== b.partNo ? (a.partNo < b.partNo ? -1 : 1) : a.version !== b.version ? (a.version < b.version ? -1 : 1) : Number(a.offloaded) - Number(b.offloaded),
   );
-  const chunks: Chunk[] = [];
-  let pos = 0;
-  let known = true;
+  const parts: LayoutPart[] = [];
+  const sizes: (number | null)[] = [];
+  let count = 0;
   for (const p of ordered) {
     if (p.count === 0n) continue;
-    if (BigInt(chunks.length) + p.count > BigInt(MAX_CHUNKS)) throw new RecordError(manifestKey, `manifest declares more than ${MAX_CHUNKS} chunks`);
+    if (BigInt(count) + p.count > BigInt(MAX_CHUNKS)) throw new RecordError(manifestKey, `manifest declares more than ${MAX_CHUNKS} chunks`);
     const n = Number(p.count);
-    const sizesKnown = p.sizes !== null && p.sizes.length === n;
-    for (let c = 0; c < n; c++) {
-      const key = chunkKey(p.offloaded ? P_CHUNKREF : P_BLOB, { bucket, gen, object, uploadId: m.uploadId, partNo: p.partNo, chunkNo: BigInt(c), partVersion: p.version });
-      const size = sizesKnown ? Number(p.sizes![c]!) : null;
-      chunks.push({ offloaded: p.offloaded, key, size, start: known ? pos : -1 });
-      if (size === null) known = false;
-      else if (known) pos += size;
-    }
+    parts.push({ partNo: p.partNo, version: p.version, offloaded: p.offloaded, count: n, first: count });
+    const known = p.sizes !== null && p.sizes.length === n;
+    for (let c = 0; c < n; c++) sizes.push(known ? Number(p.sizes![c]!) : null);
+    count += n;
   }
-  return { chunks, total: known ? pos : null };
+  return new Layout({ bucket, gen, object, uploadId: m.uploadId }, parts, count, sizes);
 }
 
 /** Fetches chunk payloads (validated) through a byte-bounded LRU shared by all objects. */
@@ -131,13 +185,12 @@ export class ObjectBodyFile implements FileNode {
   /** Legacy manifests without chunk_sizes: the chunks themselves tell their sizes. */
   private async learnSizes(l: Layout): Promise<Layout> {
     let pos = 0;
-    const chunks: Chunk[] = [];
-    for (const c of l.chunks) {
-      const size = c.size ?? (await this.chunks.fetch(c)).length;
-      chunks.push({ ...c, size, start: pos });
-      pos += size;
+    for (let i = 0; i < l.count; i++) {
+      l.starts[i] = pos;
+      pos += (await this.chunks.fetch(l.chunk(i))).length;
     }
-    return { chunks, total: pos };
+    l.starts[l.count] = pos;
+    return l;
   }
 
   async size(): Promise<number> {
@@ -147,27 +200,19 @@ export class ObjectBodyFile implements FileNode {
   async read(offset: number, length: number): Promise<Buffer> {
     const l = await this.full();
     const total = l.total!;
-    if (offset >= total || length <= 0) return Buffer.alloc(0);
+    if (offset >= total || length <= 0 || l.count === 0) return Buffer.alloc(0);
     const end = Math.min(total, offset + length);
-    // First chunk whose end is past offset.
-    let lo = 0;
-    let hi = l.chunks.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const c = l.chunks[mid]!;
-      if (c.start + c.size! <= offset) lo = mid + 1;
-      else hi = mid;
-    }
     const out: Buffer[] = [];
     let pos = offset;
-    for (let i = lo; i < l.chunks.length && pos < end; i++) {
-      const c = l.chunks[i]!;
-      if (c.size === 0) continue;
-      const data = await this.chunks.fetch(c);
-      const from = pos - c.start;
-      const to = Math.min(c.size!, end - c.start);
+    for (let i = l.find(offset); i < l.count && pos < end; i++) {
+      const start = l.starts[i]!;
+      const size = l.starts[i + 1]! - start;
+      if (size === 0) continue;
+      const data = await this.chunks.fetch(l.chunk(i));
+      const from = pos - start;
+      const to = Math.min(size, end - start);
       out.push(data.subarray(from, to));
-      pos = c.start + to;
+      pos = start + to;
     }
     return out.length === 1 ? out[0]! : Buffer.concat(out);
   }
