@@ -20,6 +20,7 @@ import {
   b64Run,
   decodeRawUrl,
   encodeRawUrl,
+  guessQueue,
   isB64UrlByte,
   KeyParseError,
   keyOf,
@@ -349,8 +350,10 @@ class SqsRoom {
       throw e;
     }
     const visible = (kv: KV): boolean => {
+      const rest = kv.key.subarray(P_MSG_DATA.length);
+      if (!guessQueue(rest)?.equals(ref.enc)) return false; // another queue's key (fast-path range only)
       try {
-        const dk = parseDataKey(kv.key.subarray(P_MSG_DATA.length));
+        const dk = parseDataKey(rest);
         const m = decodeMessage(kv.value, false, dk.partition);
         return gen === 0n || m.queueGeneration === gen;
       } catch (e) {
