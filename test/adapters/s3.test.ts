@@ -168,6 +168,8 @@ describe('s3 rendering details', () => {
     const fx = s3Fixtures.find((f) => f.name === 's3-meta-suffix')!;
     await withRender(fx.entries, {}, (r) => {
       expect(r.errors.get('s3/m/notes.txt.elastickv-meta.json')).toBe('EIO');
+      // The owner writes no CHECKSUMS for a failed decode; the mount's CHECKSUMS fails too.
+      expect(r.errors.get('CHECKSUMS')).toBe('EIO');
       expect(text(r, 's3/m/notes.txt')).toBe('plain\n');
       expect(r.files.has('s3/m/KEYMAP.jsonl')).toBe(false);
       expect(r.logs.some((l) => String(l.err).includes('reserved sidecar suffix'))).toBe(true);

@@ -1,4 +1,5 @@
-import { hlc, s3BucketEntries, s3ObjectEntries, s3UploadEntries } from '../../../src/fixture/s3.js';
+import { manifestKey, P_BLOB, chunkKey } from '../../../src/adapters/s3/keys.js';
+import { bucketMetaKey, hlc, s3BucketEntries, s3ObjectEntries, s3UploadEntries } from '../../../src/fixture/s3.js';
 import type { GoldenFixture } from '../fixtures.js';
 
 const T = hlc(1767225600123, 7);
@@ -127,4 +128,28 @@ export const s3Fixtures: GoldenFixture[] = [
       ...s3UploadEntries({ bucket: 'uploads-only', generation: 1n, key: 'k', uploadId: 'mpu-1', parts: [3] }),
     ],
   },
+  {
+    // Manifest/bucket JSON as Go's decoder reads it: case-insensitive field names, duplicate
+    // fields (last wins), null fields, invalid UTF-8 and lone surrogates (U+FFFD), escapes,
+    // uint64 HLCs beyond 2^53, HTML characters escaped by MarshalIndent.
+    name: 's3-json-quirks',
+    entries: [
+      {
+        key: bucketMetaKey('q'),
+        value: '{"BUCKET_NAME":"ignored","Generation":7,"created_at_hlc":116105448513536000,"OWNER":"b\\u00f6b <&>","region":null,"acl":"x","acl":"public-read"}',
+      },
+      {
+        key: manifestKey(Buffer.from('q'), 7n, Buffer.from('obj')),
+        value: Buffer.concat([
+          Buffer.from('{"upload_id":"u1","ETag":"e\\ud800x\\ud83d\\ude00'),
+          Buffer.from([0xff, 0xc3]),
+          Buffer.from(
+            '","size_bytes":5,"last_modified_hlc":18446744073709551615,"content_type":null,"Content_Type":"text/x\\u2028y","user_metadata":{"k":"v","k":"w","n":null,"\\u00e9":"<>"},"CACHE_CONTROL":"no-store","parts":[{"part_no":1,"chunk_count":1,"chunk_sizes":[5],"unknown":{"a":[1,2]}}],"extra":true}',
+          ),
+        ]),
+      },
+      { key: chunkKey(P_BLOB, { bucket: Buffer.from('q'), gen: 7n, object: Buffer.from('obj'), uploadId: Buffer.from('u1'), partNo: 1n, chunkNo: 0n, partVersion: 0n }), value: 'hello' },
+    ],
+  },
 ];
+
