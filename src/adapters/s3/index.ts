@@ -56,6 +56,8 @@ const UPLOADS_DIR = '_incomplete_uploads';
 const UPLOADS_FILE = 'records.jsonl';
 const SLASH = 0x2f;
 const OBJECT_FAMILIES = [P_OBJ_HEAD, P_BLOB, P_CHUNKREF] as const;
+/** Directory listings with more names than this are not kept in memory after readdir. */
+const LISTING_CACHE_MAX = 50_000;
 
 class S3Room {
   readonly chunks: ChunkReader;
@@ -455,7 +457,11 @@ class ObjectDir implements DirNode {
   }
 
   async list(): Promise<string[]> {
-    return [...(await this.getListing()).entries.keys()];
+    const p = this.getListing();
+    const l = await p;
+    // A huge directory's listing is not kept: lookups then probe per name.
+    if (l.entries.size > LISTING_CACHE_MAX && this.listing === p) this.listing = null;
+    return [...l.entries.keys()];
   }
 
   async lookup(name: string): Promise<Node | null> {
