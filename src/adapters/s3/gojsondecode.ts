@@ -255,7 +255,7 @@ export function asUint64(v: JVal, prev: bigint, what: string): bigint {
   if (v.t === 'null') return prev;
   if (v.t !== 'num' || !/^(0|[1-9][0-9]*)$/.test(v.raw)) throw new JsonDecodeError(`cannot unmarshal ${describe(v)} into uint64 ${what}`);
   const n = BigInt(v.raw);
-  if (n > U64_MAX) throw new JsonDecodeError(`number ${v.raw} overflows uint64 ${what}`);
+  if (n > U64_MAX) throw new JsonDecodeError(`number overflows uint64 ${what}`);
   return n;
 }
 
@@ -263,7 +263,7 @@ export function asInt64(v: JVal, prev: bigint, what: string): bigint {
   if (v.t === 'null') return prev;
   if (v.t !== 'num' || !/^-?(0|[1-9][0-9]*)$/.test(v.raw)) throw new JsonDecodeError(`cannot unmarshal ${describe(v)} into int64 ${what}`);
   const n = BigInt(v.raw);
-  if (n < I64_MIN || n > I64_MAX) throw new JsonDecodeError(`number ${v.raw} overflows int64 ${what}`);
+  if (n < I64_MIN || n > I64_MAX) throw new JsonDecodeError(`number overflows int64 ${what}`);
   return n;
 }
 
@@ -301,7 +301,7 @@ export function asArray(v: JVal, what: string): JVal[] | null {
 function describe(v: JVal): string {
   switch (v.t) {
     case 'num':
-      return `number ${v.raw}`;
+      return 'number';
     case 'str':
       return 'string';
     case 'arr':
