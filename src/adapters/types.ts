@@ -48,8 +48,10 @@ export interface FileFactory {
    * A file produced by one streaming pass (messages.jsonl, a stream's .jsonl,
    * KEYMAP.jsonl, *_ttl.jsonl). `produce` writes chunks through `write`; content
    * beyond the memory bound spills to a temporary file. Produced at most once.
+   * `drain` resolves once every chunk written so far has reached the spill file:
+   * a fast producer awaits it now and then to keep queued chunks bounded.
    */
-  streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void) => Promise<void>): FileNode;
+  streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): FileNode;
 }
 
 export interface AdapterContext {

@@ -159,9 +159,15 @@ function u64(b: Buffer, at: number): number {
 interface BlockKeys {
   /** Offset of the first version of each distinct user key, ascending by key. */
   offsets: number[];
-  keys: Buffer[];
+  /** The keys, concatenated (one allocation per block); key i is keyData[keyEnds[i-1], keyEnds[i]). */
+  keyData: Buffer;
+  keyEnds: Uint32Array;
   /** Offset where the block ends (the next index point, or EOF). */
   end: number;
+}
+
+function blockKey(b: BlockKeys, i: number): Buffer {
+  return b.keyData.subarray(i === 0 ? 0 : b.keyEnds[i - 1]!, b.keyEnds[i]!);
 }
 
 /** Blocks whose keys are kept (each ~128 keys): bounded memory. */
@@ -385,14 +391,14 @@ export class SnapshotSource implements PageSource {
     {
       const blk = await this.blockKeys(pos);
       let lo = 0;
-      let hi = blk.keys.length;
+      let hi = blk.offsets.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (compareKeys(blk.keys[mid]!, start) < 0) lo = mid + 1;
+        if (compareKeys(blockKey(blk, mid), start) < 0) lo = mid + 1;
         else hi = mid;
       }
       if (lo > 0) {
-        max = blk.keys[lo - 1]!;
+        max = blockKey(blk, lo - 1);
         pos = lo < blk.offsets.length ? blk.offsets[lo]! : blk.end;
       }
     }
@@ -447,6 +453,7 @@ export class SnapshotSource implements PageSource {
     const offsets: number[] = [];
     const keys: Buffer[] = [];
     let max: Buffer | null = null;
+    let keyBytes = 0;
     for (let pos = start; pos < end; ) {
       await r.window(pos, 16);
       let o = pos - r.bufStart;
@@ -458,14 +465,23 @@ export class SnapshotSource implements PageSource {
       if (!isPebbleMeta && keyLen >= TS_SUFFIX_BYTES) {
         const uk = r.buf.subarray(o + 8, o + 8 + keyLen - TS_SUFFIX_BYTES);
         if (max === null || compareKeys(uk, max) > 0) {
-          max = Buffer.from(uk);
+          max = uk; // a view; copied into keyData below
           offsets.push(pos);
-          keys.push(max);
+          keys.push(uk);
+          keyBytes += uk.length;
         }
       }
       pos = next;
     }
-    return { offsets, keys, end };
+    const keyData = Buffer.allocUnsafeSlow(keyBytes);
+    const keyEnds = new Uint32Array(keys.length);
+    let at = 0;
+    keys.forEach((k, i) => {
+      k.copy(keyData, at);
+      at += k.length;
+      keyEnds[i] = at;
+    });
+    return { offsets, keyData, keyEnds, end };
   }
 
   private async readValue(v: Displaced): Promise<Buffer> {

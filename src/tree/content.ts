@@ -19,11 +19,20 @@ export interface ContentStats {
   spilledBytes: number;
 }
 
-/** Where a streamed file's bytes live once produced. */
+/** Where a streamed file's bytes live once produced: a spill file, or (small) the LRU. */
 interface Produced {
   size: number;
-  mem?: Buffer;
   file?: { fh: FileHandle; path: string };
+}
+
+/** Run a producer into one buffer (for small streamed files evicted from the LRU). */
+async function collect(produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  await produce(
+    (c) => void chunks.push(Buffer.from(c)),
+    async () => {},
+  );
+  return Buffer.concat(chunks);
 }
 
 export interface ContentStoreOptions {
@@ -96,7 +105,7 @@ export class ContentStore implements FileFactory {
     return this.spillRoot;
   }
 
-  private produce(key: string, produce: (write: (chunk: Buffer) => void) => Promise<void>): Promise<Produced> {
+  private produce(key: string, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): Promise<Produced> {
     let p = this.produced.get(key);
     if (p) return p;
     p = (async (): Promise<Produced> => {
@@ -129,7 +138,7 @@ export class ContentStore implements FileFactory {
         if (spill) await (await spill.fh.catch(() => null))?.close().catch(() => {});
       };
       try {
-        await produce(write);
+        await produce(write, () => pendingWrite);
         await pendingWrite;
       } catch (e) {
         await pendingWrite.catch(() => {});
@@ -143,13 +152,15 @@ export class ContentStore implements FileFactory {
         this.stats.spilledBytes += size;
         return { size, file };
       }
-      return { size, mem: Buffer.concat(chunks) };
+      // Small results live in the byte-bounded LRU like rendered files (produced again if evicted).
+      this.lru.set(key, Buffer.concat(chunks));
+      return { size };
     })();
     this.produced.set(key, p);
     return p;
   }
 
-  streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void) => Promise<void>): FileNode {
+  streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): FileNode {
     return {
       kind: 'file',
       size: async () => (await this.produce(cacheKey, produce)).size,
@@ -157,7 +168,10 @@ export class ContentStore implements FileFactory {
         const pr = await this.produce(cacheKey, produce);
         const end = Math.min(pr.size, offset + length);
         if (end <= offset) return Buffer.alloc(0);
-        if (pr.mem) return pr.mem.subarray(offset, end);
+        if (!pr.file) {
+          const b = await this.getRendered(cacheKey, () => collect(produce));
+          return b.subarray(offset, end);
+        }
         const out = Buffer.allocUnsafe(end - offset);
         let done = 0;
         while (done < out.length) {

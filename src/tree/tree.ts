@@ -64,12 +64,12 @@ export class Tree {
   readonly content: ContentStore;
   readonly log: Logger;
   readonly stats: TreeStats = { bytesServed: 0, filesOpened: 0, readErrors: new Map() };
-  private readonly nodes = new LRUCache<string, Node>({ max: 200_000 });
+  private readonly nodes = new LRUCache<string, Node>({ max: 20_000 });
   private readonly root: DirNode;
   private readonly adapterRoots = new Map<AdapterName, Promise<DirNode | null>>();
   private readonly ctx: AdapterContext;
   /** sha256 of files read start-to-end, by relative path. */
-  private readonly fileHashes = new Map<string, Buffer>();
+  private readonly fileHashes = new DigestTable();
   private readonly seq = new Map<string, SeqHash>();
   private readonly loggedErrors = new Set<string>();
 
@@ -255,8 +255,8 @@ export class Tree {
   }
 
   private async hashOf(path: string): Promise<string> {
-    const known = this.fileHashes.get(path);
-    if (known) return known.toString('hex');
+    const known = this.fileHashes.hex(path);
+    if (known) return known;
     const node = await this.file(path);
     this.stats.filesOpened--;
     const h = createHash('sha256');
@@ -296,3 +296,35 @@ export function printableKey(k: Buffer): string {
 }
 
 export { BufferFile };
+
+/**
+ * sha256 digests by path, compactly: one growing arena of 32-byte slots and a
+ * map from path to slot (a Buffer per digest would cost an ArrayBuffer each).
+ */
+class DigestTable {
+  private readonly slots = new Map<string, number>();
+  private arena = Buffer.allocUnsafe(32 * 1024);
+
+  has(path: string): boolean {
+    return this.slots.has(path);
+  }
+
+  set(path: string, digest: Buffer): void {
+    let i = this.slots.get(path);
+    if (i === undefined) {
+      i = this.slots.size;
+      if ((i + 1) * 32 > this.arena.length) {
+        const bigger = Buffer.allocUnsafe(this.arena.length * 2);
+        this.arena.copy(bigger);
+        this.arena = bigger;
+      }
+      this.slots.set(path, i);
+    }
+    digest.copy(this.arena, i * 32, 0, 32);
+  }
+
+  hex(path: string): string | null {
+    const i = this.slots.get(path);
+    return i === undefined ? null : this.arena.toString('hex', i * 32, i * 32 + 32);
+  }
+}
