@@ -44,8 +44,8 @@ describe('ContentStore', () => {
         if (i % 100 === 0) await drain();
       }
     });
-    expect(await big.size()).toBe(200_000);
-    expect((await big.read(199_800, 400)).toString()).toBe(`000999 ${'x'.repeat(193)}\n`);
+    expect(await big.size()).toBe(201_000);
+    expect((await big.read(200_799, 400)).toString()).toBe(`000999 ${'x'.repeat(193)}\n`);
     expect((await big.read(0, 7)).toString()).toBe('000000 ');
     expect(bigRuns).toBe(1);
     expect(cs.stats.spilledFiles).toBe(1);
