@@ -230,7 +230,8 @@ export class ExternalSorter {
       }
       while (heap.size > 0) {
         const { rec, src } = heap.pop()!;
-        await sink(rec);
+        const p = sink(rec);
+        if (p) await p;
         const nx = await readers[src]!.next();
         if (nx) heap.push({ rec: nx, src });
       }
@@ -240,12 +241,15 @@ export class ExternalSorter {
   }
 
   /** Emit every record in order, then remove run files. */
-  async finish(emit: (line: Buffer) => void): Promise<void> {
+  async finish(emit: (line: Buffer) => void | Promise<void>): Promise<void> {
     try {
       if (this.runs.length === 0) {
         const recs = this.chunk.sort(compareRecords);
         this.chunk = [];
-        for (const r of recs) emit(r.line);
+        for (const r of recs) {
+          const p = emit(r.line);
+          if (p) await p;
+        }
         return;
       }
       await this.spill();

@@ -137,13 +137,18 @@ function memo<T>(f: () => Promise<T>): () => Promise<T> {
   };
 }
 
-/** Collects small writes into ~64 KiB chunks. */
-function batched(write: (chunk: Buffer) => void): { push: (b: Buffer) => void; flush: () => void } {
+/**
+ * Collects small writes into ~64 KiB chunks; every few MiB it waits for the
+ * content store to drain what it has queued, so a fast producer stays bounded.
+ */
+function batched(write: (chunk: Buffer) => void, drain: () => Promise<void>): { push: (b: Buffer) => Promise<void> | undefined; flush: () => void } {
   let parts: Buffer[] = [];
   let n = 0;
+  let sinceDrain = 0;
   const flush = (): void => {
     if (n === 0) return;
     write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    sinceDrain += n;
     parts = [];
     n = 0;
   };
@@ -151,7 +156,11 @@ function batched(write: (chunk: Buffer) => void): { push: (b: Buffer) => void; f
     push: (b) => {
       parts.push(b);
       n += b.length;
-      if (n >= 64 << 10) flush();
+      if (n < 64 << 10) return undefined;
+      flush();
+      if (sinceDrain < 4 << 20) return undefined;
+      sinceDrain = 0;
+      return drain();
     },
     flush,
   };
@@ -277,7 +286,7 @@ class SqsRoom {
   private queueDir(ref: QueueRef): DirNode {
     const base = `/sqs/${ref.dirName}`;
     const queueJson = this.ctx.files.rendered(`${base}/${QUEUE_JSON}`, () => this.renderQueue(ref));
-    const messages = this.ctx.files.streamed(`${base}/${MESSAGES}`, (write) => this.produceMessages(ref, write));
+    const messages = this.ctx.files.streamed(`${base}/${MESSAGES}`, (write, drain) => this.produceMessages(ref, write, drain));
     const internals = this.internalsDir(base, ref.enc);
     // Presence checks run once per directory node (the view is at one read timestamp).
     const hasMessages = memo(() => this.hasMessages(ref));
@@ -310,7 +319,7 @@ class SqsRoom {
   }
 
   private internalsDir(base: string, enc: Buffer): DirNode {
-    const file: FileNode = this.ctx.files.streamed(`${base}/${INTERNALS}/${SIDE_FILE}`, (write) => this.produceSide(enc, write));
+    const file: FileNode = this.ctx.files.streamed(`${base}/${INTERNALS}/${SIDE_FILE}`, (write, drain) => this.produceSide(enc, write, drain));
     return {
       kind: 'dir',
       list: async () => [SIDE_FILE],
@@ -375,7 +384,7 @@ class SqsRoom {
     return false;
   }
 
-  private async produceMessages(ref: QueueRef, write: (chunk: Buffer) => void): Promise<void> {
+  private async produceMessages(ref: QueueRef, write: (chunk: Buffer) => void, drain: () => Promise<void>): Promise<void> {
     const gen = await this.activeGen(ref.enc);
     const sorter = new ExternalSorter();
     let dropped = 0;
@@ -404,7 +413,7 @@ class SqsRoom {
       }
       if (dropped > 0) this.ctx.log.info({ adapter: 'sqs', queue: ref.dirName, dropped }, 'sqs: stale-generation messages left out of messages.jsonl');
       if (sorter.stats.runs > 0 || sorter.stats.records > 0) this.ctx.log.debug({ adapter: 'sqs', queue: ref.dirName, records: sorter.stats.records }, 'sqs: messages sorted');
-      const out = batched(write);
+      const out = batched(write, drain);
       await sorter.finish(out.push);
       out.flush();
     } finally {
@@ -412,8 +421,8 @@ class SqsRoom {
     }
   }
 
-  private async produceSide(enc: Buffer, write: (chunk: Buffer) => void): Promise<void> {
-    const out = batched(write);
+  private async produceSide(enc: Buffer, write: (chunk: Buffer) => void, drain: () => Promise<void>): Promise<void> {
+    const out = batched(write, drain);
     for (const p of SIDE_PREFIXES) {
       for await (const kv of ownedKeys(this.view, p, enc)) {
         try {
@@ -422,7 +431,8 @@ class SqsRoom {
           if (e instanceof KeyParseError) throw new RecordError(kv.key, `malformed SQS side-record key: ${e.message}`);
           throw e;
         }
-        out.push(sideRecordLine(p, kv.key, kv.value));
+        const pending = out.push(sideRecordLine(p, kv.key, kv.value));
+        if (pending) await pending;
       }
     }
     out.flush();
