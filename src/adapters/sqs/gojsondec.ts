@@ -359,8 +359,32 @@ export function decodeStdBase64(s: Buffer): Buffer {
 /** A []byte field: undefined = unchanged is impossible for slices; null sets nil (empty here). */
 export function fieldBytes(b: Buffer, m: Member): Buffer | null {
   if (m.kind === 'null') return null;
+  if (m.kind === 'array') return byteArray(b, m.start);
   if (m.kind !== 'string') throw typeErr(m, '[]uint8');
   return decodeStdBase64(unquote(b, m.start, m.end));
+}
+
+/** A JSON array decoded into []byte element by element (numbers 0..255; null leaves a zero). */
+function byteArray(b: Buffer, i: number): Buffer {
+  const out: number[] = [];
+  i = skipWs(b, i + 1);
+  if (b[i] === 0x5d) return Buffer.alloc(0);
+  for (;;) {
+    const kind = kindAt(b, i);
+    const end = skipValue(b, i, 2);
+    if (kind === 'null') out.push(0);
+    else if (kind === 'number') {
+      const s = b.toString('latin1', i, end);
+      if (!/^[0-9]+$/.test(s) || Number(s) > 255) throw new JsonError(`cannot unmarshal number ${s} into Go value of type uint8`);
+      out.push(Number(s));
+    } else throw new JsonError(`cannot unmarshal ${kind} into Go value of type uint8`);
+    i = skipWs(b, end);
+    if (b[i] === 0x2c) {
+      i = skipWs(b, i + 1);
+      continue;
+    }
+    return Buffer.from(out);
+  }
 }
 
 /** Remove insignificant whitespace from a valid JSON span (json.Compact without HTML escaping). */

@@ -217,6 +217,8 @@ export function sqsJsonQuirkEntries(): FsmEntry[] {
       '"message_attributes":{"x":{"DataType":"Number","StringValue":"1"}},"message_attributes":{"y":{"DataType":"String","StringValue":"\\u003c"}},"Message_Group_Id":"G","receive_count":9}', 'utf8')])),
     d('q3', '{"message_id":"q3","body":null,"queue_generation":7,"send_timestamp_millis":10,"sequence_number":18446744073709551615,"message_attributes":{}}'),
     d('q4', 'null', 7n),
+    // []byte fields also accept a JSON array of 0..255 numbers.
+    d('q6', '{"message_id":"q6","body":[104,105,null,60],"queue_generation":7,"send_timestamp_millis":11,"current_receipt_token":[1,2]}'),
     d('q5', '{"message_id":"q5","body":"","queue_generation":7,"send_timestamp_millis":10,"message_attributes":null,"sender_id":"\\ud83d\\ude00 \\ud83d"}'),
   );
   // Empty JSON name: the dump names the queue from its key.
