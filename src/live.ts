@@ -12,6 +12,7 @@ import { startDevCluster } from './devcluster/server.js';
 import { openClusterSession } from './session/open.js';
 import { scopesFromKeyspace, type AdapterScopes } from './session/scopes.js';
 import { SnapshotView } from './source/range.js';
+import { ReadAheadSource } from './source/readahead.js';
 import type { AdapterName } from './adapters/types.js';
 import type { ListAdaptersAndScopesResponse } from './source/cluster.js';
 
@@ -70,7 +71,8 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
   ]);
   const mountedAt = new Date();
   return {
-    source: o.source,
+    // Ascending point reads (cp -r, tar) turn into scan pages after a few keys: one RPC for many files.
+    source: new ReadAheadSource(o.source),
     readTs: o.readTs,
     guard: o.guard,
     manifest: () =>
