@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in libfuse2 fuse3 rsync jq fio hyperfine tar coreutils diffutils procps openssl; do
+for p in libfuse2 fuse3 libfuse3-dev pkg-config gcc rsync jq fio hyperfine tar coreutils diffutils procps openssl; do
   have_pkg "$p" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -28,3 +28,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
+# The libfuse3 Node-API addon (--fuse-backend native); rebuilt when native/ekvfuse.c is newer. Fails loudly.
+native/build.sh

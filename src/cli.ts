@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { ADAPTER_NAMES, defaultDecodeOptions, type AdapterName, type DecodeOptions } from './adapters/types.js';
 import { parseDurationMs, parseSize } from './units.js';
 import { runMount, type MountConfig } from './runner.js';
+import { DEFAULT_FUSE_BACKEND, FUSE_BACKENDS, type FuseBackend } from './fuse/index.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -45,6 +46,7 @@ export function buildCommand(): Command {
     .option('--pin-ttl <duration>', 'backup pin TTL (e.g. 300s, 5m); renewed every ttl/3', '300s')
     .option('--pin-token <token>', 'join a pin another host began (renewed here, never ended here)')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics here')
+    .addOption(new Option('--fuse-backend <backend>', 'kernel FUSE layer: native (libfuse3 addon) or fuse-native (libfuse2)').choices([...FUSE_BACKENDS]).default(DEFAULT_FUSE_BACKEND))
     .option('--progress-interval <seconds>', 'progress log line interval while reads happen (0 = off)', '10')
     .addOption(new Option('--ready-ipc').hideHelp().default(false))
     .showHelpAfterError();
@@ -121,6 +123,7 @@ export function configFromArgs(argv: string[]): MountConfig {
     metricsListen: o.metricsListen as string | undefined,
     progressIntervalSeconds: Math.max(0, parseFloat(String(o.progressInterval)) || 0),
     readyIpc: !!o.readyIpc,
+    fuseBackend: o.fuseBackend as FuseBackend,
   };
 }
 

@@ -8,7 +8,8 @@ import { resolve as resolvePath } from 'node:path';
 import { ALL_ADAPTERS } from './adapters/index.js';
 import type { DecodeOptions } from './adapters/types.js';
 import { renderManifest, snapshotIndexFromPath, PHASE_SNAPSHOT } from './format/manifest.js';
-import { FuseMount, isMounted } from './fuse/mount.js';
+import { isMounted } from './fuse/mount.js';
+import { createFuseMount, type FuseBackend, type KernelMount } from './fuse/index.js';
 import { makeLogger, type Logger } from './log.js';
 import { SnapshotView } from './source/range.js';
 import { SnapshotSource } from './source/snapshot.js';
@@ -39,6 +40,8 @@ export interface MountConfig {
   metricsListen?: string;
   progressIntervalSeconds: number;
   readyIpc: boolean;
+  /** Kernel FUSE layer (default: DEFAULT_FUSE_BACKEND). */
+  fuseBackend?: FuseBackend;
 }
 
 /** One-line, operator-facing reasons a mount cannot start. */
@@ -108,7 +111,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   const mountpoint = resolvePath(cfg.mountpoint);
   let opened: OpenedSource | LiveHandle | null = null;
   let tree: Tree | null = null;
-  let fuse: FuseMount | null = null;
+  let fuse: KernelMount | null = null;
   const metrics = new Metrics(() => tree);
   try {
     preflight(mountpoint);
@@ -124,7 +127,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       manifest: opened.manifest,
       guard: opened.guard,
     });
-    fuse = new FuseMount({ mountpoint, tree, log, debug: cfg.logLevel === 'trace', inflight: metrics.fuseInFlight });
+    fuse = createFuseMount({ mountpoint, tree, log, debug: cfg.logLevel === 'trace', inflight: metrics.fuseInFlight, backend: cfg.fuseBackend });
     await fuse.mount();
     await stat(mountpoint); // the kernel answers through us: the mount is live
     if (cfg.metricsListen) log.info({ address: await metrics.listen(cfg.metricsListen) }, 'metrics listening');

@@ -1,0 +1,883 @@
+/*
+ * ekvfuse: a small Node-API addon over the libfuse3 low-level API.
+ *
+ * libfuse's multi-threaded session loop runs on its own threads. Every request
+ * the JS side must answer is handed to the JS main thread through one
+ * napi_threadsafe_function and returns to libfuse at once, so any number of
+ * requests can be in flight; JS answers each one later, asynchronously, with
+ * the reply* functions below, naming the request by a numeric id.
+ *
+ * Answered here, without a trip to JS: statfs, xattrs (none), release /
+ * releasedir (releasedir is also reported to JS), and EROFS for every
+ * write-side operation. forget/forget_multi are reported to JS (the inode
+ * table lives there) and need no reply.
+ *
+ * Threads: fuse worker threads only allocate a request record and queue it;
+ * the request-id table, replies and session teardown belong to the JS thread.
+ */
+#define FUSE_USE_VERSION 312
+#define _GNU_SOURCE
+
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum {
+  OP_LOOKUP = 1,
+  OP_GETATTR = 2,
+  OP_OPENDIR = 3,
+  OP_READDIR = 4,
+  OP_READDIRPLUS = 5,
+  OP_RELEASEDIR = 6,
+  OP_OPEN = 7,
+  OP_READ = 8,
+  OP_FORGET = 9,
+  OP_EXIT = 10,
+};
+
+/* Open reply flags (replyOpen's last argument). */
+#define OPEN_KEEP_CACHE 1
+#define OPEN_CACHE_DIR 2
+
+/* d_ino for readdir entries whose inode is not known (never 0: glibc skips those). */
+#define UNKNOWN_INO 0xffffffffu
+
+typedef struct ekv_req {
+  int op;
+  fuse_req_t req; /* NULL for notifications (forget, releasedir, exit) */
+  uint64_t ino;
+  uint64_t a;
+  int64_t b;
+  uint64_t fh;
+  size_t nforgets;
+  struct fuse_forget_data *forgets;
+  char name[]; /* lookup name, NUL-terminated */
+} ekv_req;
+
+typedef struct {
+  fuse_req_t req;
+  uint32_t gen;
+} ekv_slot;
+
+typedef struct {
+  struct fuse_session *se;
+  napi_threadsafe_function tsfn;
+  pthread_t thread;
+  int thread_started;
+  char *mountpoint;
+  /* attribute template */
+  uid_t uid;
+  gid_t gid;
+  struct timespec time;
+  double timeout;
+  int readdirplus; /* 0 off, 1 always, 2 auto */
+  unsigned max_read; /* from the max_read= mount option; init must agree */
+  /* request ids: JS thread only */
+  ekv_slot *slots;
+  uint32_t nslots, capslots;
+  uint32_t *freelist;
+  uint32_t nfree;
+  uint32_t pending;
+  int loop_done;
+} ekv_mount;
+
+#define ID_BITS 24
+#define ID_MASK ((1u << ID_BITS) - 1)
+#define GEN_MASK ((1u << 28) - 1)
+
+/* ---------------------------------------------------------------- ids */
+
+static int slot_alloc(ekv_mount *m, fuse_req_t req, double *id) {
+  uint32_t i;
+  if (m->nfree > 0) {
+    i = m->freelist[--m->nfree];
+  } else {
+    if (m->nslots == m->capslots) {
+      uint32_t cap = m->capslots ? m->capslots * 2 : 1024;
+      if (cap > ID_MASK + 1u) return -1;
+      ekv_slot *s = realloc(m->slots, cap * sizeof *s);
+      uint32_t *f = realloc(m->freelist, cap * sizeof *f);
+      if (s) m->slots = s;
+      if (f) m->freelist = f;
+      if (!s || !f) return -1;
+      m->capslots = cap;
+    }
+    i = m->nslots++;
+    m->slots[i].gen = 0;
+  }
+  m->slots[i].req = req;
+  m->slots[i].gen = (m->slots[i].gen + 1) & GEN_MASK;
+  m->pending++;
+  *id = (double)m->slots[i].gen * (double)(1u << ID_BITS) + (double)i;
+  return 0;
+}
+
+/* The request for an id, removed from the table; NULL if unknown or already answered. */
+static fuse_req_t slot_take(ekv_mount *m, double id) {
+  if (!(id >= 0) || id > 9007199254740991.0) return NULL;
+  uint64_t v = (uint64_t)id;
+  uint32_t i = (uint32_t)(v & ID_MASK);
+  uint32_t gen = (uint32_t)(v >> ID_BITS);
+  if (i >= m->nslots) return NULL;
+  ekv_slot *s = &m->slots[i];
+  if (!s->req || s->gen != gen) return NULL;
+  fuse_req_t r = s->req;
+  s->req = NULL;
+  m->freelist[m->nfree++] = i;
+  m->pending--;
+  return r;
+}
+
+/* ---------------------------------------------------------------- fuse side */
+
+/* Queue a request or notification for the JS thread. */
+static void post_to(ekv_mount *m, ekv_req *r) {
+  if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
+    if (r->req) fuse_reply_err(r->req, EIO);
+    free(r->forgets);
+    free(r);
+  }
+}
+
+static void post(fuse_req_t req, ekv_req *r) {
+  post_to(fuse_req_userdata(req), r);
+}
+
+static ekv_req *mkreq(int op, fuse_req_t req, fuse_ino_t ino, const char *name) {
+  size_t n = name ? strlen(name) + 1 : 1;
+  ekv_req *r = calloc(1, sizeof *r + n);
+  if (!r) return NULL;
+  r->op = op;
+  r->req = req;
+  r->ino = ino;
+  if (name) memcpy(r->name, name, n);
+  return r;
+}
+
+#define NEWREQ(r, op, req, ino, name)     \
+  ekv_req *r = mkreq(op, req, ino, name); \
+  if (!r) {                               \
+    fuse_reply_err(req, ENOMEM);          \
+    return;                               \
+  }
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn) {
+  ekv_mount *m = userdata;
+  /* Many reads in flight (readahead and async reads are background requests). */
+  if (m->max_read) conn->max_read = m->max_read;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  if (m->readdirplus == 0) {
+    conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+  } else if (conn->capable & FUSE_CAP_READDIRPLUS) {
+    conn->want |= FUSE_CAP_READDIRPLUS;
+    if (m->readdirplus == 2 && (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)) conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+    else conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+  }
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  NEWREQ(r, OP_LOOKUP, req, parent, name);
+  post(req, r);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  ekv_req *r = mkreq(OP_FORGET, NULL, ino, NULL);
+  if (r) {
+    r->a = nlookup;
+    post(req, r); /* a notification: req itself is still ours until reply_none */
+  }
+  fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+  ekv_req *r = mkreq(OP_FORGET, NULL, 0, NULL);
+  if (r) {
+    r->forgets = malloc(count * sizeof *forgets);
+    if (r->forgets) {
+      memcpy(r->forgets, forgets, count * sizeof *forgets);
+      r->nforgets = count;
+      post(req, r);
+    } else {
+      free(r);
+    }
+  }
+  fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)fi;
+  NEWREQ(r, OP_GETATTR, req, ino, NULL);
+  post(req, r);
+}
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  NEWREQ(r, OP_OPENDIR, req, ino, NULL);
+  post(req, r);
+}
+
+static void ll_readdir_common(int op, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  NEWREQ(r, op, req, ino, NULL);
+  r->a = size;
+  r->b = off;
+  r->fh = fi->fh;
+  post(req, r);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  ll_readdir_common(OP_READDIR, req, ino, size, off, fi);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  ll_readdir_common(OP_READDIRPLUS, req, ino, size, off, fi);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  ekv_mount *m = fuse_req_userdata(req);
+  ekv_req *r = mkreq(OP_RELEASEDIR, NULL, ino, NULL);
+  if (r) r->fh = fi->fh;
+  fuse_reply_err(req, 0);
+  if (r) post_to(m, r);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  NEWREQ(r, OP_OPEN, req, ino, NULL);
+  r->a = (uint64_t)(unsigned)fi->flags;
+  post(req, r);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  NEWREQ(r, OP_READ, req, ino, NULL);
+  r->a = size;
+  r->b = off;
+  r->fh = fi->fh;
+  post(req, r);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  (void)ino;
+  (void)fi;
+  fuse_reply_err(req, 0);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
+  (void)ino;
+  struct statvfs st;
+  memset(&st, 0, sizeof st);
+  st.f_bsize = 4096;
+  st.f_frsize = 4096;
+  st.f_namemax = 255;
+  st.f_flag = ST_RDONLY;
+  fuse_reply_statfs(req, &st);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  (void)ino;
+  (void)name;
+  (void)size;
+  fuse_reply_err(req, ENODATA);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  (void)ino;
+  if (size == 0) fuse_reply_xattr(req, 0);
+  else fuse_reply_buf(req, NULL, 0);
+}
+
+/* Every write-side operation: read-only file system. */
+static void ro_setattr(fuse_req_t req, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *f) {
+  (void)i, (void)a, (void)s, (void)f;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d) {
+  (void)p, (void)n, (void)m, (void)d;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m) {
+  (void)p, (void)n, (void)m;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_unlink(fuse_req_t req, fuse_ino_t p, const char *n) {
+  (void)p, (void)n;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n) {
+  (void)l, (void)p, (void)n;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn, unsigned int f) {
+  (void)p, (void)n, (void)np, (void)nn, (void)f;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t np, const char *nn) {
+  (void)i, (void)np, (void)nn;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_write(fuse_req_t req, fuse_ino_t i, const char *b, size_t s, off_t o, struct fuse_file_info *f) {
+  (void)i, (void)b, (void)s, (void)o, (void)f;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *f) {
+  (void)p, (void)n, (void)m, (void)f;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v, size_t s, int f) {
+  (void)i, (void)n, (void)v, (void)s, (void)f;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_removexattr(fuse_req_t req, fuse_ino_t i, const char *n) {
+  (void)i, (void)n;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_fallocate(fuse_req_t req, fuse_ino_t i, int m, off_t o, off_t l, struct fuse_file_info *f) {
+  (void)i, (void)m, (void)o, (void)l, (void)f;
+  fuse_reply_err(req, EROFS);
+}
+static void ro_copy_file_range(fuse_req_t req, fuse_ino_t a, off_t b, struct fuse_file_info *c, fuse_ino_t d, off_t e,
+                               struct fuse_file_info *f, size_t g, int h) {
+  (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)h;
+  fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops ll_ops = {
+    .init = ll_init,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .forget_multi = ll_forget_multi,
+    .getattr = ll_getattr,
+    .opendir = ll_opendir,
+    .readdir = ll_readdir,
+    .readdirplus = ll_readdirplus,
+    .releasedir = ll_releasedir,
+    .open = ll_open,
+    .read = ll_read,
+    .release = ll_release,
+    .statfs = ll_statfs,
+    .getxattr = ll_getxattr,
+    .listxattr = ll_listxattr,
+    .setattr = ro_setattr,
+    .mknod = ro_mknod,
+    .mkdir = ro_mkdir,
+    .unlink = ro_unlink,
+    .rmdir = ro_unlink,
+    .symlink = ro_symlink,
+    .rename = ro_rename,
+    .link = ro_link,
+    .write = ro_write,
+    .create = ro_create,
+    .setxattr = ro_setxattr,
+    .removexattr = ro_removexattr,
+    .fallocate = ro_fallocate,
+    .copy_file_range = ro_copy_file_range,
+};
+
+static void *loop_main(void *arg) {
+  ekv_mount *m = arg;
+  /* Signals belong to Node's thread; workers inherit this mask. */
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+  int rc = -ENOMEM;
+  if (cfg) {
+    fuse_loop_cfg_set_max_threads(cfg, 16);
+    rc = fuse_session_loop_mt(m->se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  }
+  /* Unmounted (fusermount -u, our unmount) or failed: release the mount and the device. */
+  fuse_session_unmount(m->se);
+  ekv_req *r = calloc(1, sizeof *r + 1);
+  if (r) {
+    r->op = OP_EXIT;
+    r->b = rc;
+    napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking);
+  }
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- JS side */
+
+#define CHECK(env, call)                                   \
+  do {                                                     \
+    if ((call) != napi_ok) {                               \
+      napi_throw_error((env), NULL, "ekvfuse: " #call);    \
+      return NULL;                                         \
+    }                                                      \
+  } while (0)
+
+static void teardown(ekv_mount *m) {
+  /* The loop has returned and every worker is joined: drop unanswered requests, free the session. */
+  for (uint32_t i = 0; i < m->nslots; i++) {
+    if (m->slots[i].req) {
+      fuse_reply_none(m->slots[i].req);
+      m->slots[i].req = NULL;
+      m->freelist[m->nfree++] = i;
+    }
+  }
+  m->pending = 0;
+  if (m->se) {
+    fuse_session_destroy(m->se);
+    m->se = NULL;
+  }
+}
+
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  ekv_mount *m = context;
+  ekv_req *r = data;
+  if (env == NULL || js_cb == NULL) {
+    if (r->req) fuse_reply_err(r->req, EIO);
+    free(r->forgets);
+    free(r);
+    return;
+  }
+  napi_value undef, argv[7];
+  napi_get_undefined(env, &undef);
+  if (r->op == OP_FORGET) {
+    size_t n = r->forgets ? r->nforgets : 1;
+    for (size_t k = 0; k < n; k++) {
+      uint64_t ino = r->forgets ? r->forgets[k].ino : r->ino;
+      uint64_t nl = r->forgets ? r->forgets[k].nlookup : r->a;
+      napi_create_int32(env, OP_FORGET, &argv[0]);
+      napi_create_double(env, 0, &argv[1]);
+      napi_create_double(env, (double)ino, &argv[2]);
+      napi_create_double(env, (double)nl, &argv[3]);
+      argv[4] = argv[5] = argv[6] = undef;
+      napi_call_function(env, undef, js_cb, 7, argv, NULL);
+    }
+    free(r->forgets);
+    free(r);
+    return;
+  }
+  double id = 0;
+  if (r->op == OP_EXIT) {
+    if (m->thread_started) {
+      pthread_join(m->thread, NULL);
+      m->thread_started = 0;
+    }
+    m->loop_done = 1;
+    teardown(m);
+  } else if (r->req) {
+    if (m->loop_done || slot_alloc(m, r->req, &id) != 0) {
+      fuse_reply_err(r->req, m->loop_done ? ENOTCONN : ENOMEM);
+      free(r);
+      return;
+    }
+  }
+  napi_create_int32(env, r->op, &argv[0]);
+  napi_create_double(env, id, &argv[1]);
+  napi_create_double(env, (double)r->ino, &argv[2]);
+  napi_create_double(env, (double)r->a, &argv[3]);
+  napi_create_double(env, (double)r->b, &argv[4]);
+  napi_create_double(env, (double)r->fh, &argv[5]);
+  if (r->op == OP_LOOKUP) napi_create_string_utf8(env, r->name, NAPI_AUTO_LENGTH, &argv[6]);
+  else argv[6] = undef;
+  int op = r->op;
+  free(r);
+  napi_call_function(env, undef, js_cb, 7, argv, NULL);
+  if (op == OP_EXIT) napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
+}
+
+static void tsfn_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  (void)hint;
+}
+
+static ekv_mount *get_mount(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    napi_throw_type_error(env, NULL, "ekvfuse: bad mount handle");
+    return NULL;
+  }
+  return p;
+}
+
+static double arg_double(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+static char *arg_string(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (!s) return NULL;
+  napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  return s;
+}
+
+static void fill_attr(ekv_mount *m, struct stat *st, uint64_t ino, int kind, double size) {
+  memset(st, 0, sizeof *st);
+  st->st_ino = ino;
+  if (kind == 1) {
+    st->st_mode = S_IFDIR | 0555;
+    st->st_nlink = 2;
+  } else if (kind == 0) {
+    st->st_mode = S_IFREG | 0444;
+    st->st_nlink = 1;
+  }
+  st->st_uid = m->uid;
+  st->st_gid = m->gid;
+  st->st_size = (off_t)size;
+  st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+  st->st_blksize = 4096;
+  st->st_atim = m->time;
+  st->st_mtim = m->time;
+  st->st_ctim = m->time;
+}
+
+/*
+ * mount(mountpoint, options, debug, uid, gid, timeSec, timeout, readdirplus, dispatch) -> handle
+ * dispatch(op, id, ino, a, b, fh, name) is called on the JS thread for every request.
+ */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 9) {
+    napi_throw_type_error(env, NULL, "ekvfuse.mount: expected 9 arguments");
+    return NULL;
+  }
+  ekv_mount *m = calloc(1, sizeof *m);
+  if (!m) {
+    napi_throw_error(env, NULL, "ekvfuse.mount: out of memory");
+    return NULL;
+  }
+  char *mnt = arg_string(env, argv[0]);
+  char *opts = arg_string(env, argv[1]);
+  bool debug = false;
+  napi_get_value_bool(env, argv[2], &debug);
+  m->uid = (uid_t)arg_double(env, argv[3]);
+  m->gid = (gid_t)arg_double(env, argv[4]);
+  double t = arg_double(env, argv[5]);
+  m->time.tv_sec = (time_t)t;
+  m->time.tv_nsec = (long)((t - (double)m->time.tv_sec) * 1e9);
+  m->timeout = arg_double(env, argv[6]);
+  m->readdirplus = (int)arg_double(env, argv[7]);
+  if (!mnt || !opts) {
+    free(mnt);
+    free(opts);
+    free(m);
+    napi_throw_type_error(env, NULL, "ekvfuse.mount: mountpoint and options must be strings");
+    return NULL;
+  }
+  m->mountpoint = mnt;
+  const char *mr = strstr(opts, "max_read=");
+  if (mr) m->max_read = (unsigned)strtoul(mr + 9, NULL, 10);
+
+  napi_value name;
+  napi_create_string_utf8(env, "ekvfuse", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[8], NULL, name, 0, 1, NULL, tsfn_finalize, m, call_js, &m->tsfn) != napi_ok) {
+    free(opts);
+    free(mnt);
+    free(m);
+    napi_throw_error(env, NULL, "ekvfuse.mount: cannot create the dispatch queue");
+    return NULL;
+  }
+
+  char *fargv[5] = {"ekv-mount", "-o", opts, NULL, NULL};
+  int fargc = 3;
+  if (debug) fargv[fargc++] = "-d";
+  struct fuse_args args = FUSE_ARGS_INIT(fargc, fargv);
+  m->se = fuse_session_new(&args, &ll_ops, sizeof ll_ops, m);
+  fuse_opt_free_args(&args);
+  free(opts);
+  const char *fail = NULL;
+  if (!m->se) fail = "ekvfuse.mount: fuse_session_new failed (bad options?)";
+  else if (fuse_session_mount(m->se, mnt) != 0) fail = "ekvfuse.mount: fuse_session_mount failed";
+  else if (pthread_create(&m->thread, NULL, loop_main, m) != 0) {
+    fuse_session_unmount(m->se);
+    fail = "ekvfuse.mount: cannot start the session thread";
+  }
+  if (fail) {
+    if (m->se) fuse_session_destroy(m->se);
+    napi_release_threadsafe_function(m->tsfn, napi_tsfn_abort);
+    free(mnt);
+    free(m);
+    napi_throw_error(env, NULL, fail);
+    return NULL;
+  }
+  m->thread_started = 1;
+  napi_value ext;
+  CHECK(env, napi_create_external(env, m, NULL, NULL, &ext));
+  return ext;
+}
+
+/* Take the request named by (handle, id) from the arguments; NULL when it is gone (already answered, session ended). */
+static fuse_req_t take(napi_env env, napi_callback_info info, size_t want, napi_value *argv, ekv_mount **mp) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, NULL, "ekvfuse: too few arguments");
+    return NULL;
+  }
+  ekv_mount *m = get_mount(env, argv[0]);
+  if (!m) return NULL;
+  if (mp) *mp = m;
+  return slot_take(m, arg_double(env, argv[1]));
+}
+
+/* replyErr(h, id, errno) */
+static napi_value js_reply_err(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  fuse_req_t req = take(env, info, 3, argv, NULL);
+  if (req) fuse_reply_err(req, (int)arg_double(env, argv[2]));
+  return NULL;
+}
+
+/* replyEntry(h, id, ino, kind, size): ino 0 = negative entry (cached ENOENT). */
+static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  ekv_mount *m = NULL;
+  fuse_req_t req = take(env, info, 5, argv, &m);
+  if (!req) return NULL;
+  struct fuse_entry_param e;
+  memset(&e, 0, sizeof e);
+  e.ino = (fuse_ino_t)arg_double(env, argv[2]);
+  fill_attr(m, &e.attr, e.ino, (int)arg_double(env, argv[3]), arg_double(env, argv[4]));
+  e.attr_timeout = m->timeout;
+  e.entry_timeout = m->timeout;
+  fuse_reply_entry(req, &e);
+  return NULL;
+}
+
+/* replyAttr(h, id, ino, kind, size) */
+static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  ekv_mount *m = NULL;
+  fuse_req_t req = take(env, info, 5, argv, &m);
+  if (!req) return NULL;
+  struct stat st;
+  fill_attr(m, &st, (uint64_t)arg_double(env, argv[2]), (int)arg_double(env, argv[3]), arg_double(env, argv[4]));
+  fuse_reply_attr(req, &st, m->timeout);
+  return NULL;
+}
+
+/* replyOpen(h, id, fh, flags) */
+static napi_value js_reply_open(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  fuse_req_t req = take(env, info, 4, argv, NULL);
+  if (!req) return NULL;
+  struct fuse_file_info fi;
+  memset(&fi, 0, sizeof fi);
+  fi.fh = (uint64_t)arg_double(env, argv[2]);
+  int flags = (int)arg_double(env, argv[3]);
+  fi.keep_cache = (flags & OPEN_KEEP_CACHE) ? 1 : 0;
+  fi.cache_readdir = (flags & OPEN_CACHE_DIR) ? 1 : 0;
+  fuse_reply_open(req, &fi);
+  return NULL;
+}
+
+/* replyBuf(h, id, buffer) */
+static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  fuse_req_t req = take(env, info, 3, argv, NULL);
+  if (!req) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  bool isbuf = false;
+  napi_is_buffer(env, argv[2], &isbuf);
+  if (isbuf && napi_get_buffer_info(env, argv[2], &data, &len) == napi_ok) fuse_reply_buf(req, data, len);
+  else fuse_reply_err(req, EIO);
+  return NULL;
+}
+
+/*
+ * replyDir(h, id, plus, size, names, meta, firstOff) -> entries added.
+ * meta: Float64Array of [ino, kind (0 file, 1 dir, 2 unknown), size] per name; entry i gets
+ * offset firstOff + i + 1. With plus, an entry with ino 0 carries no attributes (the kernel
+ * does not count a lookup for it).
+ */
+static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  ekv_mount *m = NULL;
+  fuse_req_t req = take(env, info, 7, argv, &m);
+  napi_value result;
+  napi_create_uint32(env, 0, &result);
+  if (!req) return result;
+  bool plus = false;
+  napi_get_value_bool(env, argv[2], &plus);
+  size_t size = (size_t)arg_double(env, argv[3]);
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[4], &n);
+  napi_typedarray_type tt;
+  size_t mlen = 0;
+  void *mdata = NULL;
+  if (napi_get_typedarray_info(env, argv[5], &tt, &mlen, &mdata, NULL, NULL) != napi_ok || tt != napi_float64_array ||
+      mlen < (size_t)n * 3) {
+    fuse_reply_err(req, EIO);
+    napi_throw_type_error(env, NULL, "ekvfuse.replyDir: meta must be a Float64Array of 3 numbers per name");
+    return NULL;
+  }
+  const double *meta = mdata;
+  double first = arg_double(env, argv[6]);
+  char *buf = malloc(size ? size : 1);
+  if (!buf) {
+    fuse_reply_err(req, ENOMEM);
+    return result;
+  }
+  size_t pos = 0;
+  uint32_t added = 0;
+  char name[1024];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    size_t nl = 0;
+    if (napi_get_element(env, argv[4], i, &v) != napi_ok ||
+        napi_get_value_string_utf8(env, v, name, sizeof name, &nl) != napi_ok)
+      break;
+    uint64_t ino = (uint64_t)meta[3 * i];
+    int kind = (int)meta[3 * i + 1];
+    off_t off = (off_t)(first + i + 1);
+    size_t ent;
+    if (plus) {
+      struct fuse_entry_param e;
+      memset(&e, 0, sizeof e);
+      fill_attr(m, &e.attr, ino ? ino : UNKNOWN_INO, kind, meta[3 * i + 2]);
+      e.ino = ino;
+      if (ino) {
+        e.attr_timeout = m->timeout;
+        e.entry_timeout = m->timeout;
+      }
+      ent = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, off);
+    } else {
+      struct stat st;
+      fill_attr(m, &st, ino ? ino : UNKNOWN_INO, kind, 0);
+      ent = fuse_add_direntry(req, buf + pos, size - pos, name, &st, off);
+    }
+    if (ent > size - pos) break;
+    pos += ent;
+    added++;
+  }
+  fuse_reply_buf(req, buf, pos);
+  free(buf);
+  napi_create_uint32(env, added, &result);
+  return result;
+}
+
+typedef struct {
+  napi_async_work work;
+  napi_ref cb;
+  char *mountpoint;
+  int err;
+} unmount_job;
+
+static void unmount_execute(napi_env env, void *data) {
+  (void)env;
+  unmount_job *j = data;
+  /* Lazy unmount, as fuse_session_unmount does: the kernel ends the connection once the
+   * mount is unused, the session loop sees ENODEV and returns, and its thread then calls
+   * fuse_session_unmount (closing the device) and reports OP_EXIT to JS. */
+  if (geteuid() == 0) {
+    j->err = umount2(j->mountpoint, MNT_DETACH) == 0 ? 0 : errno;
+    return;
+  }
+  pid_t pid;
+  char *argv[] = {"fusermount3", "-u", "-q", "-z", "--", j->mountpoint, NULL};
+  int rc = posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ);
+  if (rc != 0) {
+    j->err = rc;
+    return;
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  j->err = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : EIO;
+}
+
+static void unmount_complete(napi_env env, napi_status status, void *data) {
+  unmount_job *j = data;
+  napi_value cb, undef, arg;
+  napi_get_reference_value(env, j->cb, &cb);
+  napi_get_undefined(env, &undef);
+  if (status == napi_ok && j->err == 0) {
+    napi_get_null(env, &arg);
+  } else {
+    const char *msg = strerror(j->err ? j->err : EIO);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &arg);
+  }
+  napi_call_function(env, undef, cb, 1, &arg, NULL);
+  napi_delete_reference(env, j->cb);
+  napi_delete_async_work(env, j->work);
+  free(j->mountpoint);
+  free(j);
+}
+
+/* unmount(h, cb(err: string | null)): lazy kernel unmount off the JS thread. */
+static napi_value js_unmount(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "ekvfuse.unmount: expected (handle, callback)");
+    return NULL;
+  }
+  ekv_mount *m = get_mount(env, argv[0]);
+  if (!m) return NULL;
+  unmount_job *j = calloc(1, sizeof *j);
+  if (!j || !(j->mountpoint = strdup(m->mountpoint))) {
+    free(j);
+    napi_throw_error(env, NULL, "ekvfuse.unmount: out of memory");
+    return NULL;
+  }
+  napi_value name;
+  napi_create_string_utf8(env, "ekvfuse.unmount", NAPI_AUTO_LENGTH, &name);
+  CHECK(env, napi_create_reference(env, argv[1], 1, &j->cb));
+  CHECK(env, napi_create_async_work(env, NULL, name, unmount_execute, unmount_complete, j, &j->work));
+  CHECK(env, napi_queue_async_work(env, j->work));
+  return NULL;
+}
+
+/* pending(h) -> requests handed to JS and not yet answered. */
+static napi_value js_pending(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ekv_mount *m = argc ? get_mount(env, argv[0]) : NULL;
+  if (!m) return NULL;
+  napi_create_uint32(env, m->pending, &out);
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyErr", NULL, js_reply_err, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyEntry", NULL, js_reply_entry, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyAttr", NULL, js_reply_attr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pending", NULL, js_pending, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(ekvfuse, init)
