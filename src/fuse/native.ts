@@ -202,7 +202,10 @@ export class NativeFuseMount {
           this.dirs.delete(fh);
           return;
         case OP_OPEN:
-          return this.open(id, ino);
+          // Answered in the addon (keep_cache): the kernel opens only inodes a lookup returned as
+          // files of this immutable tree. Counted here as Tree.file() counts opens.
+          this.o.tree.stats.filesOpened++;
+          return;
         case OP_READ:
           return this.read(id, ino, a, b);
         case OP_FORGET:
@@ -313,12 +316,6 @@ export class NativeFuseMount {
         for (let i = added; i < inos.length; i++) if (inos[i]) this.inodes.forget(inos[i]!, 1);
       });
     }).catch(this.fail(id));
-  }
-
-  private open(id: number, ino: number): void {
-    const path = this.inodes.path(ino);
-    if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
-    this.track(() => this.o.tree.file(path)).then(() => this.answer((A, h) => A.replyOpen(h, id, 0, OPEN_KEEP_CACHE)), this.fail(id));
   }
 
   private read(id: number, ino: number, size: number, off: number): void {
