@@ -1,0 +1,199 @@
+/**
+ * The libfuse3 backend (--fuse-backend native, native/ekvfuse.c) against real
+ * mounts of the ekv-mount binary, checked against the fuse-native backend and
+ * the golden trees: listings, sizes, bytes, CHECKSUMS, EROFS, unmount paths,
+ * concurrent readers, big directories (several readdirplus buffers) and an EIO
+ * entry inside a listing.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFsm } from './fixture/fsm-writer.js';
+import { diffAgainstExpected, goldenCases, type GoldenCase } from './helpers/golden.js';
+import { isMounted, mount, sh, tempDir, type Mounted } from './helpers/mount.js';
+
+const ADDON = new URL('../native/build/ekvfuse.node', import.meta.url).pathname;
+
+function pickGolden(): GoldenCase {
+  const all = goldenCases();
+  // The s3 multipart case has nested directories and a multi-part object; any case will do otherwise.
+  const c = all.find((x) => x.name.endsWith('/s3-multipart')) ?? all[0];
+  if (!c) throw new Error('no golden pairs found');
+  return c;
+}
+
+const golden = pickGolden();
+const dir = tempDir('ekv-native-');
+
+// A synthetic snapshot: 3000 small strings (a directory spanning many readdir buffers), one 6 MiB
+// string (concurrent readers), and one corrupt record (EIO inside a listing).
+const BIG = Buffer.alloc(6 << 20);
+for (let i = 0; i < BIG.length; i += 4) BIG.writeUInt32LE((i * 2654435761) >>> 0, i);
+const wideFsm = join(dir, '0000000000000064.fsm');
+writeFsm(wideFsm, [
+  ...Array.from({ length: 3000 }, (_, i) => ({ key: `!redis|str|k${String(i).padStart(5, '0')}`, value: `value-${i}\n` })),
+  { key: '!redis|str|big', value: BIG },
+  // Current-format string header (magic 0xFF, version 1, has-TTL flag) with its TTL cut short.
+  { key: '!redis|str|bad', value: Buffer.from([0xff, 0x01, 0x01, 0x00, 0x01]) },
+]);
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('native FUSE backend (libfuse3 addon)', () => {
+  it('the addon is built', () => {
+    expect(existsSync(ADDON), `${ADDON} missing: run native/build.sh`).toBe(true);
+  });
+
+  describe(`golden ${golden.name}: native mount vs fuse-native mount`, () => {
+    let nat: Mounted;
+    let ref: Mounted;
+    beforeAll(async () => {
+      nat = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native']);
+      ref = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'fuse-native']);
+    });
+    afterAll(async () => {
+      await ref?.unmount();
+      await nat?.unmount();
+    });
+
+    it('is a read-only fuse.ekv mount served by the native backend (no fallback)', () => {
+      const mi = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === nat.mnt)!;
+      expect(mi).toBeDefined();
+      const f = mi.split(' ');
+      expect(f[5]).toMatch(/^ro(,|$)/);
+      const sep = f.indexOf('-');
+      expect(f[sep + 1]).toBe('fuse.ekv');
+      expect(f[sep + 2]).toBe('ekv-mount');
+      expect(mi).toContain('default_permissions');
+      expect(nat.stdout()).not.toMatch(/falling back to fuse-native/);
+    });
+
+    it('ls, ls -l sizes and modes match fuse-native; stat sizes are the bytes cat reads', async () => {
+      expect((await sh('ls -f', nat.mnt)).stdout).toBe((await sh('ls -f', ref.mnt)).stdout);
+      const list = `find . -printf '%y %p %s %m %n\\n' | sort`;
+      const a = await sh(list, nat.mnt);
+      expect(a.code).toBe(0);
+      expect(a.stdout).toBe((await sh(list, ref.mnt)).stdout);
+      expect(a.stdout.split('\n').filter((l) => l.startsWith('f ')).length).toBeGreaterThan(2);
+      // ls -l: the size column of every file is what cat reads.
+      const files = (await sh(`find . -type f | sort`, nat.mnt)).stdout.split('\n').filter(Boolean);
+      for (const f of files) {
+        const lsl = (await sh(`ls -l '${f}'`, nat.mnt)).stdout.trim().split(/\s+/);
+        expect(lsl[0]).toBe('-r--r--r--');
+        expect(Number(lsl[4]), f).toBe(readFileSync(join(nat.mnt, f)).length);
+      }
+      expect(statSync(nat.mnt).mode & 0o777).toBe(0o555);
+    });
+
+    it('cat reads the same bytes as fuse-native', async () => {
+      const files = (await sh(`find . -type f | sort`, nat.mnt)).stdout.split('\n').filter(Boolean);
+      for (const f of files) {
+        if (f === './MANIFEST.json' || f === './CHECKSUMS') continue; // carry each mount's wall time
+        const a = await sh(`cat '${f}' | sha256sum`, nat.mnt);
+        expect(a.code).toBe(0);
+        expect(a.stdout, f).toBe((await sh(`cat '${f}' | sha256sum`, ref.mnt)).stdout);
+      }
+    });
+
+    it('cp -r diff -r clean against the fuse-native mount and the golden tree; sha256sum -c passes', async () => {
+      const check = await sh('sha256sum --quiet -c CHECKSUMS', nat.mnt);
+      expect(check.stdout + check.stderr).toBe('');
+      expect(check.code).toBe(0);
+      const scratch = tempDir('ekv-native-cp-');
+      const copy = join(scratch, 'actual');
+      const cp = await sh(`cp -r '${nat.mnt}' '${copy}'`);
+      expect(cp.stderr).toBe('');
+      expect(await diffAgainstExpected(copy, ref.mnt, scratch)).toBe('');
+      expect(await diffAgainstExpected(copy, golden.expected, scratch)).toBe('');
+      const tr = join(scratch, 'tar');
+      expect((await sh(`mkdir '${tr}' && tar -C '${nat.mnt}' -cf - . | tar -C '${tr}' -xf -`)).code).toBe(0);
+      // The tar copy holds the same bytes (MANIFEST.json/CHECKSUMS were normalised in `copy` above).
+      expect((await sh(`diff -r -x MANIFEST.json -x CHECKSUMS '${copy}' '${tr}'`)).stdout).toBe('');
+      expect(readFileSync(join(tr, 'CHECKSUMS'), 'utf8')).toBe(readFileSync(join(nat.mnt, 'CHECKSUMS'), 'utf8'));
+    });
+
+    it('writes are refused with EROFS', async () => {
+      for (const cmd of ['touch x', 'echo hi > MANIFEST.json', 'echo hi >> MANIFEST.json', 'mkdir d', 'rm MANIFEST.json', 'rm -r s3', 'mv MANIFEST.json y', 'chmod 777 MANIFEST.json', 'ln -s a b', 'ln MANIFEST.json h', 'truncate -s 0 MANIFEST.json']) {
+        const r = await sh(cmd, nat.mnt);
+        expect(r.code, cmd).not.toBe(0);
+        expect(r.stderr, cmd).toMatch(/Read-only file system/);
+      }
+      expect((await sh('cat nope', nat.mnt)).stderr).toMatch(/No such file or directory/);
+      const df = await sh(`stat -f -c '%T %l' .`, nat.mnt);
+      expect(df.code).toBe(0);
+      expect(df.stdout.trim()).toMatch(/ 255$/);
+    });
+  });
+
+  describe('a wide directory, a large file and a corrupt record', () => {
+    let nat: Mounted;
+    let ref: Mounted;
+    beforeAll(async () => {
+      nat = await mount(['--snapshot', wideFsm, '--fuse-backend', 'native']);
+      ref = await mount(['--snapshot', wideFsm, '--fuse-backend', 'fuse-native']);
+    });
+    afterAll(async () => {
+      await ref?.unmount();
+      await nat?.unmount();
+    });
+    const strings = 'redis/db_0/strings';
+
+    it('lists all 3002 entries across many readdir buffers, sizes as fuse-native', async () => {
+      const names = (await sh(`ls -f '${strings}'`, nat.mnt)).stdout.split('\n').filter(Boolean);
+      expect(names.length).toBe(3002);
+      expect(new Set(names).size).toBe(3002);
+      expect((await sh(`ls -f '${strings}'`, ref.mnt)).stdout.split('\n').filter(Boolean)).toEqual(names);
+      // ls -l stats every entry (readdirplus attrs); the corrupt one reports EIO in both backends.
+      const ll = await sh(`ls -l '${strings}' | grep -v bad.bin | awk '{print $5, $9}'`, nat.mnt);
+      const llRef = await sh(`ls -l '${strings}' | grep -v bad.bin | awk '{print $5, $9}'`, ref.mnt);
+      expect(ll.stdout).toBe(llRef.stdout);
+      expect(ll.stdout).toContain(`${BIG.length} big.bin`);
+      expect(ll.stdout).toContain('8 k00000.bin');
+      const tarN = await sh(`tar -C '${nat.mnt}' --mtime=@0 -cf - --exclude=bad.bin redis | sha256sum`);
+      const tarR = await sh(`tar -C '${ref.mnt}' --mtime=@0 -cf - --exclude=bad.bin redis | sha256sum`);
+      expect(tarN.stdout).toBe(tarR.stdout);
+    });
+
+    it('a corrupt record is listed, and reading it is EIO; neighbours read', async () => {
+      const bad = await sh(`cat '${strings}/bad.bin'`, nat.mnt);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/Input\/output error/);
+      expect((await sh(`cat '${strings}/k00042.bin'`, nat.mnt)).stdout).toBe('value-42\n');
+      expect(nat.stdout()).not.toContain('value-42'); // never record contents in logs
+    });
+
+    it('8 concurrent readers of a large file and 8 of different small files get correct bytes', async () => {
+      const want = sha(BIG);
+      const big = join(nat.mnt, strings, 'big.bin');
+      const runs = await Promise.all(Array.from({ length: 8 }, () => sh(`cat '${big}' | sha256sum`)));
+      for (const r of runs) expect(r.stdout.split(' ')[0]).toBe(want);
+      // dd with 1 MiB blocks from different offsets at once.
+      const parts = await Promise.all(Array.from({ length: 6 }, (_, i) => sh(`dd if='${big}' bs=1M skip=${i} count=1 status=none | sha256sum`)));
+      parts.forEach((r, i) => expect(r.stdout.split(' ')[0]).toBe(sha(BIG.subarray(i << 20, (i + 1) << 20))));
+      const small = await Promise.all(Array.from({ length: 8 }, (_, i) => sh(`cat '${strings}/k0${1000 + i * 7}.bin'`, nat.mnt)));
+      small.forEach((r, i) => expect(r.stdout).toBe(`value-${1000 + i * 7}\n`));
+    });
+  });
+
+  it('fusermount -u ends the process with exit 0', async () => {
+    const m = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native']);
+    expect(readFileSync(join(m.mnt, 'MANIFEST.json'), 'utf8')).toMatch(/"phase"/);
+    expect(await m.unmount()).toBe(0);
+    expect(isMounted(m.mnt)).toBe(false);
+    expect(m.stdout()).toMatch(/"reason":"unmounted"/);
+    expect(m.stdout()).toMatch(/"msg":"stopped"/);
+  });
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${sig} unmounts cleanly and exits 0`, async () => {
+      const m = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native']);
+      expect((await sh('cat CHECKSUMS | wc -l', m.mnt)).code).toBe(0);
+      m.proc.kill(sig);
+      expect(await m.exited).toBe(0);
+      expect(isMounted(m.mnt)).toBe(false);
+      expect(m.stdout()).toMatch(new RegExp(`"reason":"${sig}"`));
+      expect(m.stderr()).not.toMatch(/fuse:/); // no libfuse complaints on the way out
+    });
+  }
+});
