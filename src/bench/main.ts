@@ -1,0 +1,272 @@
+/**
+ * scripts/bench: the benchmark harness. Real tools on real mounts (tar, ls, cat,
+ * fio), medians of several runs, ratios measured side by side in one run.
+ * Prints a table for people and, as the last line, one JSON object.
+ *
+ *   scripts/bench [--quick] [--runs N] [--dir DIR]
+ */
+import { Command } from 'commander';
+import { appendFileSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { pino } from 'pino';
+import { ALL_ADAPTERS } from '../adapters/index.js';
+import { defaultDecodeOptions } from '../adapters/types.js';
+import { renderManifest, PHASE_SNAPSHOT } from '../format/manifest.js';
+import { ClusterSource } from '../source/cluster.js';
+import { SnapshotView } from '../source/range.js';
+import { SnapshotSource } from '../source/snapshot.js';
+import { exportTree } from '../tree/export.js';
+import { Tree } from '../tree/tree.js';
+import { generateDatasets, type Datasets, type Scale } from './dataset.js';
+import { DEVCLUSTER_BIN, dropCaches, median, percentile, sh, startMount, type Daemon } from './util.js';
+
+interface Row {
+  run: string;
+  figure: string;
+  value: string;
+  detail: string;
+}
+
+const rows: Row[] = [];
+const row = (run: string, figure: string, value: string, detail = ''): void => {
+  rows.push({ run, figure, value, detail });
+  process.stderr.write(`  ${run}: ${figure} = ${value} ${detail}\n`);
+};
+const fmt = (x: number, d = 2): string => x.toFixed(d);
+const mib = (kib: number): number => kib / 1024;
+
+async function time<T>(fn: () => Promise<T>): Promise<{ ms: number; out: T }> {
+  const t0 = performance.now();
+  const out = await fn();
+  return { ms: performance.now() - t0, out };
+}
+
+/** Render the whole tree in-process (no FUSE) to nothing; returns bytes. */
+async function renderInProcess(fsm: string, cacheBytes: number): Promise<number> {
+  const src = await SnapshotSource.open(fsm);
+  const options = defaultDecodeOptions();
+  const tree = new Tree({
+    view: new SnapshotView(src, src.lastCommitTS),
+    options,
+    adapters: ALL_ADAPTERS,
+    log: pino({ level: 'silent' }),
+    cacheBytes,
+    manifest: () => renderManifest({ phase: PHASE_SNAPSHOT, wallTime: new Date(), scopes: new Map(), options, lastCommitTS: src.lastCommitTS }),
+  });
+  try {
+    return (await exportTree(tree, null)).bytes;
+  } finally {
+    await tree.close();
+    await src.close();
+  }
+}
+
+async function tarBytes(mnt: string): Promise<number> {
+  const r = await sh(`tar -C '${mnt}' -cf - . | wc -c`);
+  return Number(r.stdout.trim());
+}
+
+interface DevCluster {
+  proc: ChildProcess;
+  address: string;
+  stop(): Promise<void>;
+}
+
+async function startDevCluster(fsm: string, extra: string[] = []): Promise<DevCluster> {
+  const proc = spawn(process.execPath, [DEVCLUSTER_BIN, '--listen', '127.0.0.1:0', '--snapshot', fsm, '--log-level', 'warn', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  // "listening" is logged at info; ask for it explicitly by reading the first info line.
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const t0 = Date.now();
+  let address = '';
+  while (!address) {
+    const m = /"address":"([^"]+)"/.exec(out);
+    if (m) address = m[1]!;
+    if (proc.exitCode !== null) throw new Error(`ekv-devcluster exited: ${err}`);
+    if (Date.now() - t0 > 600_000) throw new Error('ekv-devcluster did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    proc,
+    address,
+    stop: async () => {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function rawScan(address: string, pageSize: number): Promise<{ bytes: number; keys: number }> {
+  const src = new ClusterSource({ endpoints: [address] });
+  try {
+    const ts = await src.client.getTimestamp();
+    const view = new SnapshotView(src, ts, pageSize);
+    let bytes = 0;
+    let keys = 0;
+    for await (const kv of view.scan(Buffer.alloc(0), null)) {
+      bytes += kv.key.length + kv.value.length;
+      keys++;
+    }
+    return { bytes, keys };
+  } finally {
+    await src.close();
+  }
+}
+
+async function withMount<T>(args: string[], fn: (d: Daemon) => Promise<T>): Promise<T> {
+  const d = await startMount(args);
+  try {
+    return await fn(d);
+  } finally {
+    await d.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const cmd = new Command('bench')
+    .option('--quick', 'small data; finishes in minutes', false)
+    .option('--runs <n>', 'runs per figure (median reported)')
+    .option('--dir <dir>', 'dataset cache directory', process.env.EKV_BENCH_DIR)
+    .parse(process.argv);
+  const o = cmd.opts<{ quick: boolean; runs?: string; dir?: string }>();
+  const scale: Scale = o.quick ? 'quick' : 'full';
+  const runs = Number(o.runs ?? (o.quick ? 3 : 5));
+  const dir = o.dir ?? `/tmp/ekv-bench-${scale}`;
+  mkdirSync(dir, { recursive: true });
+  const t0 = Date.now();
+  process.stderr.write(`ekv-mount bench (${scale}, ${runs} runs per figure, datasets in ${dir})\n`);
+  const ds: Datasets = await generateDatasets(dir, scale, (msg) => process.stderr.write(`  ${msg}\n`));
+  const cacheDefault = 256 << 20;
+
+  // 1 + 6: tar over a snapshot mount vs in-process render; peak RSS of the daemon.
+  const fuseMs: number[] = [];
+  const inprocMs: number[] = [];
+  const rss: number[] = [];
+  const mountMs: number[] = [];
+  const idleRss: number[] = [];
+  let treeBytes = 0;
+  for (let i = 0; i < runs; i++) {
+    await dropCaches();
+    const tm = performance.now();
+    const f = await withMount(['--snapshot', ds.tree.fsm], async (d) => {
+      mountMs.push(performance.now() - tm);
+      idleRss.push(mib(d.peakRssKiB()));
+      const r = await time(() => tarBytes(d.mnt));
+      rss.push(mib(d.peakRssKiB()));
+      return r;
+    });
+    fuseMs.push(f.ms);
+    treeBytes = f.out;
+    await dropCaches();
+    const p = await time(() => renderInProcess(ds.tree.fsm, cacheDefault));
+    inprocMs.push(p.ms);
+  }
+  const fuseOverhead = median(fuseMs) / median(inprocMs);
+  row('1 tar snapshot mount', 'fuse_overhead_ratio', fmt(fuseOverhead), `(tar ${fmt(median(fuseMs) / 1000)} s vs in-process ${fmt(median(inprocMs) / 1000)} s; ${fmt(treeBytes / 2 ** 20, 0)} MiB tar stream of a ${fmt(ds.tree.bytes / 2 ** 20, 0)} MiB .fsm; ${fmt(treeBytes / 2 ** 20 / (median(fuseMs) / 1000), 0)} MiB/s)`);
+  row('1 mount', 'mount_s', fmt(median(mountMs) / 1000), `(cold page cache, ${fmt(ds.tree.bytes / 2 ** 30)} GiB .fsm indexed; peak RSS right after mount ${fmt(median(idleRss), 0)} MiB)`);
+  const peakDefault = median(rss);
+  row('6 peak RSS', 'peak_rss_mib (cache 256MiB)', fmt(peakDefault, 0), `(median of ${runs}; dataset ${fmt(ds.tree.bytes / 2 ** 30)} GiB)`);
+  for (const cache of ['64MiB', '1GiB']) {
+    const r = await withMount(['--snapshot', ds.tree.fsm, '--cache-size', cache], async (d) => {
+      await tarBytes(d.mnt);
+      return mib(d.peakRssKiB());
+    });
+    row('6 peak RSS', `peak_rss_mib (cache ${cache})`, fmt(r, 0));
+  }
+  {
+    const r = await withMount(['--snapshot', ds.treeHalf.fsm], async (d) => {
+      await tarBytes(d.mnt);
+      return mib(d.peakRssKiB());
+    });
+    row('6 peak RSS', 'peak_rss_mib (half-size dataset, cache 256MiB)', fmt(r, 0), `(dataset ${fmt(ds.treeHalf.bytes / 2 ** 30)} GiB: flat if ≈ the full-size figure)`);
+  }
+
+  // 2: tar over a live mount vs raw RawScanAt paging of the same data, same dev cluster.
+  const dc = await startDevCluster(ds.live.fsm);
+  const liveMs: number[] = [];
+  const rawMs: number[] = [];
+  let liveBytes = 0;
+  let rawBytes = 0;
+  try {
+    for (let i = 0; i < runs; i++) {
+      const l = await withMount(['--cluster', dc.address], (d) => time(() => tarBytes(d.mnt)));
+      liveMs.push(l.ms);
+      liveBytes = l.out;
+      const r = await time(() => rawScan(dc.address, 1024));
+      rawMs.push(r.ms);
+      rawBytes = r.out.bytes;
+    }
+  } finally {
+    await dc.stop();
+  }
+  // Throughput of each over the same data set: (data bytes / time). Ratio of rates = raw time / mount time.
+  const liveVsRaw = median(rawMs) / median(liveMs);
+  row('2 tar live mount', 'live_vs_raw_scan_ratio', fmt(liveVsRaw), `(mount tar ${fmt(median(liveMs) / 1000)} s for ${fmt(liveBytes / 2 ** 20, 0)} MiB; raw RawScanAt paging ${fmt(median(rawMs) / 1000)} s for ${fmt(rawBytes / 2 ** 20, 0)} MiB of keys+values)`);
+
+  // 3: cold cat of one DynamoDB item in a big table, new mount each time.
+  const catMs: number[] = [];
+  const samples = o.quick ? 15 : 41;
+  for (let i = 0; i < samples; i++) {
+    const item = ds.ddb.itemPath((i * 7919) % ds.ddb.items);
+    await withMount(['--snapshot', ds.ddb.fsm], async (d) => {
+      const r = await sh(`cat '${join(d.mnt, item)}' > /dev/null`);
+      catMs.push(r.ms);
+    });
+  }
+  row('3 cold cat', 'cold_cat_ms_p50', fmt(median(catMs), 1), `(${samples} fresh mounts of a ${ds.ddb.items}-item table)`);
+  row('3 cold cat', 'cold_cat_ms_p99', fmt(percentile(catMs, 99), 1));
+
+  // 4: ls | wc -l of a 100k-entry directory (fresh mount each run).
+  const lsS: number[] = [];
+  let lsCount = 0;
+  for (let i = 0; i < runs; i++) {
+    await withMount(['--snapshot', ds.tree.fsm], async (d) => {
+      const r = await sh(`ls '${join(d.mnt, ds.tree.bigDir)}' | wc -l`);
+      lsS.push(r.ms / 1000);
+      lsCount = Number(r.stdout.trim());
+    });
+  }
+  row('4 ls', 'ls_100k_s', fmt(median(lsS)), `(${lsCount} entries)`);
+
+  // 5: sequential read of the big S3 object with fio (cold mount each run).
+  const mbs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    await dropCaches();
+    await withMount(['--snapshot', ds.tree.fsm], async (d) => {
+      const file = join(d.mnt, ds.tree.bigObject);
+      const size = statSync(file).size;
+      const r = await sh(`fio --name=seq --filename='${file}' --rw=read --bs=1M --ioengine=psync --readonly --size=${size} --output-format=json`);
+      const j = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: { read: { bw_bytes: number } }[] };
+      mbs.push(j.jobs[0]!.read.bw_bytes / 1e6);
+    });
+  }
+  row('5 big object', 'big_object_mb_s', fmt(median(mbs), 0), `(fio seq read 1M blocks of a ${fmt(ds.tree.bigObjectBytes / 2 ** 20, 0)} MiB object)`);
+
+  const result = {
+    scale,
+    runs,
+    fuse_overhead_ratio: Number(fmt(fuseOverhead)),
+    live_vs_raw_scan_ratio: Number(fmt(liveVsRaw)),
+    cold_cat_ms_p50: Number(fmt(median(catMs), 1)),
+    cold_cat_ms_p99: Number(fmt(percentile(catMs, 99), 1)),
+    ls_100k_s: Number(fmt(median(lsS))),
+    big_object_mb_s: Number(fmt(median(mbs), 0)),
+    peak_rss_mib: Number(fmt(peakDefault, 0)),
+    mount_s: Number(fmt(median(mountMs) / 1000)),
+    elapsed_s: Math.round((Date.now() - t0) / 1000),
+  };
+  const w = [22, 46, 10];
+  process.stdout.write(`\n${'run'.padEnd(w[0]!)}${'figure'.padEnd(w[1]!)}${'value'.padStart(w[2]!)}  detail\n`);
+  for (const r of rows) process.stdout.write(`${r.run.padEnd(w[0]!)}${r.figure.padEnd(w[1]!)}${r.value.padStart(w[2]!)}  ${r.detail}\n`);
+  process.stdout.write(JSON.stringify(result) + '\n');
+  appendFileSync(join(dir, 'history.jsonl'), JSON.stringify({ at: new Date().toISOString(), ...result }) + '\n');
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});
