@@ -19,6 +19,7 @@
 import { decodeSegment, encodeSegment, isShaFallback } from '../../format/filename.js';
 import type { KV } from '../../source/types.js';
 import { RecordError, type DirNode, type FileNode, type Node } from '../../tree/node.js';
+import { printableKey } from '../../tree/tree.js';
 import type { Adapter, AdapterContext } from '../types.js';
 import { isDotName, KeySpace, type GenRange, type ItemNames } from './items.js';
 import { b64url, decodeRawB64Url, SCHEMA_MAGIC, TABLE_META_PREFIX, tableMetaKey } from './keys.js';
@@ -61,7 +62,7 @@ class DynamoRoot implements DirNode {
     for await (const kv of this.ctx.view.scanPrefix(META_PREFIX, { keysOnly: true })) {
       const ref = tableRefFromMetaKey(kv.key);
       if (!ref) {
-        this.ctx.log.warn({ adapter: 'dynamodb', key: kv.key.toString('latin1').slice(0, 200) }, 'dynamodb: malformed table meta key skipped');
+        this.ctx.log.warn({ adapter: 'dynamodb', key: printableKey(kv.key) }, 'dynamodb: malformed table meta key skipped');
         continue;
       }
       if (!this.inScope(ref) || isDotName(ref.dirName) || seen.has(ref.dirName)) continue;
