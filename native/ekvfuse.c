@@ -7,7 +7,8 @@
  * requests can be in flight; JS answers each one later, asynchronously, with
  * the reply* functions below, naming the request by a numeric id.
  *
- * Answered here, without a trip to JS: open (keep_cache; reported to JS),
+ * Answered here, without a trip to JS: open (the first one with ENOSYS, after
+ * which the kernel opens files itself with keep_cache; reported to JS),
  * statfs, xattrs (none), release / releasedir (releasedir is reported to JS),
  * and EROFS for every write-side operation. forget/forget_multi are reported to JS (the inode
  * table lives there) and need no reply.
@@ -88,6 +89,7 @@ typedef struct {
   double timeout;
   int readdirplus; /* 0 off, 1 always, 2 auto */
   unsigned max_read; /* from the max_read= mount option; init must agree */
+  int no_open;      /* answer open with ENOSYS: the kernel then opens files itself (keep_cache), no OPEN/RELEASE */
   /* request ids: JS thread only */
   ekv_slot *slots;
   uint32_t nslots, capslots;
@@ -181,6 +183,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   ekv_mount *m = userdata;
   /* Many reads in flight (readahead and async reads are background requests). */
   if (m->max_read) conn->max_read = m->max_read;
+  if (!(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) m->no_open = 0;
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -272,6 +275,16 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
    * Pages stay cached across opens. JS only counts the open. */
   ekv_mount *m = fuse_req_userdata(req);
   ekv_req *r = mkreq(OP_OPEN, NULL, ino, NULL);
+  if (m->no_open) {
+    /* Zero-message opens (FUSE_CAP_NO_OPEN_SUPPORT): this ENOSYS is taken as success and the
+     * kernel sends no further OPEN or RELEASE for files, keeping their pages (keep_cache). */
+    fuse_reply_err(req, ENOSYS);
+    if (r) {
+      r->a = 1; /* tells JS: no more opens will be reported */
+      post_to(m, r);
+    }
+    return;
+  }
   struct fuse_file_info out;
   memset(&out, 0, sizeof out);
   out.keep_cache = 1;
@@ -596,6 +609,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     return NULL;
   }
   m->mountpoint = mnt;
+  const char *no = getenv("EKV_FUSE_NO_OPEN"); /* "0": keep OPEN/RELEASE round trips */
+  m->no_open = !(no && no[0] == '0');
   const char *mr = strstr(opts, "max_read=");
   if (mr) m->max_read = (unsigned)strtoul(mr + 9, NULL, 10);
 

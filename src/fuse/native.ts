@@ -174,6 +174,8 @@ export class NativeFuseMount {
   /** Resolves when the session loop has ended (our unmount, fusermount -u, or a failure). */
   readonly exited: Promise<void>;
   private ended = false;
+  /** The kernel opens files without asking (FUSE_CAP_NO_OPEN_SUPPORT). */
+  private zeroMessageOpens = false;
 
   constructor(private readonly o: MountOptions) {
     this.exited = new Promise((resolve) => (this.exitedResolve = resolve));
@@ -186,7 +188,11 @@ export class NativeFuseMount {
     return p().finally(() => g.dec());
   }
 
+  /** Requests seen, by op (logged at debug level when the session ends). */
+  private readonly opCounts = new Array<number>(OP_EXIT + 1).fill(0);
+
   private readonly dispatch: Dispatch = (op, id, ino, a, b, fh, name) => {
+    if (op > 0 && op <= OP_EXIT) this.opCounts[op]!++;
     try {
       switch (op) {
         case OP_LOOKUP:
@@ -202,9 +208,11 @@ export class NativeFuseMount {
           this.dirs.delete(fh);
           return;
         case OP_OPEN:
-          // Answered in the addon (keep_cache): the kernel opens only inodes a lookup returned as
-          // files of this immutable tree. Counted here as Tree.file() counts opens.
-          this.o.tree.stats.filesOpened++;
+          // Answered in the addon: the kernel opens only inodes a lookup returned as files of
+          // this immutable tree. The first answer is ENOSYS (zero-message opens, a = 1): from
+          // then on the kernel sends no OPEN/RELEASE, and a read at offset 0 counts as an open.
+          if (a === 1) this.zeroMessageOpens = true; // its read at offset 0 counts it
+          else this.o.tree.stats.filesOpened++;
           return;
         case OP_READ:
           return this.read(id, ino, a, b);
@@ -321,6 +329,7 @@ export class NativeFuseMount {
   private read(id: number, ino: number, size: number, off: number): void {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
+    if (off === 0 && this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
     this.track(() => this.o.tree.read(path, off, size)).then(
       (data) => this.answer((A, h) => A.replyBuf(h, id, data.length > size ? data.subarray(0, size) : data)),
       this.fail(id),
@@ -332,7 +341,9 @@ export class NativeFuseMount {
     this.h = null;
     this.dirs.clear();
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
-    else this.o.log.debug({ mountpoint: this.o.mountpoint }, 'fuse session ended');
+    const c = this.opCounts;
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET] };
+    this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }
 
@@ -343,7 +354,7 @@ export class NativeFuseMount {
       const maxRead = this.o.maxRead ?? 1 << 20;
       const opts = ['ro', 'fsname=ekv-mount', 'subtype=ekv', 'default_permissions', `max_read=${maxRead}`].join(',');
       const rdp = process.env.EKV_FUSE_READDIRPLUS;
-      const readdirplus = rdp === 'no' ? 0 : rdp === 'yes' ? 1 : 2;
+      const readdirplus = rdp === 'no' ? 0 : rdp === 'auto' ? 2 : 1; // default: always (tar, cp, ls -l need no lookups)
       this.h = A.mount(this.o.mountpoint, opts, this.o.debug ?? false, this.uid, this.gid, this.mountedAt.getTime() / 1000, timeout, readdirplus, this.dispatch);
       return Promise.resolve();
     } catch (e) {
