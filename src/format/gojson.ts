@@ -100,8 +100,11 @@ function writeStringBytes(out: string[], b: Buffer, escapeHTML: boolean): void {
   out.push(s);
 }
 
-/** Length of the valid UTF-8 sequence at b[i], or 0 when invalid (Go's RuneError width 1). */
-function utf8RuneLen(b: Buffer, i: number): number {
+/**
+ * Length of the valid UTF-8 sequence at b[i], or 0 when invalid (Go's RuneError width 1).
+ * For non-ASCII lead bytes only (b[i] >= 0x80): callers handle ASCII themselves.
+ */
+export function utf8RuneLen(b: Buffer, i: number): number {
   const c0 = b[i]!;
   const cont = (j: number): boolean => j < b.length && (b[j]! & 0xc0) === 0x80;
   if (c0 >= 0xc2 && c0 <= 0xdf) return cont(i + 1) ? 2 : 0;

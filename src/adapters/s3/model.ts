@@ -3,7 +3,7 @@
  * projections the format owner writes (_bucket.json, <obj>.elastickv-meta.json).
  */
 import { GoMap, GoStr, marshal, type GoValue } from '../../format/gojson.js';
-import { asArray, asBool, asInt64, asString, asStringMap, asUint64, forEachField, parseJson } from './gojsondecode.js';
+import { fieldArray, fieldBool, fieldInt, fieldObject, fieldString, matchField, topObject, type JsonSpan } from '../../format/gojson-decode.js';
 
 export interface BucketMeta {
   generation: bigint;
@@ -12,32 +12,33 @@ export interface BucketMeta {
   acl: Buffer;
 }
 
+const BUCKET_FIELDS = ['bucket_name', 'generation', 'created_at_hlc', 'owner', 'region', 'acl'] as const;
+
 export function decodeBucketMeta(value: Buffer): BucketMeta {
   const m: BucketMeta = { generation: 0n, owner: Buffer.alloc(0), region: Buffer.alloc(0), acl: Buffer.alloc(0) };
-  let createdAt = 0n;
-  let name: Buffer = Buffer.alloc(0);
-  forEachField(parseJson(value), ['bucket_name', 'generation', 'created_at_hlc', 'owner', 'region', 'acl'], 'bucket meta', (f, v) => {
-    switch (f) {
+  // bucket_name and created_at_hlc are not projected, but a value of the wrong type still fails the decode.
+  for (const v of topObject(value) ?? []) {
+    switch (matchField(v.key, BUCKET_FIELDS)) {
       case 'bucket_name':
-        name = asString(v, name, f);
+        fieldString(value, v);
         break;
       case 'generation':
-        m.generation = asUint64(v, m.generation, f);
+        m.generation = fieldInt(value, v, 'u64') ?? m.generation;
         break;
       case 'created_at_hlc':
-        createdAt = asUint64(v, createdAt, f);
+        fieldInt(value, v, 'u64');
         break;
       case 'owner':
-        m.owner = asString(v, m.owner, f);
+        m.owner = fieldString(value, v) ?? m.owner;
         break;
       case 'region':
-        m.region = asString(v, m.region, f);
+        m.region = fieldString(value, v) ?? m.region;
         break;
       case 'acl':
-        m.acl = asString(v, m.acl, f);
+        m.acl = fieldString(value, v) ?? m.acl;
         break;
     }
-  });
+  }
   return m;
 }
 
@@ -106,42 +107,48 @@ export function decodeManifest(value: Buffer): Manifest {
     userMetadata: null,
     parts: [],
   };
-  forEachField(parseJson(value), MANIFEST_FIELDS, 'object manifest', (f, v) => {
-    switch (f) {
+  for (const v of topObject(value) ?? []) {
+    switch (matchField(v.key, MANIFEST_FIELDS)) {
       case 'upload_id':
-        m.uploadId = asString(v, m.uploadId, f);
+        m.uploadId = fieldString(value, v) ?? m.uploadId;
         break;
       case 'etag':
-        m.etag = asString(v, m.etag, f);
+        m.etag = fieldString(value, v) ?? m.etag;
         break;
       case 'size_bytes':
-        m.sizeBytes = asInt64(v, m.sizeBytes, f);
+        m.sizeBytes = fieldInt(value, v, 'i64') ?? m.sizeBytes;
         break;
       case 'last_modified_hlc':
-        m.lastModifiedHLC = asUint64(v, m.lastModifiedHLC, f);
+        m.lastModifiedHLC = fieldInt(value, v, 'u64') ?? m.lastModifiedHLC;
         break;
       case 'content_type':
-        m.contentType = asString(v, m.contentType, f);
+        m.contentType = fieldString(value, v) ?? m.contentType;
         break;
       case 'content_encoding':
-        m.contentEncoding = asString(v, m.contentEncoding, f);
+        m.contentEncoding = fieldString(value, v) ?? m.contentEncoding;
         break;
       case 'cache_control':
-        m.cacheControl = asString(v, m.cacheControl, f);
+        m.cacheControl = fieldString(value, v) ?? m.cacheControl;
         break;
       case 'content_disposition':
-        m.contentDisposition = asString(v, m.contentDisposition, f);
+        m.contentDisposition = fieldString(value, v) ?? m.contentDisposition;
         break;
-      case 'user_metadata':
-        m.userMetadata = asStringMap(v, m.userMetadata, f);
-        break;
-      case 'parts': {
-        const arr = asArray(v, f);
-        m.parts = (arr ?? []).map(decodePart);
+      case 'user_metadata': {
+        // map[string]string: null -> nil; members merge into an existing map; a null member -> "".
+        const members = fieldObject(value, v, 'map[string]string');
+        if (members === null) {
+          m.userMetadata = null;
+          break;
+        }
+        m.userMetadata ??= new Map();
+        for (const e of members) m.userMetadata.set(e.key.toString('latin1'), fieldString(value, e) ?? Buffer.alloc(0));
         break;
       }
+      case 'parts':
+        m.parts = (fieldArray(value, v, '[]s3ObjectPart') ?? []).map((e) => decodePart(value, e));
+        break;
     }
-  });
+  }
   // HandleObjectManifest refuses an offloaded part whose chunk_sizes disagree with chunk_count.
   for (const p of m.parts) {
     if (p.offloaded && BigInt(p.chunkSizes?.length ?? 0) !== p.chunkCount) {
@@ -151,39 +158,40 @@ export function decodeManifest(value: Buffer): Manifest {
   return m;
 }
 
-function decodePart(v: ReturnType<typeof parseJson>): ManifestPart {
+/** One element of `parts` (null leaves the part zero). */
+function decodePart(value: Buffer, e: JsonSpan): ManifestPart {
   const p: ManifestPart = { partNo: 0n, sizeBytes: 0n, chunkCount: 0n, chunkSizes: null, partVersion: 0n, chunkRefVersion: 0n, offloaded: false };
-  let etag: Buffer = Buffer.alloc(0);
-  forEachField(v, PART_FIELDS, 'part', (f, x) => {
-    switch (f) {
+  for (const v of fieldObject(value, e, 's3ObjectPart') ?? []) {
+    switch (matchField(v.key, PART_FIELDS)) {
       case 'part_no':
-        p.partNo = asUint64(x, p.partNo, f);
+        p.partNo = fieldInt(value, v, 'u64') ?? p.partNo;
         break;
       case 'etag':
-        etag = asString(x, etag, f);
+        // Not projected; a value of the wrong type still fails the decode.
+        fieldString(value, v);
         break;
       case 'size_bytes':
-        p.sizeBytes = asInt64(x, p.sizeBytes, f);
+        p.sizeBytes = fieldInt(value, v, 'i64') ?? p.sizeBytes;
         break;
       case 'chunk_count':
-        p.chunkCount = asUint64(x, p.chunkCount, f);
+        p.chunkCount = fieldInt(value, v, 'u64') ?? p.chunkCount;
         break;
       case 'chunk_sizes': {
-        const arr = asArray(x, f);
-        p.chunkSizes = arr === null ? null : arr.map((c) => asUint64(c, 0n, f));
+        const arr = fieldArray(value, v, '[]uint64');
+        p.chunkSizes = arr === null ? null : arr.map((c) => fieldInt(value, c, 'u64') ?? 0n);
         break;
       }
       case 'part_version':
-        p.partVersion = asUint64(x, p.partVersion, f);
+        p.partVersion = fieldInt(value, v, 'u64') ?? p.partVersion;
         break;
       case 'chunk_ref_version':
-        p.chunkRefVersion = asUint64(x, p.chunkRefVersion, f);
+        p.chunkRefVersion = fieldInt(value, v, 'u64') ?? p.chunkRefVersion;
         break;
       case 'offloaded':
-        p.offloaded = asBool(x, p.offloaded, f);
+        p.offloaded = fieldBool(v) ?? p.offloaded;
         break;
     }
-  });
+  }
   return p;
 }
 

@@ -5,18 +5,7 @@
  *                                          except the body, which is marshalled on its own)
  */
 import { GoStr, marshal, type GoValue } from '../../format/gojson.js';
-import {
-  compact,
-  fieldBool,
-  fieldBytes,
-  fieldInt,
-  fieldString,
-  JsonError,
-  matchField,
-  objectMembers,
-  topObject,
-  validUtf8,
-} from './gojsondec.js';
+import { compact, fieldBool, fieldBytes, fieldInt, fieldObject, fieldString, JsonError, matchField, topObject, validUtf8 } from '../../format/gojson-decode.js';
 
 export const META_MAGIC = Buffer.from([0x00, 0x53, 0x51, 0x01]);
 export const MSG_MAGIC = Buffer.from([0x00, 0x53, 0x4d, 0x01]);
@@ -231,18 +220,19 @@ export function decodeMessage(value: Buffer, preserveVisibility: boolean, partit
           case 'sequence_number':
             seq = fieldInt(body, m, 'u64') ?? seq;
             break;
-          case 'message_attributes':
-            if (m.kind === 'null') {
+          case 'message_attributes': {
+            const members = fieldObject(body, m, 'map');
+            if (members === null) {
               attrs = null;
               break;
             }
-            if (m.kind !== 'object') throw new JsonError(`cannot unmarshal ${m.kind} into Go struct field of type map`);
             attrs ??= new Map();
-            for (const a of objectMembers(body, m.start, 2).members) {
+            for (const a of members) {
               // Map keys are Go strings (decoded bytes); the last duplicate wins.
               attrs.set(a.key.toString('latin1'), { key: a.key, raw: compact(body, a.start, a.end) });
             }
             break;
+          }
         }
       }
     }
