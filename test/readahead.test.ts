@@ -9,10 +9,14 @@ class Counting implements PageSource {
   readonly label = 'counting';
   gets = 0;
   pages = 0;
+  keysFetched = 0;
   constructor(private readonly inner: PageSource) {}
   scanPage(s: Buffer, e: Buffer | null, ts: bigint, o: ScanPageOptions): Promise<KV[]> {
     this.pages++;
-    return this.inner.scanPage(s, e, ts, o);
+    return this.inner.scanPage(s, e, ts, o).then((kvs) => {
+      this.keysFetched += kvs.length;
+      return kvs;
+    });
   }
   get(k: Buffer, ts: bigint): Promise<Buffer | null> {
     this.gets++;
@@ -58,7 +62,20 @@ describe('ReadAheadSource', () => {
     const c2 = new Counting(model());
     const ra2 = new ReadAheadSource(c2);
     for (let i = 0; i < 200; i++) await ra2.get(b(`k/${String((i * 7919 + 13) % 2000).padStart(5, '0')}`), 25n);
-    expect(c2.pages).toBeLessThan(60);
+    // Random access never turns into big pages: one call per get, at most ~2 keys each.
+    expect(c2.pages + c2.gets).toBeLessThanOrEqual(200);
+    expect(c2.keysFetched + c2.gets).toBeLessThanOrEqual(400);
+  });
+
+  it('interleaved ascending readers each keep their own read-ahead stream', async () => {
+    const m = new MemorySource('m4');
+    for (const p of ['a', 'b', 'c', 'd']) for (let i = 0; i < 500; i++) m.put(b(`${p}/${String(i).padStart(4, '0')}`), b(`${p}${i}`), 10n);
+    const c = new Counting(m);
+    const ra = new ReadAheadSource(c);
+    for (let i = 0; i < 500; i++) {
+      for (const p of ['a', 'b', 'c', 'd']) expect((await ra.get(b(`${p}/${String(i).padStart(4, '0')}`), 10n))?.toString()).toBe(`${p}${i}`);
+    }
+    expect(c.gets + c.pages).toBeLessThan(100); // 2000 gets
   });
 
   it('shrinks the window for large values', async () => {

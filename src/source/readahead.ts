@@ -23,6 +23,18 @@ interface Run {
   bytes: number;
 }
 
+interface Stream {
+  lastKey: Buffer;
+  /** Keys the next miss fetches (1 = a plain point read). */
+  window: number;
+  /** Gets answered from this stream's pages since its last miss. */
+  hits: number;
+  used: number;
+}
+
+/** Concurrent ascending readers tracked (cp -r, tar, rsync run one; parallel copies several). */
+const MAX_STREAMS = 16;
+
 export interface ReadAheadOptions {
   /** Largest page a get may turn into (keys). Default 128. */
   maxWindow?: number;
@@ -37,8 +49,9 @@ export class ReadAheadSource implements PageSource {
   readonly stats = { hits: 0, pages: 0, plainGets: 0 };
   private readonly runs: LRUCache<number, Run>;
   private runSeq = 0;
-  private lastKey: Buffer | null = null;
-  private window = 1;
+  /** Recent readers, each an ascending stream of gets (interleaved readers keep their own). */
+  private readonly streams: Stream[] = [];
+  private tick = 0;
   private readonly maxWindow: number;
   private readonly targetBytes: number;
 
@@ -67,11 +80,35 @@ export class ReadAheadSource implements PageSource {
     return null;
   }
 
+  /** The stream this get continues: the one whose last key is the closest below it. */
+  private stream(key: Buffer): Stream {
+    let best: Stream | null = null;
+    for (const st of this.streams) {
+      if (compareKeys(st.lastKey, key) < 0 && (!best || compareKeys(st.lastKey, best.lastKey) > 0)) best = st;
+    }
+    if (!best) {
+      best = { lastKey: key, window: 1, hits: 0, used: 0 };
+      if (this.streams.length >= MAX_STREAMS) this.streams.sort((a, b) => b.used - a.used).pop();
+      this.streams.push(best);
+    } else {
+      // Grow only while read-ahead pays off: the last page was used (or this is the first step).
+      best.window = best.hits > 0 || best.window === 1 ? Math.min(this.maxWindow, best.window * 2) : 1;
+    }
+    best.hits = 0;
+    best.lastKey = Buffer.from(key);
+    best.used = ++this.tick;
+    return best;
+  }
+
   async get(key: Buffer, ts: bigint): Promise<Buffer | null> {
     const run = this.find(key, ts);
-    const ascending = this.lastKey !== null && compareKeys(key, this.lastKey) > 0;
-    this.lastKey = Buffer.from(key);
     if (run) {
+      const st = this.streamFor(key);
+      if (st) {
+        st.lastKey = Buffer.from(key);
+        st.used = ++this.tick;
+        st.hits++;
+      }
       this.stats.hits++;
       let lo = 0;
       let hi = run.kvs.length;
@@ -83,22 +120,29 @@ export class ReadAheadSource implements PageSource {
       const kv = run.kvs[lo];
       return kv && compareKeys(kv.key, key) === 0 ? Buffer.from(kv.value) : null;
     }
-    this.window = ascending ? Math.min(this.maxWindow, this.window * 2) : 1;
-    if (this.window <= 1) {
+    const st = this.stream(key);
+    if (st.window <= 1) {
       this.stats.plainGets++;
       return this.inner.get(key, ts);
     }
-    const limit = this.window;
+    const limit = st.window;
     const kvs = await this.inner.scanPage(key, null, ts, { limit, keysOnly: false });
     this.stats.pages++;
     let bytes = 0;
     for (const kv of kvs) bytes += kv.key.length + kv.value.length + 64;
     // Large values: shrink the window so a page stays near targetBytes.
-    if (kvs.length > 0 && bytes > this.targetBytes) this.window = Math.max(1, Math.floor((this.window * this.targetBytes) / bytes));
+    if (kvs.length > 0 && bytes > this.targetBytes) st.window = Math.max(1, Math.floor((st.window * this.targetBytes) / bytes));
     const r: Run = { ts, start: Buffer.from(key), end: kvs.length < limit ? null : nextKey(kvs[kvs.length - 1]!.key), kvs, bytes };
     this.runs.set(++this.runSeq, r);
     const first = kvs[0];
     return first && compareKeys(first.key, key) === 0 ? first.value : null;
+  }
+
+  /** The stream whose last key is the closest below `key` (no new stream). */
+  private streamFor(key: Buffer): Stream | null {
+    let best: Stream | null = null;
+    for (const st of this.streams) if (compareKeys(st.lastKey, key) < 0 && (!best || compareKeys(st.lastKey, best.lastKey) > 0)) best = st;
+    return best;
   }
 
   close(): Promise<void> {
