@@ -4,18 +4,23 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 fn_script="$1"; runs="${2:-5}"
-run() { # name script
-  local name="$1" script="$2" times=()
-  for i in $(seq "$runs"); do
+declare -A times
+one() { # name script
+  local name="$1" script="$2"
     local mnt; mnt="$(mktemp -d /tmp/rawbench-XXXX)"
     node "$script" "$mnt" > /dev/null 2>&1 & local pid=$!
     for _ in $(seq 100); do [ -d "$mnt/d" ] && break; sleep 0.05; done
     local t0 t1; t0=$(date +%s.%N); tar -C "$mnt" -cf - d | wc -c > /dev/null; t1=$(date +%s.%N)
-    times+=("$(echo "$t1 - $t0" | bc)")
+    times[$name]="${times[$name]:-} $(echo "$t1 - $t0" | bc)"
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-    mountpoint -q "$mnt" && fusermount -u "$mnt"; rmdir "$mnt"
-  done
-  printf '%s: median %s s (runs: %s)\n' "$name" "$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" "${times[*]}"
+    if mountpoint -q "$mnt"; then fusermount -u "$mnt"; fi
+    rmdir "$mnt"
 }
-run native "$here/rawfuse.cjs"
-run fuse-native "$fn_script"
+for i in $(seq "$runs"); do # interleaved, so load from elsewhere hits both alike
+  one native "$here/rawfuse.cjs"
+  one fuse-native "$fn_script"
+done
+for name in native fuse-native; do
+  # shellcheck disable=SC2086
+  printf '%s: median %s s (runs:%s)\n' "$name" "$(printf '%s\n' ${times[$name]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" "${times[$name]}"
+done
