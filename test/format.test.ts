@@ -176,3 +176,25 @@ describe('KEYMAP, CHECKSUMS, MANIFEST', () => {
     expect(snapshotIndexFromPath('/x/+5.fsm')).toBeUndefined();
   });
 });
+
+describe('ordered key segments', () => {
+  it('escape NUL, terminate with 00 01, round-trip, and refuse malformed input', async () => {
+    const { encodeSegmentBytes, readSegment, segmentPrefix } = await import('../src/format/segment.js');
+    const cases = [Buffer.alloc(0), Buffer.from('abc'), Buffer.of(0), Buffer.of(0, 1, 0xff, 0), Buffer.from('a\0b')];
+    for (const raw of cases) {
+      const enc = encodeSegmentBytes(raw);
+      expect(enc.subarray(enc.length - 2)).toEqual(Buffer.of(0, 1));
+      expect(enc.subarray(0, enc.length - 2)).toEqual(segmentPrefix(raw));
+      const tail = Buffer.concat([Buffer.from('x'), enc, Buffer.from('rest')]);
+      expect(readSegment(tail, 1)).toEqual({ raw, next: 1 + enc.length });
+    }
+    expect(encodeSegmentBytes(Buffer.from('a\0b'))).toEqual(Buffer.of(0x61, 0, 0xff, 0x62, 0, 1));
+    expect(readSegment(Buffer.of(0x61, 0, 0x02), 0)).toBeNull(); // bad escape
+    expect(readSegment(Buffer.of(0x61, 0x62), 0)).toBeNull(); // unterminated
+    expect(readSegment(Buffer.of(0x61, 0), 0)).toBeNull(); // cut after NUL
+    // Byte order of raw values is preserved by the encoding.
+    const raws = [Buffer.of(0), Buffer.of(0, 0), Buffer.of(0, 1), Buffer.of(1), Buffer.from('a'), Buffer.from('a\0'), Buffer.from('ab')];
+    const sorted = [...raws].sort(Buffer.compare).map((r) => r.toString('hex'));
+    expect([...raws].map(encodeSegmentBytes).sort(Buffer.compare).map((e) => readSegment(e, 0)!.raw.toString('hex'))).toEqual(sorted);
+  });
+});

@@ -3,6 +3,7 @@
  * Admin.ListAdaptersAndScopes answers, and what an unpinned mount (no Backup
  * RPCs on the server) reads for itself.
  */
+import { readSegment } from '../format/segment.js';
 import type { SnapshotView } from '../source/range.js';
 
 export interface AdapterScopes {
@@ -19,25 +20,10 @@ function decodeB64UrlSegment(seg: Buffer): string | null {
   return Buffer.from(s, 'base64url').toString('utf8');
 }
 
-/** `!s3|bucket|meta|` segments are 0x00-escaped (0x00 0xFF = NUL) and end with 0x00 0x01. */
+/** `!s3|bucket|meta|` segments are elastickv's ordered segments (0x00 0xFF = NUL, end 0x00 0x01). */
 function decodeS3Segment(seg: Buffer): string | null {
-  const out: number[] = [];
-  for (let i = 0; i < seg.length; i++) {
-    const b = seg[i]!;
-    if (b !== 0x00) {
-      out.push(b);
-      continue;
-    }
-    const n = seg[i + 1];
-    if (n === 0x01) return Buffer.from(out).toString('utf8');
-    if (n === 0xff) {
-      out.push(0x00);
-      i++;
-      continue;
-    }
-    return null;
-  }
-  return null;
+  const r = readSegment(seg, 0);
+  return r ? r.raw.toString('utf8') : null;
 }
 
 async function names(view: SnapshotView, prefix: string, decode: (seg: Buffer) => string | null): Promise<string[]> {

@@ -48,43 +48,8 @@ export function decodeRawB64Url(s: string): Buffer | null {
 
 // ------------------------------------------------------------ ordered key segments
 
-/** Raw bytes -> escaped segment with terminator (00 -> 00 FF, end 00 01). */
-export function orderedSegment(raw: Buffer): Buffer {
-  const out: number[] = [];
-  for (const b of raw) {
-    if (b === 0x00) out.push(0x00, 0xff);
-    else out.push(b);
-  }
-  out.push(0x00, 0x01);
-  return Buffer.from(out);
-}
-
-/** Escaped bytes without the terminator (a prefix of every segment whose raw value starts with `raw`). */
-export function orderedSegmentPrefix(raw: Buffer): Buffer {
-  const full = orderedSegment(raw);
-  return full.subarray(0, full.length - 2);
-}
-
-/** Parse one ordered segment at `pos`: its raw bytes and the position after the terminator, or null. */
-export function readOrderedSegment(key: Buffer, pos: number): { raw: Buffer; next: number } | null {
-  const out: number[] = [];
-  for (let i = pos; i < key.length; i++) {
-    const b = key[i]!;
-    if (b !== 0x00) {
-      out.push(b);
-      continue;
-    }
-    const n = key[i + 1];
-    if (n === 0x01) return { raw: Buffer.from(out), next: i + 2 };
-    if (n === 0xff) {
-      out.push(0x00);
-      i++;
-      continue;
-    }
-    return null;
-  }
-  return null;
-}
+// elastickv's ordered segment codec (00 -> 00 FF, end 00 01), under this room's names.
+export { encodeSegmentBytes as orderedSegment, segmentPrefix as orderedSegmentPrefix, readSegment as readOrderedSegment } from '../../format/segment.js';
 
 // ------------------------------------------------------------ numbers
 

@@ -11,6 +11,7 @@
  *
  * A segment escapes 0x00 as 0x00 0xFF and ends with 0x00 0x01; u64 is big-endian.
  */
+import { encodeSegmentBytes, readSegment, SEGMENT_TERMINATOR, segmentPrefix } from '../../format/segment.js';
 
 export const P_BUCKET_META = Buffer.from('!s3|bucket|meta|', 'latin1');
 export const P_BUCKET_GEN = Buffer.from('!s3|bucket|gen|', 'latin1');
@@ -21,23 +22,11 @@ export const P_CHUNKBLOB = Buffer.from('!s3|chunkblob|', 'latin1');
 export const P_UPLOAD_META = Buffer.from('!s3|upload|meta|', 'latin1');
 export const P_UPLOAD_PART = Buffer.from('!s3|upload|part|', 'latin1');
 
-export const TERMINATOR = Buffer.of(0x00, 0x01);
-
+export const TERMINATOR = SEGMENT_TERMINATOR;
 /** Segment body without terminator (0x00 -> 0x00 0xFF). */
-export function segPrefix(raw: Buffer): Buffer {
-  if (!raw.includes(0)) return raw;
-  const out: number[] = [];
-  for (const b of raw) {
-    if (b === 0) out.push(0, 0xff);
-    else out.push(b);
-  }
-  return Buffer.from(out);
-}
-
+export const segPrefix = segmentPrefix;
 /** Full segment: escaped body + 0x00 0x01. */
-export function seg(raw: Buffer): Buffer {
-  return Buffer.concat([segPrefix(raw), TERMINATOR]);
-}
+export const seg = encodeSegmentBytes;
 
 export function u64(v: bigint): Buffer {
   const b = Buffer.alloc(8);
@@ -47,27 +36,8 @@ export function u64(v: bigint): Buffer {
 
 /** Decode a segment at `off`: [raw, next offset] or null when malformed/unterminated. */
 export function readSeg(src: Buffer, off: number): [Buffer, number] | null {
-  if (off < 0 || off > src.length) return null;
-  let i = src.indexOf(0, off);
-  // Fast path: no escapes before the terminator.
-  if (i >= 0 && i + 1 < src.length && src[i + 1] === 0x01) return [src.subarray(off, i), i + 2];
-  const out: number[] = [];
-  for (i = off; i < src.length; i++) {
-    const c = src[i]!;
-    if (c !== 0) {
-      out.push(c);
-      continue;
-    }
-    if (i + 1 >= src.length) return null;
-    const n = src[i + 1]!;
-    if (n === 0xff) {
-      out.push(0);
-      i++;
-    } else if (n === 0x01) {
-      return [Buffer.from(out), i + 2];
-    } else return null;
-  }
-  return null;
+  const r = readSegment(src, off);
+  return r ? [r.raw, r.next] : null;
 }
 
 export function readU64(src: Buffer, off: number): [bigint, number] | null {
