@@ -1,4 +1,4 @@
-import { compareKeys, isLive, type Version } from './mvcc.js';
+import { compareKeys, isLive, type Version, lowerBound } from './mvcc.js';
 import type { KV, PageSource, ScanPageOptions } from './types.js';
 
 interface Row {
@@ -62,14 +62,7 @@ export class MemorySource implements PageSource {
   }
 
   private lowerBound(key: Buffer): number {
-    let lo = 0;
-    let hi = this.rows.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.rows[mid]!.key, key) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBound(this.rows.length, (i) => compareKeys(this.rows[i]!.key, key) < 0);
   }
 
   private visible(row: Row, ts: bigint): Version | null {

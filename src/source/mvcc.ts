@@ -34,3 +34,15 @@ export function invertTS(ts: bigint): bigint {
 export function compareKeys(a: Buffer, b: Buffer): number {
   return Buffer.compare(a, b);
 }
+
+/** First index in [0, n) where `before(i)` is false (`before` must hold for a prefix of the range). */
+export function lowerBound(n: number, before: (i: number) => boolean): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (before(mid)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

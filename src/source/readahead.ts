@@ -10,7 +10,7 @@
  * the same ts, so a key inside its range that is not in it does not exist.
  */
 import { LRUCache } from 'lru-cache';
-import { compareKeys } from './mvcc.js';
+import { compareKeys, lowerBound } from './mvcc.js';
 import { nextKey } from './range.js';
 import type { KV, PageSource, ScanPageOptions } from './types.js';
 
@@ -110,14 +110,7 @@ export class ReadAheadSource implements PageSource {
         st.hits++;
       }
       this.stats.hits++;
-      let lo = 0;
-      let hi = run.kvs.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (compareKeys(run.kvs[mid]!.key, key) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      const kv = run.kvs[lo];
+      const kv = run.kvs[lowerBound(run.kvs.length, (i) => compareKeys(run.kvs[i]!.key, key) < 0)];
       return kv && compareKeys(kv.key, key) === 0 ? Buffer.from(kv.value) : null;
     }
     const st = this.stream(key);

@@ -15,7 +15,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
-import { compareKeys, FLAG_ENC_STATE_MASK, FLAG_RESERVED_MASK, FLAG_TOMBSTONE, isLive, TS_SUFFIX_BYTES, VALUE_HEADER_BYTES } from './mvcc.js';
+import { compareKeys, FLAG_ENC_STATE_MASK, FLAG_RESERVED_MASK, FLAG_TOMBSTONE, isLive, TS_SUFFIX_BYTES, VALUE_HEADER_BYTES, lowerBound } from './mvcc.js';
 import { SourceError, type KV, type PageSource, type ScanPageOptions } from './types.js';
 
 export const FSM_MAGIC = Buffer.from('EKVPBBL1', 'latin1');
@@ -339,25 +339,12 @@ export class SnapshotSource implements PageSource {
 
   /** Offset of the last index point whose key < k (or the first entry). */
   private seekBelow(k: Buffer): number {
-    let lo = 0;
-    let hi = this.index.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.index[mid]!.key, k) < 0) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = lowerBound(this.index.length, (i) => compareKeys(this.index[i]!.key, k) < 0);
     return lo === 0 ? HEADER_BYTES : this.index[lo - 1]!.offset;
   }
 
   private displacedFrom(k: Buffer): number {
-    let lo = 0;
-    let hi = this.displaced.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.displaced[mid]!.key, k) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBound(this.displaced.length, (i) => compareKeys(this.displaced[i]!.key, k) < 0);
   }
 
   /**
@@ -390,13 +377,7 @@ export class SnapshotSource implements PageSource {
     // every entry below `start`.
     {
       const blk = await this.blockKeys(pos);
-      let lo = 0;
-      let hi = blk.offsets.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (compareKeys(blockKey(blk, mid), start) < 0) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = lowerBound(blk.offsets.length, (i) => compareKeys(blockKey(blk, i), start) < 0);
       if (lo > 0) {
         max = blockKey(blk, lo - 1);
         pos = lo < blk.offsets.length ? blk.offsets[lo]! : blk.end;
@@ -441,13 +422,7 @@ export class SnapshotSource implements PageSource {
   }
 
   private async readBlockKeys(start: number): Promise<BlockKeys> {
-    let lo = 0;
-    let hi = this.index.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.index[mid]!.offset <= start) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = lowerBound(this.index.length, (i) => this.index[i]!.offset <= start);
     const end = lo < this.index.length ? this.index[lo]!.offset : this.fileSize;
     const r = new ChunkReader(this.fh, this.fileSize, 256 * 1024, this.pages);
     const offsets: number[] = [];
