@@ -2,7 +2,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { redisFixtures } from '../golden/cases/redis.js';
-import { renderEntries, text, type Rendered } from '../helpers/render.js';
+import { CountingSource } from '../helpers/counting.js';
+import { openTree, renderEntries, type OpenTree, text, type Rendered } from '../helpers/render.js';
 import {
   demoRedisEntries,
   benchRedisEntries,
@@ -312,58 +313,8 @@ describe('redis corrupt records fail only their own file', () => {
   }
 });
 
-/** A PageSource that counts calls and the keys they returned. */
-class CountingSource implements PageSource {
-  readonly label = 'counting';
-  gets = 0;
-  pages = 0;
-  rows = 0;
-  readonly starts: string[] = [];
-  constructor(private readonly inner: PageSource) {}
-  async scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
-    this.pages++;
-    this.starts.push(start.toString('latin1'));
-    const r = await this.inner.scanPage(start, end, ts, opts);
-    this.rows += r.length;
-    return r;
-  }
-  get(key: Buffer, ts: bigint): Promise<Buffer | null> {
-    this.gets++;
-    return this.inner.get(key, ts);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-  reset(): void {
-    this.gets = this.pages = this.rows = 0;
-    this.starts.length = 0;
-  }
-}
-
-async function countingTree(entries: FsmEntry[], pageSize = 64): Promise<{ tree: Tree; src: CountingSource; close: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'ekv-redis-lazy-'));
-  const path = join(dir, '0000000000000064.fsm');
-  writeFileSync(path, encodeFsm(entries, 1000n));
-  const snap = await SnapshotSource.open(path);
-  const src = new CountingSource(snap);
-  const options = defaultDecodeOptions();
-  const tree = new Tree({
-    view: new SnapshotView(src, 1000n, pageSize),
-    options,
-    adapters: ALL_ADAPTERS,
-    log: pino({ level: 'silent' }),
-    cacheBytes: 1 << 20,
-    manifest: () => Buffer.from('{}'),
-  });
-  return {
-    tree,
-    src,
-    close: async () => {
-      await tree.close();
-      await snap.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+function countingTree(entries: FsmEntry[], pageSize = 64): Promise<OpenTree<CountingSource>> {
+  return openTree(entries, { pageSize, cacheBytes: 1 << 20, wrap: (s) => new CountingSource(s) });
 }
 
 describe('redis laziness', () => {

@@ -16,7 +16,8 @@ import type { KV, PageSource, ScanPageOptions } from '../../src/source/types.js'
 import { manifestKey } from '../../src/adapters/s3/keys.js';
 import { decodeManifest, formatHlcRfc3339Nano } from '../../src/adapters/s3/model.js';
 import { s3Fixtures } from '../golden/cases/s3.js';
-import { renderEntries, text, type Rendered } from '../helpers/render.js';
+import { CountingSource } from '../helpers/counting.js';
+import { openTree, renderEntries, text, type Rendered } from '../helpers/render.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 
@@ -276,7 +277,7 @@ describe('s3 rendering details', () => {
       expect((await tree.readdir('/s3/b/deep')).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `sub${i}`).sort());
       // One skip per subdirectory per family: far fewer keys than the 4000 records under deep/.
       expect(counts.scanned).toBeLessThan(300);
-      counts.scanned = 0;
+      counts.rows = 0;
       counts.pages = 0;
       const size = (await tree.getattr('/s3/b/deep/sub3/o13')).size;
       expect((await tree.read('/s3/b/deep/sub3/o13', 0, size)).toString()).toBe('body13');
@@ -297,42 +298,9 @@ describe('s3 rendering details', () => {
   });
 });
 
-async function lazyTree(entries: FsmEntry[], pageSize: number): Promise<{ tree: Tree; counts: { scanned: number; pages: number; maxLimit: number }; close: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'ekv-s3-lazy-'));
-  const path = join(dir, '0000000000000064.fsm');
-  writeFsm(path, entries);
-  const src = await SnapshotSource.open(path);
-  const counts = { scanned: 0, pages: 0, maxLimit: 0 };
-  const counting: PageSource = {
-    label: 'counting',
-    scanPage: async (s: Buffer, e: Buffer | null, ts: bigint, o: ScanPageOptions): Promise<KV[]> => {
-      const page = await src.scanPage(s, e, ts, o);
-      counts.pages++;
-      counts.scanned += page.length;
-      counts.maxLimit = Math.max(counts.maxLimit, o.limit);
-      return page;
-    },
-    get: (k: Buffer, ts: bigint) => src.get(k, ts),
-    close: async () => undefined,
-  };
-  const options = defaultDecodeOptions();
-  const tree = new Tree({
-    view: new SnapshotView(counting, src.lastCommitTS, pageSize),
-    options,
-    adapters: ALL_ADAPTERS,
-    log: pino({ level: 'silent' }),
-    cacheBytes: 1 << 20,
-    manifest: () => Buffer.from('{}'),
-  });
-  return {
-    tree,
-    counts,
-    close: async () => {
-      await tree.close();
-      await src.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+async function lazyTree(entries: FsmEntry[], pageSize: number): Promise<{ tree: Tree; counts: CountingSource; close: () => Promise<void> }> {
+  const t = await openTree(entries, { pageSize, cacheBytes: 1 << 20, wrap: (s) => new CountingSource(s) });
+  return { tree: t.tree, counts: t.src, close: t.close };
 }
 
 describe('s3 record decoding', () => {

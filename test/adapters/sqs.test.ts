@@ -25,7 +25,8 @@ import { SnapshotSource } from '../../src/source/snapshot.js';
 import type { KV, PageSource, ScanPageOptions } from '../../src/source/types.js';
 import { Tree } from '../../src/tree/tree.js';
 import { sqsFifoEntries, sqsFixtures, sqsSideRecordEntries, sqsStandardEntries, sqsVisibilityEntries } from '../golden/cases/sqs.js';
-import { renderEntries, text, type Rendered } from '../helpers/render.js';
+import { CountingSource, type SourceCall } from '../helpers/counting.js';
+import { openTree, renderEntries, text, type Rendered } from '../helpers/render.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 const T0 = 1767225600000;
@@ -271,47 +272,9 @@ describe('sqs: messages.jsonl ordering with bounded memory', () => {
 });
 
 describe('sqs: laziness', () => {
-  interface Call {
-    op: 'get' | 'scan';
-    key: string;
-    end?: string;
-  }
-
-  async function counted(entries: FsmEntry[], options: Partial<DecodeOptions> = {}): Promise<{ tree: Tree; calls: Call[]; close: () => Promise<void> }> {
-    const dir = mkdtempSync(join(tmpdir(), 'ekv-sqs-lazy-'));
-    const path = join(dir, 'x.fsm');
-    writeFileSync(path, encodeFsm(entries));
-    const src = await SnapshotSource.open(path);
-    const calls: Call[] = [];
-    const counting: PageSource = {
-      label: 'counting',
-      scanPage: (start: Buffer, end: Buffer | null, ts: bigint, o: ScanPageOptions): Promise<KV[]> => {
-        calls.push({ op: 'scan', key: start.toString('latin1'), end: end?.toString('latin1') });
-        return src.scanPage(start, end, ts, o);
-      },
-      get: (key: Buffer, ts: bigint) => {
-        calls.push({ op: 'get', key: key.toString('latin1') });
-        return src.get(key, ts);
-      },
-      close: () => src.close(),
-    };
-    const tree = new Tree({
-      view: new SnapshotView(counting, src.lastCommitTS, 4),
-      options: { ...defaultDecodeOptions(), ...options },
-      adapters: [sqsAdapter],
-      log: pino({ level: 'silent' }),
-      cacheBytes: 1 << 20,
-      manifest: () => Buffer.from('{}'),
-    });
-    return {
-      tree,
-      calls,
-      close: async () => {
-        await tree.close();
-        await src.close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+  async function counted(entries: FsmEntry[], options: Partial<DecodeOptions> = {}): Promise<{ tree: Tree; calls: SourceCall[]; close: () => Promise<void> }> {
+    const t = await openTree(entries, { options, pageSize: 4, adapters: [sqsAdapter], cacheBytes: 1 << 20, wrap: (s) => new CountingSource(s) });
+    return { tree: t.tree, calls: t.src.calls, close: t.close };
   }
 
   const many = (): FsmEntry[] => {

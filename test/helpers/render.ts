@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ALL_ADAPTERS } from '../../src/adapters/index.js';
+import type { Adapter } from '../../src/adapters/types.js';
+import type { PageSource } from '../../src/source/types.js';
 import { defaultDecodeOptions, type DecodeOptions } from '../../src/adapters/types.js';
 import { encodeFsm, type FsmEntry } from '../../src/fixture/fsm.js';
 import { renderManifest, PHASE_SNAPSHOT } from '../../src/format/manifest.js';
@@ -26,26 +28,56 @@ export interface Rendered {
   close: () => Promise<void>;
 }
 
-/** Build a tree over `entries` (written to a temp .fsm) and read every file. */
-export async function renderEntries(
-  entries: FsmEntry[],
-  opts: { options?: Partial<DecodeOptions>; lastCommitTS?: bigint; readTs?: bigint; pageSize?: number } = {},
-): Promise<Rendered> {
+export interface TreeOptions {
+  options?: Partial<DecodeOptions>;
+  lastCommitTS?: bigint;
+  readTs?: bigint;
+  pageSize?: number;
+  adapters?: Adapter[];
+  cacheBytes?: number;
+}
+
+export interface OpenTree<S extends PageSource> {
+  tree: Tree;
+  /** The source the tree reads through (the wrapped one when `wrap` was given). */
+  src: S;
+  logs: Record<string, unknown>[];
+  close: () => Promise<void>;
+}
+
+/** A tree over `entries` (written to a temp .fsm), reading through `wrap(source)` when given. */
+export async function openTree<S extends PageSource = SnapshotSource>(entries: FsmEntry[], opts: TreeOptions & { wrap?: (src: SnapshotSource) => S } = {}): Promise<OpenTree<S>> {
   const dir = mkdtempSync(join(tmpdir(), 'ekv-render-'));
   const path = join(dir, '0000000000000064.fsm');
   writeFileSync(path, encodeFsm(entries, opts.lastCommitTS ?? 1000n));
-  const src = await SnapshotSource.open(path);
+  const snap = await SnapshotSource.open(path);
+  const src = (opts.wrap ? opts.wrap(snap) : snap) as S;
   const logs: Record<string, unknown>[] = [];
   const log: Logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
   const options = { ...defaultDecodeOptions(), ...(opts.options ?? {}) };
   const tree = new Tree({
-    view: new SnapshotView(src, opts.readTs ?? src.lastCommitTS, opts.pageSize),
+    view: new SnapshotView(src, opts.readTs ?? snap.lastCommitTS, opts.pageSize),
     options,
-    adapters: ALL_ADAPTERS,
+    adapters: opts.adapters ?? ALL_ADAPTERS,
     log,
-    cacheBytes: 64 << 20,
-    manifest: () => renderManifest({ phase: PHASE_SNAPSHOT, wallTime: new Date(0), scopes: new Map(), options, lastCommitTS: src.lastCommitTS }),
+    cacheBytes: opts.cacheBytes ?? 64 << 20,
+    manifest: () => renderManifest({ phase: PHASE_SNAPSHOT, wallTime: new Date(0), scopes: new Map(), options, lastCommitTS: snap.lastCommitTS }),
   });
+  return {
+    tree,
+    src,
+    logs,
+    close: async () => {
+      await tree.close();
+      await snap.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Build a tree over `entries` (written to a temp .fsm) and read every file. */
+export async function renderEntries(entries: FsmEntry[], opts: TreeOptions = {}): Promise<Rendered> {
+  const { tree, logs, close } = await openTree(entries, opts);
   const files = new Map<string, Buffer>();
   const errors = new Map<string, string>();
   for await (const p of tree.walkFiles()) {
@@ -62,11 +94,7 @@ export async function renderEntries(
     files,
     errors,
     logs,
-    close: async () => {
-      await tree.close();
-      await src.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    close,
   };
 }
 
