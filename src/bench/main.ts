@@ -74,14 +74,16 @@ interface DevCluster {
 }
 
 async function startDevCluster(fsm: string, extra: string[] = []): Promise<DevCluster> {
-  const proc = spawn(process.execPath, [DEVCLUSTER_BIN, '--listen', '127.0.0.1:0', '--snapshot', fsm, '--log-level', 'warn', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [DEVCLUSTER_BIN, '--listen', '127.0.0.1:0', '--snapshot', fsm, '--log-level', 'info', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  // "listening" is logged at info; ask for it explicitly by reading the first info line.
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const t0 = Date.now();
   let address = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  // Readiness is the "listening" line, logged at info: a quieter level would never print it.
+  proc.stdout!.on('data', (d: Buffer) => {
+    if (!address) out += d.toString();
+  });
+  const t0 = Date.now();
   while (!address) {
     const m = /"address":"([^"]+)"/.exec(out);
     if (m) address = m[1]!;
