@@ -4,7 +4,7 @@
  *
  *   ekv-devcluster --listen 127.0.0.1:<port> (--demo | --snapshot <file.fsm>)
  *     [--no-backup-rpc] [--min-ttl-ms N] [--max-ttl-ms N] [--max-pins N]
- *     [--retention-ms N] [--latency-ms N] [--fail-rate X]
+ *     [--retention-ms N] [--latency-ms N] [--method-latency Method=ms] [--fail-rate X]
  *     [--drop-connections-every-ms N] [--token T] [--auth-all] [--log-level L]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -19,6 +19,12 @@ function intArg(name: string): (v: string) => number {
     if (!/^[0-9]+$/.test(v)) throw new InvalidArgumentError(`${name}: expected a non-negative integer`);
     return Number(v);
   };
+}
+
+function methodLatencyArg(v: string, prev: Record<string, number>): Record<string, number> {
+  const m = /^([A-Za-z]+)=([0-9]+)$/.exec(v);
+  if (!m) throw new InvalidArgumentError('expected Method=ms, e.g. ListAdaptersAndScopes=3000');
+  return { ...prev, [m[1]!]: Number(m[2]) };
 }
 
 function rateArg(v: string): number {
@@ -41,6 +47,7 @@ export function buildCommand(): Command {
     .option('--pin-state <file>', 'persist backup pins in this file and restore them at start (pins survive a restart, as in elastickv)')
     .option('--retention-ms <n>', 'MVCC retention: reads older than this (and not pinned) fail as compacted', intArg('--retention-ms'))
     .option('--latency-ms <n>', 'latency added to every RPC', intArg('--latency-ms'), 0)
+    .option('--method-latency <Method=ms>', 'latency added to every call of one method, e.g. BeginBackup=2000 (repeatable)', methodLatencyArg, {})
     .option('--fail-rate <x>', 'fraction of data RPCs answered UNAVAILABLE', rateArg, 0)
     .option('--drop-connections-every-ms <n>', 'drop every client connection this often', intArg('--drop-connections-every-ms'))
     .option('--token <token>', 'require "authorization: Bearer <token>" on Admin RPCs (or env EKV_ADMIN_TOKEN)')
@@ -91,6 +98,7 @@ export async function main(argv: string[]): Promise<void> {
     sweepIntervalMs: o.sweepIntervalMs as number,
     retentionMs: (o.retentionMs as number | undefined) ?? null,
     latencyMs: o.latencyMs as number,
+    methodLatencyMs: o.methodLatency as Record<string, number>,
     failRate: o.failRate as number,
     dropConnectionsEveryMs: o.dropConnectionsEveryMs as number | undefined,
     token: (o.token as string | undefined) ?? process.env.EKV_ADMIN_TOKEN,

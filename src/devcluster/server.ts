@@ -15,14 +15,15 @@
  *  - Compaction: with retentionMs set, the watermark advances to
  *    now - retention, held back by the oldest pin's read_ts; reads below it
  *    fail FAILED_PRECONDITION "read timestamp has been compacted".
- *  - Faults: latency, a random UNAVAILABLE rate on data RPCs, one-shot injected
+ *  - Faults: latency (every RPC, or per method), a random UNAVAILABLE rate on data RPCs, one-shot injected
  *    failures per method, and dropping every client connection (a TCP proxy
  *    sits in front of the gRPC server for that).
  *  - Auth: with `token`, the Admin service requires "authorization: Bearer
  *    <token>" like elastickv's admin gate (authAll: every service).
  *
  * Logs are pino JSON: "listening" when ready, backup_pin_begin / _renew / _end /
- * _expired with an active_pins field. Pin tokens are never logged (pin_id is a hash).
+ * _expired with an active_pins field; at debug, one "rpc" line per call served
+ * (method, gRPC code name, ms), so tests can count attempts and their spacing. Pin tokens are never logged (pin_id is a hash).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -58,6 +59,8 @@ export interface DevClusterOptions {
   retentionMs?: number | null;
   /** Added to every RPC. */
   latencyMs?: number;
+  /** Added to every call of one method, on top of latencyMs: { ListAdaptersAndScopes: 3000 }. */
+  methodLatencyMs?: Record<string, number>;
   /** Fraction (0..1) of RawKV / Distribution calls answered UNAVAILABLE. */
   failRate?: number;
   /** Drop every client connection this often (ms). */
@@ -103,6 +106,8 @@ export interface DevCluster {
   delete(key: Buffer): bigint;
   /** Advance the watermark to ts (never backwards) and drop versions no reader at or above it can see. */
   compactTo(ts: bigint): void;
+  /** Delay every later call of `method` by `ms` before it is served (0 clears). */
+  injectLatency(method: string, ms: number): void;
   /** Fail the next `count` calls of `method` with `code` (default UNAVAILABLE). Infinity = until cleared. */
   injectFailure(method: string, count: number, code?: grpc.status, details?: string): void;
   clearFailures(): void;
@@ -161,6 +166,7 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
   }
   const calls = new Map<string, number>();
   const injected = new Map<string, { count: number; code: grpc.status; details: string }>();
+  const methodLatency = new Map<string, number>(Object.entries(opts.methodLatencyMs ?? {}));
   let watermark = 0n;
   let commitIndex = 0n;
 
@@ -215,6 +221,10 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
   const unary =
     <Req, Res>(service: string, method: string, fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> =>
     (call, cb) => {
+      const t0 = Date.now();
+      const done = (code: grpc.status): void => {
+        if (log.isLevelEnabled('debug')) log.debug({ method, code: grpc.status[code], ms: Date.now() - t0 }, 'rpc');
+      };
       (async () => {
         calls.set(method, (calls.get(method) ?? 0) + 1);
         if (opts.token && (opts.authAll || service === 'Admin')) {
@@ -225,6 +235,8 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
           if (s.slice(7) !== opts.token) throw new StatusError(grpc.status.UNAUTHENTICATED, 'invalid admin token');
         }
         if (latencyMs > 0) await sleep(latencyMs);
+        const slow = methodLatency.get(method) ?? 0;
+        if (slow > 0) await sleep(slow);
         const inj = injected.get(method);
         if (inj && inj.count > 0) {
           inj.count--;
@@ -235,8 +247,12 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
         }
         return fn(call.request);
       })().then(
-        (res) => cb(null, res),
+        (res) => {
+          done(grpc.status.OK);
+          cb(null, res);
+        },
         (e: unknown) => {
+          done(e instanceof StatusError ? e.code : grpc.status.INTERNAL);
           if (e instanceof StatusError) cb({ name: 'StatusError', message: e.details, code: e.code, details: e.details });
           else {
             log.error({ method, err: (e as Error).message }, 'handler failed');
@@ -418,6 +434,10 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
     injectFailure(method, count, code = grpc.status.UNAVAILABLE, details = `injected ${grpc.status[code]} (dev cluster)`) {
       injected.set(method, { count, code, details });
     },
+    injectLatency(method, ms) {
+      if (ms > 0) methodLatency.set(method, ms);
+      else methodLatency.delete(method);
+    },
     clearFailures() {
       injected.clear();
     },
@@ -450,7 +470,7 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
   };
 
   log.info(
-    { address, port, backup_rpc: backupRpc, min_ttl_ms: minTtl, max_ttl_ms: maxTtl, max_active_pins: maxPins, retention_ms: retentionMs, latency_ms: latencyMs, fail_rate: failRate, auth: opts.token ? (opts.authAll ? 'all' : 'admin') : 'none', tls: !!opts.tls, keys: source.size },
+    { address, port, backup_rpc: backupRpc, min_ttl_ms: minTtl, max_ttl_ms: maxTtl, max_active_pins: maxPins, retention_ms: retentionMs, latency_ms: latencyMs, method_latency_ms: Object.fromEntries(methodLatency), fail_rate: failRate, auth: opts.token ? (opts.authAll ? 'all' : 'admin') : 'none', tls: !!opts.tls, keys: source.size },
     'listening',
   );
   return cluster;
