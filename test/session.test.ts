@@ -174,13 +174,73 @@ describe('BackupSession', () => {
     expect(dc.activePins).toBe(0);
   });
 
-  it('a renewal the cluster refuses (pin not found) loses the pin at once', async () => {
-    const { dc, session, src } = await setup();
+  it('a refusal (NOT_FOUND) refuses reads from the first answer on; retried 3 times retryDelayMs apart, then the pin is lost', async () => {
+    const { dc, session, src, server, client } = await setup({}, { retryDelayMs: 300 });
     const r = await session.begin({ ttlMs: 3000 });
+    expect((await src.get(b('a'), r.readTs))?.toString()).toBe('a@20');
     dc.injectFailure('RenewBackup', Infinity, 5 /* NOT_FOUND */, 'backup pin not found');
-    await until(() => session.lost, 3000);
+    await until(() => session.counters.renewalFailures >= 1, 3000);
+    // Between the first refusal and its first retry (300 ms later) no byte is served.
     expect(session.counters.renewalFailures).toBe(1);
+    expect(session.lost).toBe(false);
+    expect(session.suspended).toBe(true);
+    expect(await codeOf(src.get(b('a'), r.readTs))).toBe('pin_unconfirmed');
+    await until(() => session.lost, 5000);
+    expect(session.counters.renewalFailures).toBe(4); // first attempt + 3 retries
     expect(await codeOf(src.get(b('a'), r.readTs))).toBe('pin_lost');
+    const attempts = server.byMsg('rpc').filter((l) => l.method === 'RenewBackup');
+    expect(attempts.map((l) => l.code)).toEqual(['NOT_FOUND', 'NOT_FOUND', 'NOT_FOUND', 'NOT_FOUND']);
+    const times = attempts.map((l) => Number(l.time));
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(290);
+    const crit = client.lines.filter((l) => l.severity === 'critical');
+    expect(crit).toHaveLength(1);
+    expect(String(crit[0]!.msg)).toMatch(/backup pin LOST/);
+    expect(String(crit[0]!.reason)).toMatch(/refused the renewal 4 times.*backup pin not found/);
+    dc.clearFailures();
+  });
+
+  it('a refusal that a retry contradicts (the pin is there after all) resumes reads', async () => {
+    const { dc, session, src, client } = await setup({}, { retryDelayMs: 100 });
+    const r = await session.begin({ ttlMs: 3000 });
+    dc.injectFailure('RenewBackup', 2, 5 /* NOT_FOUND */, 'backup pin not found (lagging replica)');
+    await until(() => session.suspended, 3000);
+    expect(await codeOf(src.get(b('a'), r.readTs))).toBe('pin_unconfirmed');
+    await until(() => session.counters.renewals >= 1, 3000);
+    expect(session.counters.renewalFailures).toBe(2);
+    expect(session.suspended).toBe(false);
+    expect(session.lost).toBe(false);
+    expect((await src.get(b('a'), r.readTs))?.toString()).toBe('a@20');
+    expect(client.byMsg('backup pin confirmed again: reads resume')).toHaveLength(1);
+    expect(client.lines.filter((l) => l.severity === 'critical')).toHaveLength(0);
+    await session.end();
+    expect(dc.activePins).toBe(0);
+  });
+
+  it('transport failures: retried 3 times at the default 500 ms spacing (counted in the dev cluster log), reads served meanwhile, then suspended', async () => {
+    const { dc, cc, server } = await setup();
+    const log = captureLog();
+    const session = new BackupSession({ client: cc, log: log.log }); // defaults: 3 retries, 500 ms
+    open.push({ close: () => session.end() });
+    const src = new PinnedSource(new ClusterSource({ endpoints: [], client: cc }), session, false);
+    const r = await session.begin({ ttlMs: 4500 }); // renewals every 1.5 s
+    dc.injectFailure('RenewBackup', Infinity); // UNAVAILABLE
+    let atSuspend = -1;
+    session.on('suspended', () => (atSuspend = server.byMsg('rpc').filter((l) => l.method === 'RenewBackup').length));
+    await until(() => session.counters.renewalFailures >= 1, 4000);
+    // A transport failure is not a refusal: the pin's deadline is ahead, reads go on during the retries.
+    expect((await src.get(b('a'), r.readTs))?.toString()).toBe('a@20');
+    await until(() => session.suspended, 5000);
+    expect(atSuspend).toBe(4);
+    const attempts = server.byMsg('rpc').filter((l) => l.method === 'RenewBackup').slice(0, 4);
+    expect(attempts.map((l) => l.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
+    const times = attempts.map((l) => Number(l.time));
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    for (const g of gaps) {
+      expect(g).toBeGreaterThanOrEqual(495);
+      expect(g).toBeLessThan(1000);
+    }
+    expect(await codeOf(src.get(b('a'), r.readTs))).toBe('pin_unconfirmed');
+    expect(log.lines.filter((l) => l.severity === 'critical').map((l) => String(l.msg))).toEqual([expect.stringMatching(/cannot be confirmed/)]);
     dc.clearFailures();
   });
 

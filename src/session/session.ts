@@ -10,15 +10,28 @@
  *  - 'unpinned' BeginBackup is UNIMPLEMENTED (fallback to Distribution.GetTimestamp), or
  *               --read-ts was given without a pin: nothing protects the read ts; loud warning.
  *
- * Renewal: each renewal that fails is retried `retries` (3) times `retryDelayMs` (500 ms)
- * apart. When the last retry fails the session is SUSPENDED: check() throws
- * SourceError('pin_unconfirmed') (every read gets EIO) and one critical log line
- * says why. If the failures were transport errors (the cluster restarting, a
- * partition) renewals go on every retryDelayMs; one that succeeds before the
- * pin's deadline proves the pin held throughout (pins are replicated and survive
- * restarts) and reads resume. When the cluster says the pin is gone, or the
- * deadline passes unconfirmed, the session is LOST for good: check() throws
- * SourceError('pin_lost') and one critical log line is written.
+ * Renewal: every renewal attempt that fails is retried `retries` (3) times
+ * `retryDelayMs` (500 ms) apart, whatever the failure (issue 4: "each failure
+ * retried 3 times 500 ms apart").
+ *  - Transport failures (UNAVAILABLE, deadline, a dropped connection): reads go
+ *    on during the retries (the pin's deadline has not passed, so the cluster
+ *    still holds it). When the last retry fails the session is SUSPENDED:
+ *    check() throws SourceError('pin_unconfirmed') (every read gets EIO) and one
+ *    critical log line says why. Renewals go on every retryDelayMs; one that
+ *    succeeds before the pin's deadline proves the pin held throughout (pins are
+ *    replicated and survive restarts) and reads resume.
+ *  - Refusals (the DEFINITIVE codes: NOT_FOUND "pin gone", INVALID_ARGUMENT,
+ *    UNAUTHENTICATED, ...): the cluster may be telling the truth, so reads are
+ *    refused (SUSPENDED, EIO) from the FIRST refusal on - no byte is served from
+ *    a pin the server says is gone. The refusal is still retried 3 times 500 ms
+ *    apart: with several --cluster endpoints a renewal can land on a node that
+ *    has not applied the pin yet, and 1.5 s is cheap next to losing a multi-hour
+ *    copy. A retry that succeeds before the deadline proves the pin exists (a
+ *    pin token can never be renewed again once ended or expired), so reads
+ *    resume. When every retry is refused the session is LOST.
+ *  - LOST (refused 1 + retries times in a row, the deadline passed unconfirmed,
+ *    or a read reported read_ts compacted): check() throws
+ *    SourceError('pin_lost') for good and one critical log line is written.
  *
  * Tokens (admin bearer token, pin token) are never logged; a pin is identified
  * in logs by a short hash (`pin_ref`).
@@ -32,7 +45,11 @@ import { SourceError } from '../source/types.js';
 export type PinMode = 'pinned' | 'unpinned' | 'joined';
 export type SessionState = 'idle' | 'active' | 'suspended' | 'lost' | 'ended';
 
-/** Renewal answers that prove the pin is gone (or can never be renewed by us): no point retrying. */
+/**
+ * Renewal answers that say the pin is gone (or can never be renewed by us). Reads
+ * are refused from the first such answer on; see the header for why they are
+ * still retried.
+ */
 const DEFINITIVE = new Set(['not_found', 'failed_precondition', 'compacted', 'invalid_argument', 'unauthenticated', 'permission_denied', 'unimplemented']);
 
 export interface BeginResult {
@@ -210,69 +227,106 @@ export class BackupSession extends EventEmitter {
     }
   }
 
-  /** One renewal round: first attempt plus `retries` retries, `retryDelayMs` apart; then suspend or lose. */
+  /**
+   * One renewal round: first attempt plus `retries` retries, `retryDelayMs` apart,
+   * for every kind of failure. A refusal (DEFINITIVE code) refuses reads at once;
+   * see the header. Ends active (a renewal succeeded), suspended or lost.
+   */
   private async renewWithRetry(): Promise<void> {
     const token = this.token;
     if (!token) return;
     let lastErr = '';
     let lastCode = '';
+    let refusedInARow = 0;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
-      if (this.state !== 'active') return;
+      if (!this.renewable()) return;
       if (Date.now() >= this.deadline) {
         this.markLost(`pin deadline passed before a renewal succeeded${lastErr ? ` (last error: ${lastErr})` : ''}`);
         return;
       }
       const r = await this.renewOnce(token);
-      if (this.state !== 'active') return;
-      if (r.ok) return;
+      if (!this.renewable()) return;
+      if (r.ok) {
+        if (this.state === 'suspended') this.resume();
+        return;
+      }
       lastErr = r.msg;
       lastCode = r.code;
       this.emit('renewal_failed', { attempt: attempt + 1, error: lastErr });
-      this.log.warn({ pin_ref: this.pinRef, attempt: attempt + 1, of: this.retries + 1, err: lastErr }, 'backup pin renewal failed');
-      if (DEFINITIVE.has(lastCode)) break;
+      this.log.warn({ pin_ref: this.pinRef, attempt: attempt + 1, of: this.retries + 1, code: lastCode, err: lastErr }, 'backup pin renewal failed');
+      if (DEFINITIVE.has(lastCode)) {
+        refusedInARow++;
+        this.refuseReads(lastErr);
+      } else {
+        refusedInARow = 0;
+      }
       if (attempt < this.retries) await sleepUnref(this.retryDelayMs);
     }
-    const why = `renewal failed ${this.retries + 1} times (last error: ${lastErr})`;
-    if (DEFINITIVE.has(lastCode)) {
-      this.markLost(`the cluster refused the renewal: ${lastErr}`);
+    if (refusedInARow > this.retries) {
+      this.markLost(`the cluster refused the renewal ${refusedInARow} times (last error: ${lastErr})`);
       return;
     }
-    await this.suspendUntilConfirmed(token, why);
+    await this.suspendUntilConfirmed(token, `renewal failed ${this.retries + 1} times (last error: ${lastErr})`, refusedInARow);
+  }
+
+  /** Still ours to renew (not ended, not lost). */
+  private renewable(): boolean {
+    return this.state === 'active' || this.state === 'suspended';
+  }
+
+  /** A refusal: no read is served until a renewal succeeds (or the pin is declared lost). */
+  private refuseReads(err: string): void {
+    if (this.state !== 'active') return;
+    this.state = 'suspended';
+    this.lostReason = `the cluster refused the renewal: ${err}`;
+    this.log.warn(
+      { pin_ref: this.pinRef, read_ts: this.readTs?.toString(), err, retries: this.retries, retry_delay_ms: this.retryDelayMs },
+      'backup pin renewal refused: every read fails with EIO while the renewal is retried',
+    );
+    this.emit('suspended', { reason: this.lostReason });
+  }
+
+  private resume(): void {
+    this.state = 'active';
+    this.lostReason = null;
+    this.log.warn({ pin_ref: this.pinRef, read_ts: this.readTs?.toString() }, 'backup pin confirmed again: reads resume');
+    this.emit('resumed');
   }
 
   /**
-   * Reads fail (EIO) while the pin cannot be confirmed; keep renewing until one
-   * succeeds (resume) or the deadline passes / the cluster says no (lost).
+   * Reads fail (EIO) while the pin cannot be confirmed; keep renewing every
+   * retryDelayMs until one succeeds (resume), the deadline passes, or the
+   * cluster refuses 1 + retries times in a row (lost).
    */
-  private async suspendUntilConfirmed(token: Buffer, why: string): Promise<void> {
-    if (this.state !== 'active') return;
+  private async suspendUntilConfirmed(token: Buffer, why: string, refusedInARow: number): Promise<void> {
+    if (!this.renewable()) return;
+    const wasSuspended = this.state === 'suspended';
     this.state = 'suspended';
     this.lostReason = why;
     this.log.error(
       { severity: 'critical', pin_ref: this.pinRef, read_ts: this.readTs?.toString(), reason: why, deadline_in_ms: Math.max(0, this.deadline - Date.now()) },
       'backup pin cannot be confirmed: every read fails with EIO until a renewal succeeds before the pin deadline',
     );
-    this.emit('suspended', { reason: why });
+    if (!wasSuspended) this.emit('suspended', { reason: why });
     for (;;) {
       await sleepUnref(this.retryDelayMs);
       if (this.state !== 'suspended') return;
       if (Date.now() >= this.deadline) {
-        this.state = 'active';
         this.markLost(`pin deadline passed while the cluster was unreachable (${why})`);
         return;
       }
       const r = await this.renewOnce(token);
       if (this.state !== 'suspended') return;
       if (r.ok) {
-        this.state = 'active';
-        this.lostReason = null;
-        this.log.warn({ pin_ref: this.pinRef, read_ts: this.readTs?.toString() }, 'backup pin confirmed again: reads resume');
-        this.emit('resumed');
+        this.resume();
         return;
       }
-      if (DEFINITIVE.has(r.code)) {
-        this.state = 'active';
-        this.markLost(`the cluster refused the renewal: ${r.msg}`);
+      if (!DEFINITIVE.has(r.code)) {
+        refusedInARow = 0;
+        continue;
+      }
+      if (++refusedInARow > this.retries) {
+        this.markLost(`the cluster refused the renewal ${refusedInARow} times (last error: ${r.msg})`);
         return;
       }
     }
@@ -301,7 +355,6 @@ export class BackupSession extends EventEmitter {
       this.markLost('pin deadline passed without a successful renewal');
     }
     if (this.state === 'suspended' && Date.now() >= this.deadline) {
-      this.state = 'active';
       this.markLost(`pin deadline passed while the cluster was unreachable (${this.lostReason})`);
     }
     if (this.state === 'lost') throw new SourceError('pin_lost', `backup pin lost: ${this.lostReason}`);
