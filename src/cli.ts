@@ -21,7 +21,7 @@ export function buildCommand(): Command {
     .option('--snapshot <file>', 'mount an offline elastickv .fsm snapshot file')
     .option('--cluster <host:port>', 'mount a live cluster (repeat or comma-separate for failover)', collect, [])
     .option('--demo', 'start an embedded dev cluster with demo data and mount it through the live path', false)
-    .option('--read-ts <hlc>', 'read timestamp (HLC uint64); default: the snapshot\'s lastCommitTS, or a fresh cluster timestamp')
+    .option('--read-ts <hlc>', 'read timestamp (HLC uint64); default: the snapshot\'s lastCommitTS, or the read_ts BeginBackup pins. On a cluster without --pin-token it is read WITHOUT a pin (BeginBackup cannot pin a chosen read_ts)')
     .option('--cache-size <size>', 'bytes of rendered content kept in memory', '256MiB')
     .option('--page-size <n>', 'keys per scan page', '1024')
     .option('--spill-dir <dir>', 'where large whole-scope files (messages.jsonl, CHECKSUMS, …) spill to disk (default: $TMPDIR)')
@@ -143,8 +143,12 @@ async function daemonize(argv: string[], cfg: MountConfig): Promise<number> {
       child.unref();
       resolve(code);
     };
-    child.on('message', (m: { ready?: boolean; error?: string }) => {
-      if (m.ready) done(0);
+    child.on('message', (m: { ready?: boolean; error?: string; notices?: string[] }) => {
+      // The daemon's operator notices (the unpinned warning, how to join the pin) are shown here, once.
+      if (m.ready) {
+        for (const n of m.notices ?? []) process.stderr.write(`ekv-mount: ${n}\n`);
+        done(0);
+      }
       else done(1, `ekv-mount: ${m.error ?? 'mount failed'}`);
     });
     child.on('exit', (code) => done(code || 1, stderr.trim() || `ekv-mount: daemon exited with code ${code} before the mount answered`));

@@ -18,9 +18,6 @@ import type { ListAdaptersAndScopesResponse } from './source/cluster.js';
 
 export type LiveHandle = OpenedSource;
 
-const UNPINNED_WARNING =
-  'the cluster has no Admin.BeginBackup RPC: this mount reads at a fixed read_ts WITHOUT a pin; the compactor may retire versions mid-copy (reads then fail with EIO, never wrong bytes)';
-
 export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics): Promise<LiveHandle> {
   let endpoints = cfg.clusters;
   let stopDemo: (() => Promise<void>) | null = null;
@@ -47,10 +44,6 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
     throw e;
   }
   const o = opened;
-  if (o.mode === 'unpinned') {
-    log.warn({ read_ts: o.readTs.toString() }, UNPINNED_WARNING);
-    process.stderr.write(`ekv-mount: WARNING: ${UNPINNED_WARNING}\n`);
-  }
   // Scopes for MANIFEST: the server's answer when it has the Backup RPCs, else our own read of the metadata prefixes.
   let scopes: AdapterScopes;
   try {
@@ -70,11 +63,14 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
     ['sqs', scopes.sqs_queues],
   ]);
   const mountedAt = new Date();
+  // The unpinned warning was logged once by the session; here it goes to stderr and MANIFEST only.
+  const notices = o.warning ? [`WARNING: ${o.warning}`] : [];
   return {
     // Ascending point reads (cp -r, tar) turn into scan pages after a few keys: one RPC for many files.
     source: new ReadAheadSource(o.source),
     readTs: o.readTs,
     guard: o.guard,
+    notices,
     manifest: () =>
       renderManifest({
         phase: o.mode === 'unpinned' ? PHASE_LIVE_UNPINNED : PHASE_LIVE_PINNED,
@@ -84,7 +80,7 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
         live: { readTs: o.readTs, pinTokenSha256: o.pinToken ? createHash('sha256').update(o.pinToken).digest('hex') : undefined },
         scopes: scopeMap,
         options: cfg.decode,
-        extra: o.mode === 'unpinned' ? { warning: UNPINNED_WARNING } : undefined,
+        extra: o.warning ? { warning: o.warning } : undefined,
       }),
     describe: { source: cfg.demo ? 'demo' : 'cluster', endpoints, read_ts: o.readTs.toString(), pin_mode: o.mode },
     close: async () => {

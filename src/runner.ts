@@ -71,6 +71,8 @@ export interface OpenedSource {
   guard?: () => void;
   /** Description for the mount log line. */
   describe: Record<string, unknown>;
+  /** Lines for the operator, shown once on stderr (daemon: by the parent) when the mount answers; never logged. */
+  notices?: string[];
   close: () => Promise<void>;
 }
 
@@ -105,7 +107,7 @@ async function openSnapshot(cfg: MountConfig, log: Logger): Promise<OpenedSource
 
 export async function runMount(cfg: MountConfig): Promise<number> {
   const log = makeLogger(cfg.logLevel, cfg.logFile);
-  const report = (msg: { ready?: boolean; error?: string }): void => {
+  const report = (msg: { ready?: boolean; error?: string; notices?: string[] }): void => {
     if (cfg.readyIpc && process.send) process.send(msg);
   };
   const mountpoint = resolvePath(cfg.mountpoint);
@@ -143,8 +145,12 @@ export async function runMount(cfg: MountConfig): Promise<number> {
     return 1;
   }
   log.info({ mountpoint, ...opened.describe, cache_size: formatSize(cfg.cacheBytes) }, 'mounted');
-  if (!cfg.readyIpc) process.stderr.write(`ekv-mount: mounted at ${mountpoint} (read_ts ${opened.readTs}); unmount with: fusermount -u ${mountpoint}\n`);
-  report({ ready: true });
+  const notices = opened.notices ?? [];
+  if (!cfg.readyIpc) {
+    for (const n of notices) process.stderr.write(`ekv-mount: ${n}\n`);
+    process.stderr.write(`ekv-mount: mounted at ${mountpoint} (read_ts ${opened.readTs}); unmount with: fusermount -u ${mountpoint}\n`);
+  }
+  report({ ready: true, notices });
   if (cfg.readyIpc && process.connected) process.disconnect?.();
 
   const t = tree;

@@ -65,6 +65,13 @@ async function liveMount(c: Cluster, args: string[] = []): Promise<Mounted> {
 }
 
 const cat = (m: Mounted, rel: string) => sh(`cat '${join(m.mnt, rel)}'`);
+/** The daemon's pino JSON lines (stdout). */
+const logLines = (m: { stdout: () => string }): Record<string, unknown>[] =>
+  m
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('live mount: pin lifecycle', () => {
   for (const how of ['fusermount -u', 'SIGINT', 'SIGTERM'] as const) {
@@ -193,11 +200,16 @@ describe('live mount: older clusters and refusals', () => {
   it('--no-backup-rpc: mounts unpinned at a fresh timestamp with a loud warning (stderr, log, MANIFEST)', async () => {
     const c = await cluster({ backupRpc: false });
     const m = await liveMount(c);
-    expect(m.stderr()).toMatch(/WARNING: .*no Admin\.BeginBackup RPC/);
-    expect(m.stdout()).toMatch(/"level":40.*WITHOUT a pin/);
+    // Once at mount: one stderr line, one log line, and MANIFEST.
+    const stderrWarnings = m.stderr().split('\n').filter((l) => l.includes('WARNING'));
+    expect(stderrWarnings).toHaveLength(1);
+    expect(stderrWarnings[0]).toMatch(/^ekv-mount: WARNING: the cluster has no Admin\.BeginBackup RPC .*WITHOUT a backup pin/);
+    const warnLines = logLines(m).filter((l) => l.level === 40);
+    expect(warnLines).toHaveLength(1);
+    expect(String(warnLines[0]!.msg)).toMatch(/no Admin\.BeginBackup RPC.*WITHOUT a backup pin/);
     const manifest = JSON.parse((await cat(m, 'MANIFEST.json')).stdout) as Record<string, unknown>;
     expect(manifest.phase).toBe('phase1-live-unpinned');
-    expect(String(manifest.warning)).toMatch(/WITHOUT a pin/);
+    expect(manifest.warning).toBe(warnLines[0]!.msg);
     expect((manifest.live as { read_ts: number }).read_ts).toBeGreaterThan(1000);
     expect((await cat(m, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
     expect(await m.unmount()).toBe(0);
@@ -226,6 +238,25 @@ describe('live mount: older clusters and refusals', () => {
     expect(ttl.code).toBe(1);
     expect(ttl.stderr).toMatch(/^ekv-mount: [^\n]*ttl[^\n]*\n$/i);
     expect(c.dc.activePins).toBe(0);
+  });
+});
+
+describe('live mount: --read-ts without a pin', () => {
+  it('on a cluster WITH the Backup RPCs: unpinned time travel, warned once (stderr, log, MANIFEST), no claim the RPC is missing', async () => {
+    const c = await cluster();
+    const m = await liveMount(c, ['--read-ts', '1000']);
+    expect(c.dc.calls.get('BeginBackup')).toBeUndefined(); // BeginBackup takes no read_ts: nothing to ask it
+    expect(c.dc.activePins).toBe(0);
+    expect(m.stderr()).not.toMatch(/no Admin\.BeginBackup/);
+    const stderrWarnings = m.stderr().split('\n').filter((l) => l.includes('WARNING'));
+    expect(stderrWarnings).toEqual([expect.stringMatching(/^ekv-mount: WARNING: --read-ts 1000 without --pin-token is unpinned time travel: BeginBackup cannot pin a read_ts you choose .*WITHOUT a backup pin/)]);
+    const warnLines = logLines(m).filter((l) => l.level === 40);
+    expect(warnLines).toHaveLength(1);
+    expect(`ekv-mount: WARNING: ${String(warnLines[0]!.msg)}`).toBe(stderrWarnings[0]);
+    const manifest = JSON.parse((await cat(m, 'MANIFEST.json')).stdout) as { phase: string; warning: string; live: { read_ts: number } };
+    expect(manifest).toMatchObject({ phase: 'phase1-live-unpinned', warning: warnLines[0]!.msg, live: { read_ts: 1000 } });
+    expect((await cat(m, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
+    expect(await m.unmount()).toBe(0);
   });
 });
 

@@ -125,8 +125,10 @@ describe('BackupSession', () => {
     expect(r.readTs).toBeGreaterThan(before);
     expect(dc.calls.get('BeginBackup')).toBeUndefined(); // the Admin service is not served at all
     expect(dc.calls.get('GetTimestamp')).toBe(1);
-    const warn = client.lines.find((l) => l.level === 40);
-    expect(String(warn?.msg)).toMatch(/does not implement Admin.BeginBackup.*WITHOUT a backup pin/);
+    const warns = client.lines.filter((l) => l.level === 40);
+    expect(warns).toHaveLength(1); // logged once, by the session; the mount shows r.warning without logging it again
+    expect(String(warns[0]!.msg)).toMatch(/no Admin\.BeginBackup RPC \(BeginBackup answered UNIMPLEMENTED\).*WITHOUT a backup pin/);
+    expect(r.warning).toBe(warns[0]!.msg);
     expect((await src.get(b('a'), r.readTs))?.toString()).toBe('a@20');
     await session.end();
     expect(dc.calls.get('EndBackup')).toBeUndefined();
@@ -288,7 +290,13 @@ describe('BackupSession', () => {
     const { dc, session, src, client } = await setup();
     const r = await session.begin({ ttlMs: 300, readTs: 21n });
     expect(r).toMatchObject({ mode: 'unpinned', readTs: 21n, pinToken: null });
-    expect(client.lines.some((l) => /WITHOUT a backup pin/.test(String(l.msg)))).toBe(true);
+    // The cluster HAS the backup RPCs: the warning must not claim otherwise. BeginBackup takes no read_ts, so this is unpinned time travel.
+    const warns = client.lines.filter((l) => l.level === 40);
+    expect(warns).toHaveLength(1);
+    expect(String(warns[0]!.msg)).not.toMatch(/no Admin\.BeginBackup/);
+    expect(String(warns[0]!.msg)).toMatch(/^--read-ts 21 without --pin-token is unpinned time travel: BeginBackup cannot pin a read_ts you choose.*WITHOUT a backup pin/);
+    expect(r.warning).toBe(warns[0]!.msg);
+    expect(dc.calls.get('BeginBackup')).toBeUndefined();
     expect((await src.get(b('a'), 21n))?.toString()).toBe('a@20');
     dc.compactTo(22n);
     const e = (await src.get(b('a'), 21n).catch((x: unknown) => x)) as SourceError;

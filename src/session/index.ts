@@ -1,4 +1,4 @@
-export { BackupSession, pinRef, pinTokenFromText, pinTokenToText } from './session.js';
+export { BackupSession, pinRef, pinTokenFromText, pinTokenToText, readTsWithoutPinWarning, NO_BACKUP_RPC_WARNING } from './session.js';
 export type { BackupSessionOptions, BeginOptions, BeginResult, PinMode, SessionCounters, SessionState } from './session.js';
 export { PinnedSource } from './pinned.js';
 export { openClusterSession } from './open.js';

@@ -52,6 +52,23 @@ export type SessionState = 'idle' | 'active' | 'suspended' | 'lost' | 'ended';
  */
 const DEFINITIVE = new Set(['not_found', 'failed_precondition', 'compacted', 'invalid_argument', 'unauthenticated', 'permission_denied', 'unimplemented']);
 
+/** An unpinned mount because the cluster predates the backup RPCs. */
+export const NO_BACKUP_RPC_WARNING =
+  'the cluster has no Admin.BeginBackup RPC (BeginBackup answered UNIMPLEMENTED): this mount reads at a fresh read_ts WITHOUT a backup pin; the compactor may retire versions at that read_ts mid-copy (reads then fail with EIO, never wrong bytes)';
+
+/**
+ * An unpinned mount because the user chose the read_ts. BeginBackupRequest has
+ * only ttl_ms (docs/design/2026_04_29_proposed_logical_backup.md): the cluster
+ * picks the pinned read_ts itself, so no RPC can pin a timestamp the user names.
+ */
+export function readTsWithoutPinWarning(readTs: bigint): string {
+  return (
+    `--read-ts ${readTs} without --pin-token is unpinned time travel: BeginBackup cannot pin a read_ts you choose (the cluster picks it), ` +
+    `so this mount reads at ${readTs} WITHOUT a backup pin and the compactor may retire versions at that read_ts mid-copy (reads then fail with EIO, never wrong bytes); ` +
+    'for a pinned copy omit --read-ts, or join a running pin with --pin-token'
+  );
+}
+
 export interface BeginResult {
   readTs: bigint;
   /** The pin token (null when unpinned). Opaque bytes; see pinTokenToText(). */
@@ -59,6 +76,11 @@ export interface BeginResult {
   mode: PinMode;
   /** TTL the server granted (ms); 0 when unpinned. */
   ttlMs: number;
+  /**
+   * Unpinned only: why nothing protects read_ts. begin() logs it (once); the
+   * caller shows it to the operator (stderr, MANIFEST) without logging it again.
+   */
+  warning?: string;
 }
 
 export interface BeginOptions {
@@ -105,6 +127,8 @@ export class BackupSession extends EventEmitter {
   private renewing: Promise<void> | null = null;
   private ending: Promise<void> | null = null;
   lostReason: string | null = null;
+  /** Set when unpinned: see BeginResult.warning. */
+  warning: string | null = null;
   readonly counters: SessionCounters = { renewals: 0, renewalFailures: 0 };
 
   constructor(opts: BackupSessionOptions) {
@@ -152,10 +176,8 @@ export class BackupSession extends EventEmitter {
       this.readTs = opts.readTs;
       this.mode = 'unpinned';
       this.state = 'active';
-      this.log.warn(
-        { mode: 'unpinned', read_ts: this.readTs.toString() },
-        'reading at --read-ts WITHOUT a backup pin: the cluster may compact versions at this timestamp mid-read; reads would then fail with EIO',
-      );
+      this.warning = readTsWithoutPinWarning(this.readTs);
+      this.log.warn({ mode: 'unpinned', read_ts: this.readTs.toString() }, this.warning);
       return this.result();
     }
     const sent = Date.now();
@@ -174,15 +196,15 @@ export class BackupSession extends EventEmitter {
     this.readTs = await this.client.getTimestamp();
     this.mode = 'unpinned';
     this.state = 'active';
-    this.log.warn(
-      { mode: 'unpinned', read_ts: this.readTs.toString() },
-      'cluster does not implement Admin.BeginBackup: mounting at a fresh timestamp WITHOUT a backup pin; the compactor may retire versions at this read_ts and reads would then fail with EIO',
-    );
+    this.warning = NO_BACKUP_RPC_WARNING;
+    this.log.warn({ mode: 'unpinned', read_ts: this.readTs.toString() }, this.warning);
     return this.result();
   }
 
   private result(): BeginResult {
-    return { readTs: this.readTs!, pinToken: this.token, mode: this.mode!, ttlMs: this.mode === 'unpinned' ? 0 : this.ttlMs };
+    const r: BeginResult = { readTs: this.readTs!, pinToken: this.token, mode: this.mode!, ttlMs: this.mode === 'unpinned' ? 0 : this.ttlMs };
+    if (this.warning) r.warning = this.warning;
+    return r;
   }
 
   private rpcDeadline(ttlMs: number): number {
