@@ -13,10 +13,35 @@ import { openClusterSession } from './session/open.js';
 import { scopesFromKeyspace, type AdapterScopes } from './session/scopes.js';
 import { SnapshotView } from './source/range.js';
 import { ReadAheadSource } from './source/readahead.js';
-import type { AdapterName } from './adapters/types.js';
+import type { AdapterName, DecodeOptions } from './adapters/types.js';
 import type { ListAdaptersAndScopesResponse } from './source/cluster.js';
 
 export type LiveHandle = OpenedSource;
+
+/**
+ * MANIFEST's adapters section for what this mount shows: adapters outside
+ * --adapter are absent (renderManifest), and each adapter's scope list is the
+ * cluster's list narrowed by --scope, so MANIFEST names exactly the tables,
+ * buckets, databases and queues the tree can contain. An enabled adapter with no
+ * scope left stays an empty object, as the format owner's decoder writes it
+ * ("in the dump, nothing emitted"; internal/backup/manifest.go Adapters).
+ */
+export function manifestScopes(all: AdapterScopes, opts: DecodeOptions): Map<AdapterName, string[] | number[]> {
+  const only = (adapter: AdapterName, names: string[]): string[] => {
+    const allowed = opts.scopes.get(adapter);
+    return allowed ? names.filter((n) => allowed.has(n)) : names;
+  };
+  const redisAllowed = opts.scopes.get('redis');
+  const dbs = all.redis_databases.map(Number).filter((n) => !redisAllowed || redisAllowed.has(String(n)) || redisAllowed.has(`db_${n}`));
+  const out = new Map<AdapterName, string[] | number[]>([
+    ['dynamodb', only('dynamodb', all.dynamodb_tables)],
+    ['s3', only('s3', all.s3_buckets)],
+    ['redis', dbs],
+    ['sqs', only('sqs', all.sqs_queues)],
+  ]);
+  for (const a of [...out.keys()]) if (!opts.adapters.has(a)) out.delete(a);
+  return out;
+}
 
 export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics): Promise<LiveHandle> {
   let endpoints = cfg.clusters;
@@ -56,12 +81,7 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
     await stopDemo?.();
     throw e;
   }
-  const scopeMap = new Map<AdapterName, string[] | number[]>([
-    ['dynamodb', scopes.dynamodb_tables],
-    ['s3', scopes.s3_buckets],
-    ['redis', scopes.redis_databases.map(Number)],
-    ['sqs', scopes.sqs_queues],
-  ]);
+  const scopeMap = manifestScopes(scopes, cfg.decode);
   const mountedAt = new Date();
   // The unpinned warning was logged once by the session; here it goes to stderr and MANIFEST only.
   const notices = o.warning ? [`WARNING: ${o.warning}`] : [];

@@ -17,6 +17,7 @@ import { captureLog, type LogCapture } from './helpers/devcluster.js';
 import { goldenCases, normalizeChecksums } from './helpers/golden.js';
 import { BIN, isMounted, mount, sh, tempDir, waitFor, type Mounted } from './helpers/mount.js';
 import { spawn } from 'node:child_process';
+import { buildDemoSource } from '../src/demo/data.js';
 
 const tmp = tempDir('ekv-live-');
 const STR = (k: string): string => `!redis|str|${k}`;
@@ -258,6 +259,42 @@ describe('live mount: --read-ts without a pin', () => {
     expect((await cat(m, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
     expect(await m.unmount()).toBe(0);
   });
+});
+
+describe('live MANIFEST follows --scope and --adapter', () => {
+  /** adapter -> names in the tree (decoded dir names), for comparing with MANIFEST. */
+  const treeScopes = async (m: Mounted): Promise<Record<string, string[]>> => {
+    const out: Record<string, string[]> = {};
+    for (const a of (await sh(`ls '${m.mnt}'`)).stdout.split('\n').filter((n) => n && !/^[A-Z]/.test(n))) {
+      out[a] = (await sh(`ls '${join(m.mnt, a)}'`)).stdout.split('\n').filter(Boolean).map((n) => (a === 'redis' ? n.replace(/^db_/, '') : decodeURIComponent(n)));
+    }
+    return out;
+  };
+  const manifestScopes = (j: { adapters: Record<string, Record<string, (string | number)[]>> }): Record<string, string[]> =>
+    Object.fromEntries(Object.entries(j.adapters).map(([a, v]) => [a, (Object.values(v)[0] ?? []).map(String)]));
+
+  for (const backupRpc of [true, false]) {
+    it(`${backupRpc ? 'pinned (ListAdaptersAndScopes)' : 'unpinned (metadata scan)'}: MANIFEST lists exactly the scopes the tree contains`, async () => {
+      const c = await cluster({ source: buildDemoSource(), backupRpc });
+      const m = await liveMount(c, ['--scope', 'dynamodb=orders,no-such-table', '--scope', 'sqs=payments.fifo,orders']);
+      const j = JSON.parse((await cat(m, 'MANIFEST.json')).stdout) as { adapters: Record<string, Record<string, (string | number)[]>> };
+      expect(j.adapters).toEqual({
+        dynamodb: { tables: ['orders'] },
+        s3: { buckets: ['logs', 'photos'] },
+        redis: { databases: [0] },
+        sqs: { queues: ['orders', 'payments.fifo'] },
+      });
+      expect(manifestScopes(j)).toEqual(await treeScopes(m));
+      expect(await m.unmount()).toBe(0);
+
+      const m2 = await liveMount(c, ['--adapter', 'dynamodb,redis', '--scope', 'dynamodb=users', '--scope', 'redis=7']);
+      const j2 = JSON.parse((await cat(m2, 'MANIFEST.json')).stdout) as { adapters: Record<string, Record<string, (string | number)[]>> };
+      // Excluded adapters are absent; an adapter in the dump with nothing emitted is {} (the owner's shape).
+      expect(j2.adapters).toEqual({ dynamodb: { tables: ['users'] }, redis: {} });
+      expect(await treeScopes(m2)).toEqual({ dynamodb: ['users'] });
+      expect(await m2.unmount()).toBe(0);
+    });
+  }
 });
 
 describe('live tree == snapshot tree', () => {
