@@ -9,7 +9,7 @@ import type { MountConfig, OpenedSource } from './runner.js';
 import { renderManifest, PHASE_LIVE_PINNED, PHASE_LIVE_UNPINNED } from './format/manifest.js';
 import { buildDemoSource } from './demo/data.js';
 import { startDevCluster } from './devcluster/server.js';
-import { openClusterSession } from './session/open.js';
+import { openClusterSession, type OpenedCluster } from './session/open.js';
 import { scopesFromKeyspace, type AdapterScopes } from './session/scopes.js';
 import { SnapshotView } from './source/range.js';
 import { ReadAheadSource } from './source/readahead.js';
@@ -17,6 +17,35 @@ import type { AdapterName, DecodeOptions } from './adapters/types.js';
 import type { ListAdaptersAndScopesResponse } from './source/cluster.js';
 
 export type LiveHandle = OpenedSource;
+
+/** Set-up was stopped (a signal, a fatal error) before the mount answered. */
+export class Interrupted extends Error {
+  constructor(readonly reason: string) {
+    super(`interrupted by ${reason} before the mount answered`);
+    this.name = 'Interrupted';
+  }
+}
+
+/** Reject as soon as `signal` aborts; `p` is left to settle on its own (its rejection is swallowed). */
+export function unlessAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  p.catch(() => {});
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}
 
 /**
  * MANIFEST's adapters section for what this mount shows: adapters outside
@@ -43,7 +72,7 @@ export function manifestScopes(all: AdapterScopes, opts: DecodeOptions): Map<Ada
   return out;
 }
 
-export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics): Promise<LiveHandle> {
+export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics, abort?: AbortSignal): Promise<LiveHandle> {
   let endpoints = cfg.clusters;
   let stopDemo: (() => Promise<void>) | null = null;
   if (cfg.demo) {
@@ -52,8 +81,10 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
     stopDemo = () => demo.close();
     log.info({ address: demo.address }, 'demo cluster started');
   }
-  let opened;
+  let opened: OpenedCluster;
   try {
+    // Not abandoned on a signal: a BeginBackup answered after we stopped waiting would
+    // leave a pin nobody ends. The runner waits for it, then we end it below.
     opened = await openClusterSession({
       endpoints,
       token: cfg.adminToken,
@@ -69,16 +100,23 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
     throw e;
   }
   const o = opened;
-  // Scopes for MANIFEST: the server's answer when it has the Backup RPCs, else our own read of the metadata prefixes.
+  const close = async (): Promise<void> => {
+    await o.close();
+    await stopDemo?.();
+  };
   let scopes: AdapterScopes;
   try {
-    scopes =
+    if (abort?.aborted) throw abort.reason as Error;
+    // Scopes for MANIFEST: the server's answer when it has the Backup RPCs, else our own read of the metadata prefixes.
+    // These we may abandon on a signal: the pin is known and ended by close().
+    scopes = await unlessAborted(
       o.mode !== 'unpinned' && o.pinToken
-        ? await o.client.call<{ pin_token: Buffer }, ListAdaptersAndScopesResponse>('Admin', 'ListAdaptersAndScopes', { pin_token: o.pinToken })
-        : await scopesFromKeyspace(new SnapshotView(o.source, o.readTs, cfg.pageSize));
+        ? o.client.call<{ pin_token: Buffer }, ListAdaptersAndScopesResponse>('Admin', 'ListAdaptersAndScopes', { pin_token: o.pinToken })
+        : scopesFromKeyspace(new SnapshotView(o.source, o.readTs, cfg.pageSize)),
+      abort,
+    );
   } catch (e) {
-    await o.close().catch(() => {});
-    await stopDemo?.();
+    await close().catch(() => {});
     throw e;
   }
   const scopeMap = manifestScopes(scopes, cfg.decode);
@@ -103,9 +141,6 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics):
         extra: o.warning ? { warning: o.warning } : undefined,
       }),
     describe: { source: cfg.demo ? 'demo' : 'cluster', endpoints, read_ts: o.readTs.toString(), pin_mode: o.mode },
-    close: async () => {
-      await o.close();
-      await stopDemo?.();
-    },
+    close,
   };
 }

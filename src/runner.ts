@@ -15,7 +15,7 @@ import { SnapshotView } from './source/range.js';
 import { SnapshotSource } from './source/snapshot.js';
 import type { PageSource } from './source/types.js';
 import { Tree } from './tree/tree.js';
-import { openLive, type LiveHandle } from './live.js';
+import { Interrupted, openLive, type LiveHandle } from './live.js';
 import { formatSize } from './units.js';
 import { Metrics } from './metrics.js';
 
@@ -105,6 +105,18 @@ async function openSnapshot(cfg: MountConfig, log: Logger): Promise<OpenedSource
   };
 }
 
+/** After a fatal error, clean-up gets this long before the process exits anyway. */
+const FATAL_EXIT_MS = 20_000;
+
+/**
+ * Every exit path the daemon controls ends the pin and unmounts: SIGINT, SIGTERM
+ * and SIGHUP at any time (during BeginBackup, ListAdaptersAndScopes and FUSE
+ * set-up too), `fusermount -u`, and uncaught exceptions / unhandled rejections.
+ * Handlers go in before anything is set up. A signal during set-up stops it at
+ * the next step (a BeginBackup in flight is waited for, so the pin it creates is
+ * known and ended; ListAdaptersAndScopes is abandoned), cleans up and exits 1.
+ * A second signal exits at once, leaving any pin to expire at its TTL.
+ */
 export async function runMount(cfg: MountConfig): Promise<number> {
   const log = makeLogger(cfg.logLevel, cfg.logFile);
   const report = (msg: { ready?: boolean; error?: string; notices?: string[] }): void => {
@@ -115,76 +127,120 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   let tree: Tree | null = null;
   let fuse: KernelMount | null = null;
   const metrics = new Metrics(() => tree);
-  try {
-    preflight(mountpoint);
-    opened = cfg.snapshot ? await openSnapshot(cfg, log) : await openLive(cfg, log, metrics);
-    const view = new SnapshotView(metrics.instrument(opened.source), opened.readTs, cfg.pageSize);
-    tree = new Tree({
-      view,
-      options: cfg.decode,
-      adapters: ALL_ADAPTERS,
-      log,
-      cacheBytes: cfg.cacheBytes,
-      spillDir: cfg.spillDir,
-      manifest: opened.manifest,
-      guard: opened.guard,
-    });
-    fuse = createFuseMount({ mountpoint, tree, log, debug: cfg.logLevel === 'trace', inflight: metrics.fuseInFlight, backend: cfg.fuseBackend });
-    await fuse.mount();
-    await stat(mountpoint); // the kernel answers through us: the mount is live
-    if (cfg.metricsListen) log.info({ address: await metrics.listen(cfg.metricsListen) }, 'metrics listening');
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    log.error({ err: msg, mountpoint }, 'mount failed');
-    await fuse?.unmount().catch(() => {});
-    await tree?.close().catch(() => {});
-    await opened?.close().catch(() => {});
-    await metrics.close();
-    report({ error: msg });
-    if (!cfg.readyIpc) process.stderr.write(`ekv-mount: ${msg}\n`);
-    return 1;
-  }
-  log.info({ mountpoint, ...opened.describe, cache_size: formatSize(cfg.cacheBytes) }, 'mounted');
-  const notices = opened.notices ?? [];
-  if (!cfg.readyIpc) {
-    for (const n of notices) process.stderr.write(`ekv-mount: ${n}\n`);
-    process.stderr.write(`ekv-mount: mounted at ${mountpoint} (read_ts ${opened.readTs}); unmount with: fusermount -u ${mountpoint}\n`);
-  }
-  report({ ready: true, notices });
-  if (cfg.readyIpc && process.connected) process.disconnect?.();
 
-  const t = tree;
-  const progress = startProgress(t, log, cfg.progressIntervalSeconds);
-  const reason = await new Promise<string>((resolve) => {
-    const onSignal = (sig: string) => () => resolve(sig);
-    process.once('SIGINT', onSignal('SIGINT'));
-    process.once('SIGTERM', onSignal('SIGTERM'));
-    process.once('SIGHUP', onSignal('SIGHUP'));
+  const shutdown = new AbortController();
+  let stopReason: string | null = null;
+  let fatalCode = 0;
+  let wake!: (reason: string) => void;
+  const stopped = new Promise<string>((r) => (wake = r));
+  const stop = (reason: string): void => {
+    if (stopReason) return;
+    stopReason = reason;
+    shutdown.abort(new Interrupted(reason));
+    wake(reason);
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stopReason) {
+      log.warn({ signal: sig, first: stopReason }, 'second signal: exiting now without finishing clean-up (a backup pin left behind expires at its TTL)');
+      if (!cfg.readyIpc) process.stderr.write(`ekv-mount: ${sig} again: exiting now; a backup pin left behind expires at its TTL\n`);
+      process.exit(1);
+    }
+    log.info({ signal: sig, mountpoint }, 'signal received');
+    stop(sig);
+  };
+  const onFatal = (kind: 'uncaughtException' | 'unhandledRejection') => (e: unknown): void => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    log.fatal({ kind, err: err.message, stack: err.stack }, 'fatal error: unmounting and ending the backup pin');
+    if (!cfg.readyIpc) process.stderr.write(`ekv-mount: fatal error (${kind}): ${err.message}; unmounting and ending the backup pin\n`);
+    fatalCode = 1;
+    if (!stopReason) setTimeout(() => process.exit(1), FATAL_EXIT_MS).unref();
+    stop(kind);
+  };
+  const onUncaught = onFatal('uncaughtException');
+  const onUnhandled = onFatal('unhandledRejection');
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  process.on('uncaughtException', onUncaught);
+  process.on('unhandledRejection', onUnhandled);
+  const uninstall = (): void => {
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
+    process.off('uncaughtException', onUncaught);
+    process.off('unhandledRejection', onUnhandled);
+  };
+  const checkStop = (): void => {
+    if (shutdown.signal.aborted) throw shutdown.signal.reason as Error;
+  };
+
+  try {
+    try {
+      preflight(mountpoint);
+      opened = cfg.snapshot ? await openSnapshot(cfg, log) : await openLive(cfg, log, metrics, shutdown.signal);
+      checkStop();
+      const view = new SnapshotView(metrics.instrument(opened.source), opened.readTs, cfg.pageSize);
+      tree = new Tree({
+        view,
+        options: cfg.decode,
+        adapters: ALL_ADAPTERS,
+        log,
+        cacheBytes: cfg.cacheBytes,
+        spillDir: cfg.spillDir,
+        manifest: opened.manifest,
+        guard: opened.guard,
+      });
+      fuse = createFuseMount({ mountpoint, tree, log, debug: cfg.logLevel === 'trace', inflight: metrics.fuseInFlight, backend: cfg.fuseBackend });
+      await fuse.mount();
+      checkStop();
+      await stat(mountpoint); // the kernel answers through us: the mount is live
+      if (cfg.metricsListen) log.info({ address: await metrics.listen(cfg.metricsListen) }, 'metrics listening');
+      checkStop();
+    } catch (e) {
+      let msg = e instanceof Error ? e.message : String(e);
+      if (fatalCode && e instanceof Interrupted) msg = `fatal error before the mount answered (${e.reason}); see the log`;
+      log.error({ err: msg, mountpoint }, 'mount failed');
+      await fuse?.unmount().catch(() => {});
+      await tree?.close().catch(() => {});
+      await opened?.close().catch(() => {});
+      await metrics.close();
+      report({ error: msg });
+      if (!cfg.readyIpc) process.stderr.write(`ekv-mount: ${msg}\n`);
+      return 1;
+    }
+    log.info({ mountpoint, ...opened.describe, cache_size: formatSize(cfg.cacheBytes) }, 'mounted');
+    const notices = opened.notices ?? [];
+    if (!cfg.readyIpc) {
+      for (const n of notices) process.stderr.write(`ekv-mount: ${n}\n`);
+      process.stderr.write(`ekv-mount: mounted at ${mountpoint} (read_ts ${opened.readTs}); unmount with: fusermount -u ${mountpoint}\n`);
+    }
+    report({ ready: true, notices });
+    if (cfg.readyIpc && process.connected) process.disconnect?.();
+
+    const t = tree;
+    const progress = startProgress(t, log, cfg.progressIntervalSeconds);
     const poll = setInterval(() => {
-      if (!isMounted(mountpoint)) {
-        clearInterval(poll);
-        resolve('unmounted');
-      }
+      if (!isMounted(mountpoint)) stop('unmounted');
     }, 500);
-  });
-  clearInterval(progress);
-  log.info({ reason, mountpoint }, 'shutting down');
-  let code = 0;
-  try {
-    if (reason !== 'unmounted') await fuse!.unmount();
-  } catch (e) {
-    log.error({ err: (e as Error).message }, 'unmount failed');
-    code = 1;
+    const reason = await stopped;
+    clearInterval(poll);
+    clearInterval(progress);
+    log.info({ reason, mountpoint }, 'shutting down');
+    let code = fatalCode;
+    try {
+      if (reason !== 'unmounted') await fuse!.unmount();
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'unmount failed');
+      code = 1;
+    }
+    await t.close().catch(() => {});
+    try {
+      await opened.close();
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'close failed');
+    }
+    await metrics.close();
+    log.info({ reason, bytes_served: t.stats.bytesServed, files_opened: t.stats.filesOpened }, 'stopped');
+    return code;
+  } finally {
+    uninstall();
   }
-  await t.close().catch(() => {});
-  try {
-    await opened.close();
-  } catch (e) {
-    log.error({ err: (e as Error).message }, 'close failed');
-  }
-  await metrics.close();
-  log.info({ reason, bytes_served: t.stats.bytesServed, files_opened: t.stats.filesOpened }, 'stopped');
-  return code;
 }
 
 function startProgress(tree: Tree, log: Logger, seconds: number): NodeJS.Timeout {

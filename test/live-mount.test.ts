@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSnapshot } from '../src/devcluster/cli.js';
@@ -16,7 +17,7 @@ import { ClusterClient } from '../src/source/cluster.js';
 import { captureLog, type LogCapture } from './helpers/devcluster.js';
 import { goldenCases, normalizeChecksums } from './helpers/golden.js';
 import { BIN, isMounted, mount, sh, tempDir, waitFor, type Mounted } from './helpers/mount.js';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { buildDemoSource } from '../src/demo/data.js';
 
 const tmp = tempDir('ekv-live-');
@@ -293,6 +294,110 @@ describe('live MANIFEST follows --scope and --adapter', () => {
       expect(j2.adapters).toEqual({ dynamodb: { tables: ['users'] }, redis: {} });
       expect(await treeScopes(m2)).toEqual({ dynamodb: ['users'] });
       expect(await m2.unmount()).toBe(0);
+    });
+  }
+});
+
+describe('live mount: every exit path ends the pin', () => {
+  interface Spawned {
+    proc: ChildProcess;
+    mnt: string;
+    stdout: () => string;
+    stderr: () => string;
+    exited: Promise<number | null>;
+  }
+  /** The real binary without waiting for the mount (set-up can be interrupted); nodeArgs go before the script. */
+  const spawnMount = (args: string[], nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Spawned => {
+    const mnt = tempDir('ekv-mnt-exit-');
+    const proc = spawn(process.execPath, [...nodeArgs, BIN, mnt, '--log-level', 'info', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    cleanup.push(async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+      if (isMounted(mnt)) await sh(`fusermount -u -z '${mnt}'`);
+    });
+    return { proc, mnt, stdout: () => out, stderr: () => err, exited };
+  };
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${sig} while ListAdaptersAndScopes is slow (pin begun, not mounted yet): EndBackup, pins back to 0, exit 1 with one line`, async () => {
+      const c = await cluster({ methodLatencyMs: { ListAdaptersAndScopes: 4000 } });
+      const m = spawnMount(['--cluster', c.dc.address, '--pin-ttl', '3s']);
+      await waitFor(() => c.dc.calls.get('ListAdaptersAndScopes') === 1, 15_000, 'ListAdaptersAndScopes to be called');
+      expect(c.dc.activePins).toBe(1);
+      const t0 = Date.now();
+      m.proc.kill(sig);
+      expect(await m.exited).toBe(1);
+      expect(Date.now() - t0).toBeLessThan(3000); // the slow listing was abandoned, not waited out
+      expect(c.dc.activePins).toBe(0);
+      expect(c.pins().filter(([msg]) => msg !== 'backup_pin_renew')).toEqual([
+        ['backup_pin_begin', 1],
+        ['backup_pin_end', 0],
+      ]);
+      expect(m.stderr()).toMatch(new RegExp(`^ekv-mount: interrupted by ${sig} before the mount answered\\n$`));
+      expect(isMounted(m.mnt)).toBe(false);
+    });
+  }
+
+  it('SIGTERM while BeginBackup is in flight: the pin it creates is waited for and ended (none left to expire)', async () => {
+    const c = await cluster({ methodLatencyMs: { BeginBackup: 1500 } });
+    const m = spawnMount(['--cluster', c.dc.address, '--pin-ttl', '60s']);
+    await waitFor(() => c.dc.calls.get('BeginBackup') === 1, 15_000, 'BeginBackup to be called');
+    expect(c.dc.activePins).toBe(0);
+    m.proc.kill('SIGTERM');
+    expect(await m.exited).toBe(1);
+    expect(c.dc.activePins).toBe(0);
+    expect(c.pins()).toEqual([
+      ['backup_pin_begin', 1],
+      ['backup_pin_end', 0],
+    ]);
+    expect(c.dc.calls.get('ListAdaptersAndScopes')).toBeUndefined(); // stopped at the next step
+    expect(isMounted(m.mnt)).toBe(false);
+  });
+
+  it('a second signal exits at once (the operator insists); the pin is left to its TTL', async () => {
+    const c = await cluster({ methodLatencyMs: { BeginBackup: 3000 } });
+    const m = spawnMount(['--cluster', c.dc.address, '--pin-ttl', '1s']);
+    await waitFor(() => c.dc.calls.get('BeginBackup') === 1, 15_000, 'BeginBackup to be called');
+    m.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(m.proc.exitCode).toBeNull(); // the first one waits for BeginBackup
+    const t0 = Date.now();
+    m.proc.kill('SIGTERM');
+    expect(await m.exited).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(m.stderr()).toMatch(/SIGTERM again: exiting now; a backup pin left behind expires at its TTL/);
+    await waitFor(() => c.pins().some(([msg]) => msg === 'backup_pin_expired'), 10_000, 'the orphaned pin to expire');
+    expect(c.dc.activePins).toBe(0);
+  });
+
+  for (const kind of ['uncaughtException', 'unhandledRejection'] as const) {
+    it(`an ${kind} while mounted: one fatal log line, unmounted, EndBackup, exit 1`, async () => {
+      const c = await cluster();
+      // Preloaded into the daemon: SIGUSR2 raises the fault from outside any handler the daemon wrote.
+      const preload = join(tmp, 'crash.mjs');
+      writeFileSync(
+        preload,
+        `process.on('SIGUSR2', () => { if (process.env.EKV_TEST_CRASH === 'unhandledRejection') Promise.reject(new Error('injected rejection')); else throw new Error('injected exception'); });\n`,
+      );
+      const m = spawnMount(['--cluster', c.dc.address, '--pin-ttl', '3s'], ['--import', pathToFileURL(preload).href], { EKV_TEST_CRASH: kind });
+      await waitFor(() => /mounted at /.test(m.stderr()) || m.proc.exitCode !== null, 30_000, 'the mount');
+      expect(isMounted(m.mnt)).toBe(true);
+      expect((await sh(`cat '${join(m.mnt, STRINGS, 'greeting.bin')}'`)).stdout).toBe('hello');
+      expect(c.dc.activePins).toBe(1);
+      m.proc.kill('SIGUSR2');
+      expect(await m.exited).toBe(1);
+      expect(isMounted(m.mnt)).toBe(false);
+      expect(c.dc.activePins).toBe(0);
+      expect(c.pins().filter(([msg]) => msg !== 'backup_pin_renew').map(([msg]) => msg)).toEqual(['backup_pin_begin', 'backup_pin_end']);
+      const fatal = logLines(m).filter((l) => l.level === 60);
+      expect(fatal).toHaveLength(1);
+      expect(fatal[0]).toMatchObject({ kind, err: kind === 'uncaughtException' ? 'injected exception' : 'injected rejection' });
+      expect(m.stderr()).toMatch(new RegExp(`fatal error \\(${kind}\\): injected`));
     });
   }
 });
