@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { ADAPTER_NAMES, defaultDecodeOptions, type AdapterName, type DecodeOptions } from './adapters/types.js';
 import { parseDurationMs, parseSize } from './units.js';
 import { runMount, type MountConfig } from './runner.js';
+import { readPinFile } from './session/pinfile.js';
+import { pinTokenFromText, pinTokenToText } from './session/session.js';
 import { DEFAULT_FUSE_BACKEND, FUSE_BACKENDS, type FuseBackend } from './fuse/index.js';
 
 function collect(v: string, prev: string[]): string[] {
@@ -44,7 +46,8 @@ export function buildCommand(): Command {
     .option('--tls-cert <file>', 'PEM client certificate')
     .option('--tls-key <file>', 'PEM client key')
     .option('--pin-ttl <duration>', 'backup pin TTL (e.g. 300s, 5m); renewed every ttl/3', '300s')
-    .option('--pin-token <token>', 'join a pin another host began (renewed here, never ended here)')
+    .option('--pin-token <hex|@file>', 'join a pin another host began (renewed here, never ended here): its hex token with --read-ts, or @<file> written by that host\'s --pin-token-file')
+    .option('--pin-token-file <path>', 'when this mount begins a pin, write its token and read_ts here (mode 0600, removed at unmount) instead of printing the token on stderr')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics here')
     .addOption(new Option('--fuse-backend <backend>', 'kernel FUSE layer: native (libfuse3 addon) or fuse-native (libfuse2)').choices([...FUSE_BACKENDS]).default(DEFAULT_FUSE_BACKEND))
     .option('--progress-interval <seconds>', 'progress log line interval while reads happen (0 = off)', '10')
@@ -94,6 +97,20 @@ function parseUint64(name: string, v: string): bigint {
   return b;
 }
 
+/** --pin-token <hex> [--read-ts] or --pin-token @file (token and read_ts from a --pin-token-file). */
+function pinTokenArgs(o: Record<string, unknown>, readTs: bigint | undefined): { pinToken?: string; readTs?: bigint } {
+  const raw = o.pinToken as string | undefined;
+  if (raw === undefined) return { readTs };
+  if (o.pinTokenFile) throw new Error('--pin-token-file is for the host that begins a pin; a mount joining one with --pin-token does not write it');
+  if (!raw.startsWith('@')) {
+    pinTokenFromText(raw); // a one-line error now rather than at mount
+    return { pinToken: raw, readTs };
+  }
+  const f = readPinFile(raw.slice(1));
+  if (readTs !== undefined && readTs !== f.readTs) throw new Error(`--read-ts ${readTs} disagrees with read_ts ${f.readTs} in ${raw.slice(1)}: a joined pin is read at its own read_ts (drop --read-ts)`);
+  return { pinToken: pinTokenToText(f.pinToken), readTs: f.readTs };
+}
+
 export function configFromArgs(argv: string[]): MountConfig {
   const cmd = buildCommand();
   cmd.exitOverride();
@@ -102,12 +119,14 @@ export function configFromArgs(argv: string[]): MountConfig {
   const mountpoint = cmd.args[0]!;
   const sources = [o.snapshot ? 1 : 0, (o.cluster as string[]).length ? 1 : 0, o.demo ? 1 : 0].reduce((a, b) => a + b, 0);
   if (sources !== 1) throw new Error('choose exactly one of --snapshot <file>, --cluster <host:port>, --demo');
+  const pin = pinTokenArgs(o, o.readTs !== undefined ? parseUint64('--read-ts', String(o.readTs)) : undefined);
+  if ((pin.pinToken || o.pinTokenFile) && o.snapshot) throw new Error('--pin-token / --pin-token-file need a live mount (--cluster or --demo)');
   return {
     mountpoint,
     snapshot: o.snapshot as string | undefined,
     clusters: o.cluster as string[],
     demo: !!o.demo,
-    readTs: o.readTs !== undefined ? parseUint64('--read-ts', String(o.readTs)) : undefined,
+    readTs: pin.readTs,
     cacheBytes: parseSize(String(o.cacheSize)),
     pageSize: Math.max(1, parseInt(String(o.pageSize), 10) || 1024),
     spillDir: o.spillDir as string | undefined,
@@ -119,7 +138,8 @@ export function configFromArgs(argv: string[]): MountConfig {
     adminToken: (o.adminToken as string | undefined) ?? process.env.EKV_ADMIN_TOKEN,
     tls: o.tlsCa || o.tlsCert || o.tlsKey ? { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey } : undefined,
     pinTtlMs: parseDurationMs(String(o.pinTtl)),
-    pinToken: o.pinToken as string | undefined,
+    pinToken: pin.pinToken,
+    pinTokenFile: o.pinTokenFile as string | undefined,
     metricsListen: o.metricsListen as string | undefined,
     progressIntervalSeconds: Math.max(0, parseFloat(String(o.progressInterval)) || 0),
     readyIpc: !!o.readyIpc,

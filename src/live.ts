@@ -10,7 +10,9 @@ import { renderManifest, PHASE_LIVE_PINNED, PHASE_LIVE_UNPINNED } from './format
 import { buildDemoSource } from './demo/data.js';
 import { startDevCluster } from './devcluster/server.js';
 import { openClusterSession, type OpenedCluster } from './session/open.js';
+import { removePinFile, writePinFile } from './session/pinfile.js';
 import { scopesFromKeyspace, type AdapterScopes } from './session/scopes.js';
+import { pinTokenToText } from './session/session.js';
 import { SnapshotView } from './source/range.js';
 import { ReadAheadSource } from './source/readahead.js';
 import type { AdapterName, DecodeOptions } from './adapters/types.js';
@@ -72,6 +74,27 @@ export function manifestScopes(all: AdapterScopes, opts: DecodeOptions): Map<Ada
   return out;
 }
 
+/** Operator-facing lines (stderr, once) about the pin this mount holds or joined. Never logged: they may carry the token. */
+function pinNotices(o: OpenedCluster, cfg: MountConfig, endpoints: string[]): string[] {
+  const ref = o.session.pinRef;
+  if (o.mode === 'joined') {
+    return [`joined backup pin ${ref} at read_ts ${o.readTs}: renewed here, never ended here (the host that began it ends it)`];
+  }
+  if (o.mode !== 'pinned' || !o.pinToken) return [];
+  const cluster = endpoints.join(',');
+  if (cfg.pinTokenFile) {
+    return [
+      `backup pin ${ref} begun at read_ts ${o.readTs}; its token and read_ts are in ${cfg.pinTokenFile} (mode 0600, removed at unmount).`,
+      `to copy other scopes at the same read_ts from another host: ekv-mount <mountpoint> --cluster ${cluster} --pin-token @${cfg.pinTokenFile} --scope <adapter>=<names>`,
+    ];
+  }
+  return [
+    `backup pin ${ref} begun at read_ts ${o.readTs} with pin token ${pinTokenToText(o.pinToken)}`,
+    `to copy other scopes at the same read_ts from another host: ekv-mount <mountpoint> --cluster ${cluster} --pin-token ${pinTokenToText(o.pinToken)} --read-ts ${o.readTs} --scope <adapter>=<names>`,
+    'the pin token is a secret (whoever holds it can renew and end the pin): it is shown only here, never in the logs; --pin-token-file <path> keeps it off the terminal',
+  ];
+}
+
 export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics, abort?: AbortSignal): Promise<LiveHandle> {
   let endpoints = cfg.clusters;
   let stopDemo: (() => Promise<void>) | null = null;
@@ -100,13 +123,20 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics, 
     throw e;
   }
   const o = opened;
+  let pinFileWritten = false;
   const close = async (): Promise<void> => {
     await o.close();
+    if (pinFileWritten && o.pinToken) removePinFile(cfg.pinTokenFile!, o.pinToken);
     await stopDemo?.();
   };
   let scopes: AdapterScopes;
   try {
     if (abort?.aborted) throw abort.reason as Error;
+    if (cfg.pinTokenFile && o.mode === 'pinned' && o.pinToken) {
+      writePinFile(cfg.pinTokenFile, { pinToken: o.pinToken, readTs: o.readTs }, { endpoints, ttlMs: o.ttlMs, mountpoint: cfg.mountpoint });
+      pinFileWritten = true;
+      log.info({ file: cfg.pinTokenFile, pin_ref: o.session.pinRef, read_ts: o.readTs.toString() }, 'pin token file written (mode 0600)');
+    }
     // Scopes for MANIFEST: the server's answer when it has the Backup RPCs, else our own read of the metadata prefixes.
     // These we may abandon on a signal: the pin is known and ended by close().
     scopes = await unlessAborted(
@@ -122,7 +152,7 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics, 
   const scopeMap = manifestScopes(scopes, cfg.decode);
   const mountedAt = new Date();
   // The unpinned warning was logged once by the session; here it goes to stderr and MANIFEST only.
-  const notices = o.warning ? [`WARNING: ${o.warning}`] : [];
+  const notices = o.warning ? [`WARNING: ${o.warning}`] : pinNotices(o, cfg, endpoints);
   return {
     // Ascending point reads (cp -r, tar) turn into scan pages after a few keys: one RPC for many files.
     source: new ReadAheadSource(o.source),
@@ -140,7 +170,7 @@ export async function openLive(cfg: MountConfig, log: Logger, metrics: Metrics, 
         options: cfg.decode,
         extra: o.warning ? { warning: o.warning } : undefined,
       }),
-    describe: { source: cfg.demo ? 'demo' : 'cluster', endpoints, read_ts: o.readTs.toString(), pin_mode: o.mode },
+    describe: { source: cfg.demo ? 'demo' : 'cluster', endpoints, read_ts: o.readTs.toString(), pin_mode: o.mode, pin_ref: o.session.pinRef ?? undefined },
     close,
   };
 }

@@ -36,7 +36,10 @@ export interface MountConfig {
   adminToken?: string;
   tls?: { ca?: string; cert?: string; key?: string };
   pinTtlMs: number;
+  /** Join this pin (hex; `--pin-token @file` is resolved by the CLI). */
   pinToken?: string;
+  /** Write the pin token and read_ts here (mode 0600) when this mount begins a pin. */
+  pinTokenFile?: string;
   metricsListen?: string;
   progressIntervalSeconds: number;
   readyIpc: boolean;

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import { writeFsm, type FsmEntry } from '../src/fixture/fsm.js';
 import { ClusterClient } from '../src/source/cluster.js';
 import { captureLog, type LogCapture } from './helpers/devcluster.js';
 import { goldenCases, normalizeChecksums } from './helpers/golden.js';
-import { BIN, isMounted, mount, sh, tempDir, waitFor, type Mounted } from './helpers/mount.js';
+import { BIN, execFileP, isMounted, mount, sh, tempDir, waitFor, type Mounted } from './helpers/mount.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { buildDemoSource } from '../src/demo/data.js';
 
@@ -259,6 +259,127 @@ describe('live mount: --read-ts without a pin', () => {
     expect(manifest).toMatchObject({ phase: 'phase1-live-unpinned', warning: warnLines[0]!.msg, live: { read_ts: 1000 } });
     expect((await cat(m, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
     expect(await m.unmount()).toBe(0);
+  });
+});
+
+describe('live mount: joining a pin from another host', () => {
+  const tokenIn = (stderr: string): { token: string; readTs: string } => {
+    const mm = /backup pin [0-9a-f]+ begun at read_ts (\d+) with pin token ([0-9a-f]+)\n/.exec(stderr);
+    expect(mm, stderr).not.toBeNull();
+    return { readTs: mm![1]!, token: mm![2]! };
+  };
+
+  it('host A prints token and read_ts once on stderr (never in its logs); host B joins with them; same bytes; B leaves the pin, A ends it', async () => {
+    const c = await cluster();
+    const a = await liveMount(c, ['--scope', 'redis=0']);
+    const { token, readTs } = tokenIn(a.stderr());
+    expect(a.stderr().split(token).length - 1).toBe(2); // the "begun" line and the ready-to-paste join command, nothing else
+    expect(a.stderr()).toContain(`--pin-token ${token} --read-ts ${readTs}`);
+    // Writes after A's pin: B must still see A's read_ts, not the new data.
+    const writer = new ClusterClient({ endpoints: [c.dc.address] });
+    cleanup.push(async () => writer.close());
+    await writer.call('RawKV', 'RawPut', { key: Buffer.from(STR('greeting')), value: Buffer.from('changed') });
+    const b = await liveMount(c, ['--pin-token', token, '--read-ts', readTs, '--scope', 'redis=db_0']);
+    expect(b.stderr()).toMatch(/joined backup pin [0-9a-f]{12} at read_ts \d+: renewed here, never ended here/);
+    expect(c.dc.activePins).toBe(1);
+    const sum = (m: Mounted) => sh(`cd '${m.mnt}' && find redis -type f | sort | xargs sha256sum`);
+    const [sa, sb] = [await sum(a), await sum(b)];
+    expect(sa.stdout).toContain('strings/greeting.bin');
+    expect(sb.stdout).toBe(sa.stdout);
+    expect((await cat(b, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
+    const liveSection = (text: string): string => /\n {2}"live": \{[^}]*\}/.exec(text)![0]; // as text: a uint64 HLC does not survive JSON.parse
+    const [rawA, rawB] = [(await cat(a, 'MANIFEST.json')).stdout, (await cat(b, 'MANIFEST.json')).stdout];
+    expect(liveSection(rawA)).toContain(`"read_ts": ${readTs},`);
+    expect(liveSection(rawB)).toBe(liveSection(rawA));
+    const ma = JSON.parse(rawA) as { live: { pin_token_sha256: string } };
+    expect((JSON.parse(rawB) as { phase: string }).phase).toBe('phase1-live-pinned');
+    expect(ma.live.pin_token_sha256).toBe(createHash('sha256').update(Buffer.from(token, 'hex')).digest('hex'));
+    expect(await b.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(1);
+    expect(c.dc.calls.get('EndBackup')).toBeUndefined();
+    expect((await cat(a, `${STRINGS}/greeting.bin`)).stdout).toBe('hello'); // A's pin is untouched
+    expect(await a.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(0);
+    expect(c.pins().filter(([msg]) => msg === 'backup_pin_end')).toEqual([['backup_pin_end', 0]]);
+    // The token never reached a JSON log line, on either host (only its sha256 / short ref).
+    for (const m of [a, b]) {
+      expect(m.stdout()).not.toContain(token);
+      expect(m.stdout()).toMatch(/"pin_ref":"[0-9a-f]{12}"/);
+    }
+  });
+
+  it('--pin-token-file writes token + read_ts with mode 0600 (not on stderr); --pin-token @file joins with it; the file goes at unmount', async () => {
+    const c = await cluster();
+    const file = join(tmp, 'pin-a.txt');
+    rmSync(file, { force: true });
+    const prevUmask = process.umask(0o000); // the daemon inherits it: 0600 must not depend on the umask
+    let a: Mounted;
+    try {
+      a = await liveMount(c, ['--pin-token-file', file]);
+    } finally {
+      process.umask(prevUmask);
+    }
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const text = readFileSync(file, 'utf8');
+    const token = /^pin_token=([0-9a-f]+)$/m.exec(text)![1]!;
+    const readTs = /^read_ts=(\d+)$/m.exec(text)![1]!;
+    expect(a.stderr()).not.toContain(token);
+    expect(a.stderr()).toContain(`its token and read_ts are in ${file} (mode 0600`);
+    expect(a.stderr()).toContain(`--pin-token @${file}`);
+    expect(a.stdout()).not.toContain(token);
+    const rawManifest = (await cat(a, 'MANIFEST.json')).stdout;
+    expect(rawManifest).toContain(`"read_ts": ${readTs},`); // (as text: a uint64 HLC does not survive JSON.parse)
+    const ma = JSON.parse(rawManifest) as { live: { pin_token_sha256: string } };
+    expect(ma.live.pin_token_sha256).toBe(createHash('sha256').update(Buffer.from(token, 'hex')).digest('hex'));
+    const b = await liveMount(c, ['--pin-token', `@${file}`]);
+    expect(b.stderr()).toContain(`joined backup pin`);
+    expect(b.stderr()).toContain(`(read_ts ${readTs})`);
+    expect((await sh(`cmp '${join(a.mnt, STRINGS, 'k007.bin')}' '${join(b.mnt, STRINGS, 'k007.bin')}'`)).code).toBe(0);
+    expect(b.stdout()).not.toContain(token);
+    expect(await b.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(1);
+    expect(await a.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(0);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('--daemon: the parent prints the join line (and an unpinned warning) that the detached child would otherwise lose; the log file has no token', async () => {
+    const c = await cluster();
+    const mnt = tempDir('ekv-mnt-daemon-');
+    const logFile = join(tmp, 'daemon-pin.log');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [BIN, mnt, '--cluster', c.dc.address, '--pin-ttl', '3s', '--daemon', '--log-file', logFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      p.on('exit', (code) => resolve({ code, stderr: err }));
+    });
+    cleanup.push(async () => {
+      if (isMounted(mnt)) await sh(`fusermount -u '${mnt}'`);
+    });
+    expect(r.code).toBe(0);
+    const { token, readTs } = tokenIn(r.stderr);
+    expect(r.stderr).toContain(`--pin-token ${token} --read-ts ${readTs}`);
+    expect(isMounted(mnt)).toBe(true);
+    expect(c.dc.activePins).toBe(1);
+    expect(readFileSync(logFile, 'utf8')).not.toContain(token);
+    await sh(`fusermount -u '${mnt}'`);
+    await waitFor(() => c.dc.activePins === 0, 10_000, 'the daemon to end its pin');
+
+    const old = await cluster({ backupRpc: false });
+    const mnt2 = tempDir('ekv-mnt-daemon-');
+    const r2 = await execFileP(process.execPath, [BIN, mnt2, '--cluster', old.dc.address, '--daemon', '--log-file', join(tmp, 'daemon-unpinned.log')]);
+    cleanup.push(async () => {
+      if (isMounted(mnt2)) await sh(`fusermount -u '${mnt2}'`);
+    });
+    expect(r2.stderr).toMatch(/^ekv-mount: WARNING: the cluster has no Admin\.BeginBackup RPC[^\n]*WITHOUT a backup pin[^\n]*\n$/);
+    await sh(`fusermount -u '${mnt2}'`);
+  });
+
+  it('--pin-token without --read-ts says where to get it, truthfully', async () => {
+    const c = await cluster();
+    const r = await runMountExpectingFailure(['--cluster', c.dc.address, '--pin-token', '00ff']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ekv-mount: --pin-token needs --read-ts: [^\n]*printed both on its stderr[^\n]*--pin-token-file[^\n]*--pin-token @<that file>[^\n]*\n$/);
   });
 });
 

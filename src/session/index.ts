@@ -3,3 +3,5 @@ export type { BackupSessionOptions, BeginOptions, BeginResult, PinMode, SessionC
 export { PinnedSource } from './pinned.js';
 export { openClusterSession } from './open.js';
 export type { OpenClusterOptions, OpenedCluster } from './open.js';
+export { parsePinFile, readPinFile, removePinFile, renderPinFile, writePinFile } from './pinfile.js';
+export type { PinFile, PinFileContext } from './pinfile.js';

@@ -154,7 +154,12 @@ export class BackupSession extends EventEmitter {
     if (this.state !== 'idle') throw new Error('backup session already begun');
     const ttlMs = Math.floor(opts.ttlMs);
     if (opts.pinToken !== undefined) {
-      if (opts.readTs === undefined) throw new SourceError('config', '--pin-token needs --read-ts: the read_ts of the pin being joined (the host that began it reports both)');
+      if (opts.readTs === undefined) {
+        throw new SourceError(
+          'config',
+          '--pin-token needs --read-ts: the read_ts of the pin being joined (the ekv-mount host that began the pin printed both on its stderr and wrote both to its --pin-token-file; --pin-token @<that file> reads both from it)',
+        );
+      }
       const token = typeof opts.pinToken === 'string' ? pinTokenFromText(opts.pinToken) : Buffer.from(opts.pinToken);
       this.token = token;
       this.readTs = opts.readTs;
