@@ -71,13 +71,17 @@ function parseOptions(o: Record<string, unknown>): DecodeOptions {
     let name = part;
     if (eq >= 0) {
       const a = part.slice(0, eq) as AdapterName;
-      if (!ADAPTER_NAMES.includes(a)) throw new Error(`--scope: unknown adapter ${JSON.stringify(a)}`);
+      if (!ADAPTER_NAMES.includes(a)) throw new Error(`--scope: unknown adapter ${JSON.stringify(a)} in ${JSON.stringify(part)} (choose from ${ADAPTER_NAMES.join(', ')})`);
       cur = a;
       name = part.slice(eq + 1);
+      if (!name) throw new Error(`--scope ${part}: no names after "=" (e.g. --scope ${a}=${a === 'redis' ? '0' : 'name1,name2'})`);
+      if (name.includes('=')) throw new Error(`--scope ${part}: one adapter per --scope (e.g. --scope dynamodb=orders --scope s3=photos)`);
+      if (d.adapters.size < ADAPTER_NAMES.length && !d.adapters.has(a)) throw new Error(`--scope ${part}: adapter ${a} is not in --adapter ${[...d.adapters].join(',')}`);
     }
-    if (!cur) throw new Error(`--scope: expected adapter=names, got ${JSON.stringify(part)}`);
+    if (!cur) throw new Error(`--scope: expected adapter=names (e.g. dynamodb=orders,users), got ${JSON.stringify(part)}`);
+    if (cur === 'redis' && !/^(db_)?[0-9]+$/.test(name)) throw new Error(`--scope redis=${name}: redis scopes are database numbers (0 or db_0)`);
     if (!scopes.has(cur)) scopes.set(cur, new Set());
-    if (name) scopes.get(cur)!.add(name);
+    scopes.get(cur)!.add(name);
   }
   d.scopes = scopes;
   d.includeIncompleteUploads = !!o.includeIncompleteUploads;

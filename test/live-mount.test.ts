@@ -523,6 +523,47 @@ describe('live mount: every exit path ends the pin', () => {
   }
 });
 
+describe('live mount: admin token', () => {
+  const TOKEN = 'adm-XYZZY-7f3a';
+  const envWithout = (): NodeJS.ProcessEnv => {
+    const e = { ...process.env };
+    delete e.EKV_ADMIN_TOKEN;
+    return e;
+  };
+
+  it('--admin-token and EKV_ADMIN_TOKEN are sent as the bearer token (flag wins over env); never logged', async () => {
+    const c = await cluster({ token: TOKEN });
+    const viaFlag = await mount(['--cluster', c.dc.address, '--pin-ttl', '3s', '--admin-token', TOKEN], { env: { EKV_ADMIN_TOKEN: 'wrong-env-token' } });
+    cleanup.push(async () => viaFlag.unmount());
+    expect(c.dc.activePins).toBe(1);
+    expect((await cat(viaFlag, `${STRINGS}/greeting.bin`)).stdout).toBe('hello');
+    expect(viaFlag.stdout()).not.toContain('XYZZY');
+    expect(await viaFlag.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(0);
+    const viaEnv = await mount(['--cluster', c.dc.address, '--pin-ttl', '3s'], { env: { EKV_ADMIN_TOKEN: TOKEN } });
+    cleanup.push(async () => viaEnv.unmount());
+    expect(c.dc.activePins).toBe(1);
+    expect(viaEnv.stdout()).not.toContain('XYZZY');
+    expect(await viaEnv.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(0);
+  });
+
+  it('a wrong or missing token is a clear one-line error, exit 1, no pin left', async () => {
+    const c = await cluster({ token: TOKEN });
+    const wrong = await runMountExpectingFailure(['--cluster', c.dc.address, '--admin-token', 'not-the-token'], envWithout());
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^ekv-mount: [^\n]*BeginBackup: invalid admin token \(UNAUTHENTICATED\); the cluster refused the admin token from --admin-token \/ EKV_ADMIN_TOKEN \(check it\)\n$/);
+    expect(wrong.stderr).not.toContain('not-the-token');
+    const wrongEnv = await runMountExpectingFailure(['--cluster', c.dc.address], { ...envWithout(), EKV_ADMIN_TOKEN: 'bad-env' });
+    expect(wrongEnv.code).toBe(1);
+    expect(wrongEnv.stderr).toMatch(/^ekv-mount: [^\n]*UNAUTHENTICATED[^\n]*refused the admin token[^\n]*\n$/);
+    const missing = await runMountExpectingFailure(['--cluster', c.dc.address], envWithout());
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^ekv-mount: [^\n]*missing authorization header \(UNAUTHENTICATED\); no admin token was given: pass --admin-token <token> or set EKV_ADMIN_TOKEN\n$/);
+    expect(c.dc.activePins).toBe(0);
+  });
+});
+
 describe('live tree == snapshot tree', () => {
   const cases = goldenCases();
   it('has golden pairs to compare', () => expect(cases.length).toBeGreaterThan(0));
@@ -559,10 +600,10 @@ function freePort(): Promise<number> {
   });
 }
 
-function runMountExpectingFailure(args: string[]): Promise<{ code: number | null; stderr: string }> {
+function runMountExpectingFailure(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stderr: string }> {
   const mnt = tempDir('ekv-mnt-fail-');
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, mnt, '--log-level', 'error', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, mnt, '--log-level', 'error', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
     let err = '';
     p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     p.on('exit', (code) => resolve({ code, stderr: err }));

@@ -2,6 +2,7 @@ import { writeFileSync, readFileSync, statSync, readdirSync, mkdirSync } from 'n
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFsm } from './fixture/fsm-writer.js';
+import { configFromArgs } from '../src/cli.js';
 import { BIN, execFileP, isMounted, mount, sh, tempDir, waitFor } from './helpers/mount.js';
 
 const dir = tempDir('ekv-basics-');
@@ -118,6 +119,59 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
       expect(r.stdout).toContain(f);
     }
     expect(r.stdout).toMatch(/--cache-size <size>.*\(default: "256MiB"\)/s);
+  });
+});
+
+describe('CLI: --scope, --pin-token and --pin-token-file parsing', () => {
+  /** Run the binary with argv that must be refused before anything connects (nothing listens on 127.0.0.1:9). */
+  const refuse = async (args: string[]): Promise<{ code: number; stderr: string }> => {
+    try {
+      await execFileP(process.execPath, [BIN, tempDir('ekv-cli-'), ...args], { timeout: 20_000 });
+      return { code: 0, stderr: '' };
+    } catch (e) {
+      const err = e as { code: number; stderr: string };
+      return { code: err.code, stderr: err.stderr };
+    }
+  };
+
+  const cases: [string[], RegExp][] = [
+    [['--scope', 'orders'], /--scope: expected adapter=names \(e\.g\. dynamodb=orders,users\), got "orders"/],
+    [['--scope', 'dynamo=orders'], /--scope: unknown adapter "dynamo" in "dynamo=orders" \(choose from dynamodb, s3, redis, sqs\)/],
+    [['--scope', 'dynamodb='], /--scope dynamodb=: no names after "="/],
+    [['--scope', 'dynamodb=orders=x'], /one adapter per --scope/],
+    [['--scope', 'redis=cache'], /--scope redis=cache: redis scopes are database numbers \(0 or db_0\)/],
+    [['--adapter', 's3', '--scope', 'dynamodb=orders'], /--scope dynamodb=orders: adapter dynamodb is not in --adapter s3/],
+    [['--adapter', 'mysql'], /unknown adapter "mysql"/],
+    [['--pin-token', 'xyz'], /--pin-token: expected the hex pin token printed by the host that began the pin/],
+    [['--pin-token', '@/nonexistent/pin.txt'], /--pin-token @\/nonexistent\/pin\.txt: cannot read it/],
+    [['--pin-token', '00ff', '--pin-token-file', '/tmp/x'], /--pin-token-file is for the host that begins a pin/],
+  ];
+  for (const [args, want] of cases) {
+    it(`refuses ${args.join(' ')} with one line, exit 2`, async () => {
+      const r = await refuse(['--cluster', '127.0.0.1:9', ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^ekv-mount: [^\n]+\n$/);
+      expect(r.stderr).toMatch(want);
+    });
+  }
+
+  it('re-joins comma-split scope names onto their adapter', () => {
+    const cfg = configFromArgs(['node', 'ekv-mount', '/mnt', '--cluster', 'h:1', '--scope', 'dynamodb=orders,users', '--scope', 's3=photos', '--scope', 'redis=db_0']);
+    expect([...cfg.decode.scopes].map(([a, n]) => [a, [...n]])).toEqual([
+      ['dynamodb', ['orders', 'users']],
+      ['s3', ['photos']],
+      ['redis', ['db_0']],
+    ]);
+  });
+
+  it('--pin-token @file takes token and read_ts from the file; a disagreeing --read-ts is refused', async () => {
+    const f = join(dir, 'pin.txt');
+    writeFileSync(f, '# comment\npin_token=00ff10\nread_ts=123456789\n', { mode: 0o600 });
+    const cfg = configFromArgs(['node', 'ekv-mount', '/mnt', '--cluster', 'h:1', '--pin-token', `@${f}`]);
+    expect(cfg).toMatchObject({ pinToken: '00ff10', readTs: 123456789n });
+    expect(() => configFromArgs(['node', 'ekv-mount', '/mnt', '--cluster', 'h:1', '--pin-token', `@${f}`, '--read-ts', '5'])).toThrow(/--read-ts 5 disagrees with read_ts 123456789/);
+    writeFileSync(f, 'token: 00ff\n');
+    expect(() => configFromArgs(['node', 'ekv-mount', '/mnt', '--cluster', 'h:1', '--pin-token', `@${f}`])).toThrow(/not a pin file/);
   });
 });
 

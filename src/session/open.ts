@@ -5,6 +5,7 @@
 import type { Logger } from '../log.js';
 import { ClusterClient, ClusterSource, readTlsFiles } from '../source/cluster.js';
 import { PinnedSource } from './pinned.js';
+import { SourceError } from '../source/types.js';
 import { BackupSession, type BeginResult } from './session.js';
 
 export interface OpenClusterOptions {
@@ -48,7 +49,7 @@ export async function openClusterSession(o: OpenClusterOptions): Promise<OpenedC
     begun = await session.begin({ ttlMs: o.ttlMs, readTs: o.readTs, pinToken: o.pinToken });
   } catch (e) {
     client.close();
-    throw e;
+    throw explainAuth(e, o.token);
   }
   const cluster = new ClusterSource({ endpoints: [], client, concurrency: o.concurrency });
   const source = new PinnedSource(cluster, session);
@@ -66,4 +67,13 @@ export async function openClusterSession(o: OpenClusterOptions): Promise<OpenedC
         client.close();
       })()),
   };
+}
+
+/** UNAUTHENTICATED / PERMISSION_DENIED at mount: say which knob to turn, on the same line. */
+function explainAuth(e: unknown, token: string | undefined): unknown {
+  if (!(e instanceof SourceError) || (e.code !== 'unauthenticated' && e.code !== 'permission_denied')) return e;
+  const hint = token
+    ? 'the cluster refused the admin token from --admin-token / EKV_ADMIN_TOKEN (check it)'
+    : 'no admin token was given: pass --admin-token <token> or set EKV_ADMIN_TOKEN';
+  return new SourceError(e.code, `${e.message}; ${hint}`);
 }
