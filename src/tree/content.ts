@@ -35,6 +35,21 @@ async function collect(produce: (write: (chunk: Buffer) => void, drain: () => Pr
   return Buffer.concat(chunks);
 }
 
+/** What one LRU entry really costs beyond its payload: its key and the bookkeeping of entry and buffer. */
+const ENTRY_OVERHEAD = 160;
+
+/**
+ * A buffer that does not pin a much larger allocation: a small view into a
+ * snapshot file page or a decode buffer would keep all of it alive for as long as
+ * the view stays cached. Copies of small views land in Node's 8 KiB pool, so
+ * entries cached one after another share a slab (and age out of the LRU together).
+ */
+export function ownedBuffer(b: Buffer): Buffer {
+  const backing = b.buffer.byteLength;
+  if (backing <= 2 * b.length + 64 || backing <= Buffer.poolSize) return b;
+  return Buffer.from(b);
+}
+
 export interface ContentStoreOptions {
   /** Bytes of rendered content kept in memory. */
   cacheBytes: number;
@@ -57,7 +72,7 @@ export class ContentStore implements FileFactory {
   constructor(opts: ContentStoreOptions) {
     this.lru = new LRUCache<string, Buffer>({
       maxSize: Math.max(1, opts.cacheBytes),
-      sizeCalculation: (b) => Math.max(1, b.length),
+      sizeCalculation: (b, key) => b.length + 2 * key.length + ENTRY_OVERHEAD,
       // A single file larger than the whole cache is still served (rendered on demand), just not kept.
       maxEntrySize: Math.max(1, opts.cacheBytes),
     });
@@ -81,7 +96,7 @@ export class ContentStore implements FileFactory {
       p = (async () => {
         const b = await render();
         this.stats.renders++;
-        this.lru.set(key, b);
+        this.lru.set(key, ownedBuffer(b));
         return b;
       })().finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
@@ -153,7 +168,7 @@ export class ContentStore implements FileFactory {
         return { size, file };
       }
       // Small results live in the byte-bounded LRU like rendered files (produced again if evicted).
-      this.lru.set(key, Buffer.concat(chunks));
+      this.lru.set(key, ownedBuffer(Buffer.concat(chunks)));
       return { size };
     })();
     this.produced.set(key, p);
