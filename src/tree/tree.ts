@@ -52,7 +52,13 @@ export function isSafeName(name: string): boolean {
 interface SeqHash {
   pos: number;
   hash: Hash;
+  /** Reads that arrived ahead of `pos` (the kernel's parallel read-ahead), by offset. */
+  ahead: Map<number, Buffer>;
+  aheadBytes: number;
 }
+
+/** Bytes of out-of-order reads held per file while its hash waits for the gap before them. */
+const HASH_AHEAD_BYTES = 8 << 20;
 
 export interface TreeStats {
   bytesServed: number;
@@ -228,15 +234,28 @@ export class Tree {
     let s = this.seq.get(path);
     if (!s) {
       if (offset !== 0) return;
-      s = { pos: 0, hash: createHash('sha256') };
+      s = { pos: 0, hash: createHash('sha256'), ahead: new Map(), aheadBytes: 0 };
       this.seq.set(path, s);
     }
-    if (offset !== s.pos) {
-      if (offset > s.pos) this.seq.delete(path);
+    if (data.length === 0) return;
+    if (offset > s.pos) {
+      // Ahead of the hash: hold it until the gap before it is read, within a bound.
+      if (s.aheadBytes + data.length > HASH_AHEAD_BYTES || s.ahead.has(offset)) this.seq.delete(path);
+      else {
+        s.ahead.set(offset, data);
+        s.aheadBytes += data.length;
+      }
       return;
     }
+    if (offset !== s.pos) return; // a re-read of bytes already hashed
     s.hash.update(data);
     s.pos += data.length;
+    for (let next = s.ahead.get(s.pos); next; next = s.ahead.get(s.pos)) {
+      s.ahead.delete(s.pos);
+      s.aheadBytes -= next.length;
+      s.hash.update(next);
+      s.pos += next.length;
+    }
     if (s.pos >= (await node.size())) {
       this.fileHashes.set(path, s.hash.digest());
       this.seq.delete(path);
