@@ -97,7 +97,26 @@ typedef struct {
   uint32_t nfree;
   uint32_t pending;
   int loop_done;
+  /* page-cache pushes (store): queued by JS, written by their own thread */
+  pthread_mutex_t store_mu;
+  pthread_cond_t store_cv;
+  struct ekv_store *store_head, *store_tail;
+  size_t store_bytes;
+  int store_started, store_stop;
+  pthread_t store_thread;
 } ekv_mount;
+
+typedef struct ekv_store {
+  struct ekv_store *next;
+  fuse_req_t req; /* non-NULL: a READ answer sent after the pushes queued before it */
+  uint64_t ino;
+  off_t off;
+  size_t len;
+  char data[];
+} ekv_store;
+
+/* Bytes of pushes queued at most; beyond it a push is dropped (the file is then read as usual). */
+#define STORE_QUEUE_MAX (32u << 20)
 
 #define ID_BITS 24
 #define ID_MASK ((1u << ID_BITS) - 1)
@@ -451,6 +470,8 @@ static void *loop_main(void *arg) {
     }                                                      \
   } while (0)
 
+static void store_shutdown(ekv_mount *m);
+
 static void teardown(ekv_mount *m) {
   /* The loop has returned and every worker is joined: drop unanswered requests, free the session. */
   for (uint32_t i = 0; i < m->nslots; i++) {
@@ -461,6 +482,7 @@ static void teardown(ekv_mount *m) {
     }
   }
   m->pending = 0;
+  store_shutdown(m);
   if (m->se) {
     fuse_session_destroy(m->se);
     m->se = NULL;
@@ -875,6 +897,140 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * Page-cache pushes run on a thread of their own: notify_store waits for the page
+ * locks of the pages it fills, and a page is locked while the kernel waits for our
+ * answer to a READ of it. Pushing from the JS thread, which sends those answers,
+ * could wait forever.
+ */
+static void *store_main(void *arg) {
+  ekv_mount *m = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  pthread_mutex_lock(&m->store_mu);
+  for (;;) {
+    while (!m->store_head && !m->store_stop) pthread_cond_wait(&m->store_cv, &m->store_mu);
+    ekv_store *q = m->store_head;
+    if (!q) break; /* stopped and drained */
+    m->store_head = q->next;
+    if (!m->store_head) m->store_tail = NULL;
+    pthread_mutex_unlock(&m->store_mu);
+    if (q->req) {
+      if (m->store_stop) fuse_reply_none(q->req);
+      else fuse_reply_buf(q->req, q->data, q->len);
+    } else if (!m->store_stop) {
+      struct fuse_bufvec bv = FUSE_BUFVEC_INIT(q->len);
+      bv.buf[0].mem = q->data;
+      (void)fuse_lowlevel_notify_store(m->se, (fuse_ino_t)q->ino, q->off, &bv, 0); /* ENOENT: evicted; harmless */
+    }
+    pthread_mutex_lock(&m->store_mu);
+    m->store_bytes -= q->len;
+    free(q);
+  }
+  pthread_mutex_unlock(&m->store_mu);
+  return NULL;
+}
+
+/* Stop the push thread (drops what is queued); before the session is destroyed. */
+static void store_shutdown(ekv_mount *m) {
+  if (!m->store_started) return;
+  pthread_mutex_lock(&m->store_mu);
+  m->store_stop = 1;
+  pthread_cond_signal(&m->store_cv);
+  pthread_mutex_unlock(&m->store_mu);
+  pthread_join(m->store_thread, NULL);
+  m->store_started = 0;
+}
+
+/* Queue a push (req NULL) or a deferred READ answer; 0, or EAGAIN/ENOMEM/ENOTCONN when not queued. */
+static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, const void *data, size_t len) {
+  if (!m->se || m->loop_done) return ENOTCONN;
+  if (!m->store_started) {
+    pthread_mutex_init(&m->store_mu, NULL);
+    pthread_cond_init(&m->store_cv, NULL);
+    m->store_stop = 0;
+    if (pthread_create(&m->store_thread, NULL, store_main, m) != 0) return EAGAIN;
+    m->store_started = 1;
+  }
+  ekv_store *q = malloc(sizeof *q + (len ? len : 1));
+  if (!q) return ENOMEM;
+  q->next = NULL;
+  q->req = req;
+  q->ino = ino;
+  q->off = off;
+  q->len = len;
+  memcpy(q->data, data, len);
+  pthread_mutex_lock(&m->store_mu);
+  /* Answers are always queued (they are bounded by max_read and by the requests in flight). */
+  if (!req && m->store_bytes + len > STORE_QUEUE_MAX) {
+    pthread_mutex_unlock(&m->store_mu);
+    free(q);
+    return EAGAIN;
+  }
+  if (m->store_tail) m->store_tail->next = q;
+  else m->store_head = q;
+  m->store_tail = q;
+  m->store_bytes += len;
+  pthread_cond_signal(&m->store_cv);
+  pthread_mutex_unlock(&m->store_mu);
+  return 0;
+}
+
+static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
+  bool isbuf = false;
+  napi_is_buffer(env, v, &isbuf);
+  if (!isbuf || napi_get_buffer_info(env, v, data, len) != napi_ok) {
+    napi_throw_type_error(env, NULL, what);
+    return -1;
+  }
+  return 0;
+}
+
+/*
+ * store(h, ino, offset, data) -> 0 (queued) or a positive errno. Pushes bytes into the
+ * kernel's page cache for an inode the kernel already knows (fuse_lowlevel_notify_store),
+ * so later reads of them need no READ round trip. The tree is immutable, so stored pages
+ * never go stale. EAGAIN: the queue is full; ENOTCONN: the session has ended.
+ */
+static napi_value js_store(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "ekvfuse.store: too few arguments");
+    return NULL;
+  }
+  ekv_mount *m = get_mount(env, argv[0]);
+  if (!m) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  if (buffer_arg(env, argv[3], &data, &len, "ekvfuse.store: data must be a Buffer") != 0) return NULL;
+  int err = store_enqueue(m, NULL, (uint64_t)arg_double(env, argv[1]), (off_t)arg_double(env, argv[2]), data, len);
+  napi_create_int32(env, err, &out);
+  return out;
+}
+
+/*
+ * replyBufAfterStores(h, id, data): answer a READ once the pushes queued so far are in the
+ * page cache, so the reader finds the next files there. JS never queues a push for a file
+ * with a READ in flight, so the push thread never waits on a page whose answer is behind it.
+ */
+static napi_value js_reply_buf_after_stores(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  ekv_mount *m = NULL;
+  fuse_req_t req = take(env, info, 3, argv, &m);
+  if (!req) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  if (buffer_arg(env, argv[2], &data, &len, "ekvfuse.replyBufAfterStores: data must be a Buffer") != 0) {
+    fuse_reply_err(req, EIO);
+    return NULL;
+  }
+  if (store_enqueue(m, req, 0, 0, data, len) != 0) fuse_reply_buf(req, data, len);
+  return NULL;
+}
+
 /* pending(h) -> requests handed to JS and not yet answered. */
 static napi_value js_pending(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -897,6 +1053,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"store", NULL, js_store, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

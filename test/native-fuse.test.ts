@@ -177,6 +177,59 @@ describe('native FUSE backend (libfuse3 addon)', () => {
     });
   });
 
+  describe('cross-file read-ahead (small files pushed into the page cache)', () => {
+    const strings = 'redis/db_0/strings';
+    const sessionOps = (log: string): Record<string, number> => {
+      const line = log.split('\n').find((l) => l.includes('"msg":"fuse session ended"'));
+      expect(line, 'fuse session ended line').toBeDefined();
+      return (JSON.parse(line!) as { ops: Record<string, number> }).ops;
+    };
+
+    it('tar of 3000 small files needs a READ for few of them, and the bytes are the same as fuse-native', async () => {
+      const ref = await mount(['--snapshot', wideFsm, '--fuse-backend', 'fuse-native']);
+      const nat = await mount(['--snapshot', wideFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+      try {
+        const tarN = await sh(`tar -C '${nat.mnt}' --mtime=@0 -cf - --exclude=bad.bin redis | sha256sum`);
+        const tarR = await sh(`tar -C '${ref.mnt}' --mtime=@0 -cf - --exclude=bad.bin redis | sha256sum`);
+        expect(tarN.code).toBe(0);
+        expect(tarN.stdout).toBe(tarR.stdout);
+      } finally {
+        await ref.unmount();
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      expect(ops.prefilled).toBeGreaterThan(2500);
+      expect(ops.read).toBeLessThan(600);
+    });
+
+    it('parallel walkers and random readers of one directory never deadlock and read the right bytes', async () => {
+      const nat = await mount(['--snapshot', wideFsm, '--fuse-backend', 'native']);
+      try {
+        const walkers = Array.from({ length: 4 }, (_, w) =>
+          sh(`timeout 60 sh -c 'for f in $(ls ${strings} | grep -v -e bad.bin -e big.bin ${w % 2 ? '| sort -r' : ''}); do cat ${strings}/$f; done' | sha256sum`, nat.mnt),
+        );
+        const random = Array.from({ length: 4 }, (_, r) => sh(`timeout 60 sh -c 'for i in $(seq ${r} 37 2999); do cat ${strings}/k$(printf %05d $i).bin; done'`, nat.mnt));
+        const all = Array.from({ length: 3000 }, (_, i) => `value-${i}\n`).join('');
+        const fwd = sha(Buffer.from(all));
+        const rev = sha(Buffer.from(Array.from({ length: 3000 }, (_, i) => `value-${2999 - i}\n`).join('')));
+        const w = await Promise.all(walkers);
+        w.forEach((r, i) => {
+          expect(r.code).toBe(0);
+          expect(r.stdout.split(' ')[0]).toBe(i % 2 ? rev : fwd);
+        });
+        const rs = await Promise.all(random);
+        rs.forEach((r, k) => {
+          expect(r.code).toBe(0);
+          const want = [];
+          for (let i = k; i <= 2999; i += 37) want.push(`value-${i}\n`);
+          expect(r.stdout).toBe(want.join(''));
+        });
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+    });
+  });
+
   it('fusermount -u ends the process with exit 0', async () => {
     const m = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native']);
     expect(readFileSync(join(m.mnt, 'MANIFEST.json'), 'utf8')).toMatch(/"phase"/);

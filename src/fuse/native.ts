@@ -38,6 +38,10 @@ interface Addon {
   replyBuf(h: Handle, id: number, data: Buffer): void;
   replyDir(h: Handle, id: number, plus: boolean, size: number, names: string[], meta: Float64Array, firstOff: number): number;
   pending(h: Handle): number;
+  /** Push bytes into the kernel page cache of a known inode; 0 or a positive errno. */
+  store(h: Handle, ino: number, offset: number, data: Buffer): number;
+  /** replyBuf, sent once the pushes queued before it are in the page cache. */
+  replyBufAfterStores(h: Handle, id: number, data: Buffer): void;
 }
 
 const OP_LOOKUP = 1;
@@ -153,6 +157,35 @@ class Inodes {
   }
 }
 
+/**
+ * Cross-file read-ahead. tar, cp -r and rsync read a directory's files one after
+ * another in listing order, and most files of this tree are small: one READ round
+ * trip (kernel -> libfuse thread -> JS -> kernel) per file is most of a copy's time.
+ * When a file is read from byte 0, the next files of its listing that the kernel
+ * already holds (from readdirplus) are rendered and pushed into the kernel's page
+ * cache (notify_store), so their reads never leave the kernel. The window doubles
+ * while reads keep landing ahead of it and never runs more than one window ahead.
+ */
+const PREFILL_FIRST = 16;
+const PREFILL_MAX_FILES = 512;
+/** Files larger than this are read through READ as usual (max_read pieces, kernel read-ahead). */
+const PREFILL_MAX_FILE_BYTES = 128 << 10;
+const PREFILL_MAX_BYTES = 8 << 20;
+const LISTINGS_KEPT = 4;
+
+interface Listing {
+  dir: string;
+  names: string[];
+  /** Kernel inode (0: none yet) and size (-1: not a small regular file) per entry, from readdirplus. */
+  inos: Float64Array;
+  sizes: Float64Array;
+  /** Entry index by inode. */
+  pos: Map<number, number>;
+  /** Entries below this index were pushed (or skipped). */
+  pushedTo: number;
+  window: number;
+}
+
 function child(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
@@ -176,6 +209,12 @@ export class NativeFuseMount {
   private ended = false;
   /** The kernel opens files without asking (FUSE_CAP_NO_OPEN_SUPPORT). */
   private zeroMessageOpens = false;
+  /** Listings of recently opened directories (cross-file read-ahead), oldest first. */
+  private readonly listings = new Map<string, Listing>();
+  /** Files pushed into the kernel page cache ahead of their reads. */
+  prefilledFiles = 0;
+  /** READs being answered, by inode. */
+  private readonly readsInFlight = new Map<number, number>();
 
   constructor(private readonly o: MountOptions) {
     this.exited = new Promise((resolve) => (this.exitedResolve = resolve));
@@ -275,6 +314,7 @@ export class NativeFuseMount {
     this.track(() => this.o.tree.readdir(path)).then((names) => {
       const fh = this.nextFh++;
       this.dirs.set(fh, names);
+      this.remember(path, names);
       this.answer((A, h) => A.replyOpen(h, id, fh, OPEN_KEEP_CACHE | OPEN_CACHE_DIR));
     }, this.fail(id));
   }
@@ -320,6 +360,16 @@ export class NativeFuseMount {
           meta[3 * i + 2] = a ? a.size : 0;
         }
         const added = this.addon().replyDir(h, id, true, size, picked, meta, off);
+        const l = this.listings.get(path);
+        if (l && l.names === names) {
+          for (let i = 0; i < added; i++) {
+            const a = attrs[i];
+            if (!inos[i] || !a) continue;
+            l.inos[off + i] = inos[i]!;
+            l.sizes[off + i] = a.kind === 'file' && a.size > 0 && a.size <= PREFILL_MAX_FILE_BYTES ? a.size : -1;
+            l.pos.set(inos[i]!, off + i);
+          }
+        }
         // Entries that did not make it into the reply were never counted by the kernel.
         for (let i = added; i < inos.length; i++) if (inos[i]) this.inodes.forget(inos[i]!, 1);
       });
@@ -330,19 +380,89 @@ export class NativeFuseMount {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
     if (off === 0 && this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
-    this.track(() => this.o.tree.read(path, off, size)).then(
-      (data) => this.answer((A, h) => A.replyBuf(h, id, data.length > size ? data.subarray(0, size) : data)),
-      this.fail(id),
+    this.readsInFlight.set(ino, (this.readsInFlight.get(ino) ?? 0) + 1);
+    this.track(() => this.o.tree.read(path, off, size))
+      .finally(() => {
+        const n = this.readsInFlight.get(ino)! - 1;
+        if (n > 0) this.readsInFlight.set(ino, n);
+        else this.readsInFlight.delete(ino);
+      })
+      .then(async (data) => {
+        const reply = data.length > size ? data.subarray(0, size) : data;
+        const pushes = off === 0 ? this.prefill(ino, path) : null;
+        if (!pushes) return this.answer((A, h) => A.replyBuf(h, id, reply));
+        await pushes.queued;
+        // Answered behind the pushes, so the reader's next opens find their pages. Never for a
+        // file that was pushed itself: the push thread may be waiting for this very page.
+        this.answer((A, h) => (pushes.defer ? A.replyBufAfterStores(h, id, reply) : A.replyBuf(h, id, reply)));
+      }, this.fail(id));
+  }
+
+  private remember(dir: string, names: string[]): void {
+    if (this.listings.get(dir)?.names === names) return;
+    this.listings.delete(dir);
+    const n = names.length;
+    const l: Listing = { dir, names, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST };
+    this.listings.set(dir, l);
+    if (this.listings.size > LISTINGS_KEPT) this.listings.delete(this.listings.keys().next().value!);
+  }
+
+  /**
+   * A file of a remembered listing was read from byte 0: queue the files after it for the
+   * kernel page cache. `queued` resolves once they are queued; `defer` says whether this
+   * read's answer may wait behind them (not when the file was pushed itself).
+   */
+  private prefill(ino: number, path: string): { queued: Promise<unknown>; defer: boolean } | null {
+    const cut = path.lastIndexOf('/');
+    const l = this.listings.get(cut <= 0 ? '/' : path.slice(0, cut));
+    const i = l?.pos.get(ino);
+    if (!l || i === undefined) return null;
+    const defer = !(i < l.pushedTo && l.sizes[i]! > 0);
+    // Reads still well inside the pushed window need nothing; a read past it (or near its end) pushes more.
+    if (i + 1 < l.pushedTo - (l.window >> 1)) return null;
+    if (i + 1 >= l.pushedTo) l.pushedTo = i + 1;
+    else l.window = Math.min(PREFILL_MAX_FILES, l.window * 2);
+    const end = Math.min(l.names.length, i + 1 + l.window);
+    const jobs: number[] = [];
+    let bytes = 0;
+    let j = l.pushedTo;
+    for (; j < end && bytes < PREFILL_MAX_BYTES; j++) {
+      // A file with a READ in flight holds its page lock until we answer: never push it.
+      if (l.sizes[j]! > 0 && l.inos[j]! > 0 && !this.readsInFlight.has(l.inos[j]!)) {
+        jobs.push(j);
+        bytes += l.sizes[j]!;
+      } else l.sizes[j] = -1; // not pushed: its reads are answered directly
+    }
+    l.pushedTo = j;
+    if (jobs.length === 0) return null;
+    const queued = this.track(() =>
+      Promise.all(
+        jobs.map((k) =>
+          this.o.tree.read(child(l.dir, l.names[k]!), 0, l.sizes[k]!).then(
+            (data) => {
+              const h = this.h;
+              // Only whole files: the kernel then holds the file's every page.
+              if (h && data.length === l.sizes[k] && this.addon().store(h, l.inos[k]!, 0, data) === 0) {
+                this.prefilledFiles++;
+                if (this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
+              }
+            },
+            () => {}, // the file's own read reports the error
+          ),
+        ),
+      ),
     );
+    return { queued, defer };
   }
 
   private onExit(code: number): void {
     this.ended = true;
     this.h = null;
     this.dirs.clear();
+    this.listings.clear();
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET] };
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }
