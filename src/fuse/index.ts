@@ -9,7 +9,7 @@ import { loadAddon, NativeFuseMount } from './native.js';
 
 export type FuseBackend = 'native' | 'fuse-native';
 export const FUSE_BACKENDS: readonly FuseBackend[] = ['native', 'fuse-native'];
-export const DEFAULT_FUSE_BACKEND: FuseBackend = 'fuse-native';
+export const DEFAULT_FUSE_BACKEND: FuseBackend = 'native';
 
 /** What runMount needs of a mount. */
 export interface KernelMount {
