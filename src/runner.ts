@@ -14,7 +14,7 @@ import { makeLogger, type Logger } from './log.js';
 import { SnapshotView } from './source/range.js';
 import { SnapshotSource } from './source/snapshot.js';
 import type { PageSource } from './source/types.js';
-import { Tree } from './tree/tree.js';
+import { auxCacheBytes, Tree } from './tree/tree.js';
 import { Interrupted, openLive, type LiveHandle } from './live.js';
 import { formatSize } from './units.js';
 import { Metrics } from './metrics.js';
@@ -82,7 +82,7 @@ export interface OpenedSource {
 async function openSnapshot(cfg: MountConfig, log: Logger): Promise<OpenedSource> {
   const path = cfg.snapshot!;
   const t0 = performance.now();
-  const src = await SnapshotSource.open(path);
+  const src = await SnapshotSource.open(path, { pageCacheBytes: auxCacheBytes(cfg.cacheBytes) });
   const readTs = cfg.readTs ?? src.lastCommitTS;
   const mountedAt = new Date();
   const ms = Math.round(performance.now() - t0);

@@ -59,6 +59,8 @@ export interface AdapterContext {
   options: DecodeOptions;
   files: FileFactory;
   log: Logger;
+  /** Bytes a room may keep in caches of its own (a share of --cache-size). */
+  roomCacheBytes: number;
 }
 
 /**

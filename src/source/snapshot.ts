@@ -62,8 +62,8 @@ interface Displaced {
 
 /** Page size of the reader's page cache. */
 export const PAGE_BYTES = 128 * 1024;
-/** Pages kept (bounded memory: 256 x 128 KiB = 32 MiB). */
-const PAGE_CACHE_PAGES = 256;
+/** Bytes of file pages kept by default (256 x 128 KiB). */
+export const DEFAULT_PAGE_CACHE_BYTES = 32 << 20;
 
 /**
  * A small LRU of aligned file pages, shared by every read of one snapshot:
@@ -71,14 +71,17 @@ const PAGE_CACHE_PAGES = 256;
  * key order, a record's keys) parse from memory instead of re-reading the file.
  */
 class PageCache {
-  private readonly pages = new LRUCache<number, Buffer>({ max: PAGE_CACHE_PAGES });
+  private readonly pages: LRUCache<number, Buffer>;
   private readonly inflight = new Map<number, Promise<Buffer>>();
   hits = 0;
   misses = 0;
   constructor(
     private readonly fh: FileHandle,
     private readonly fileSize: number,
-  ) {}
+    cacheBytes: number,
+  ) {
+    this.pages = new LRUCache<number, Buffer>({ max: Math.max(4, Math.floor(cacheBytes / PAGE_BYTES)) });
+  }
 
   /** The page holding byte `pos`, or null when [pos, pos+len) is not inside one page. */
   async page(pos: number, len: number): Promise<{ buf: Buffer; start: number } | null> {
@@ -257,9 +260,10 @@ export class SnapshotSource implements PageSource {
     private readonly fh: FileHandle,
     private readonly fileSize: number,
     readonly lastCommitTS: bigint,
+    pageCacheBytes: number,
   ) {
     this.label = `snapshot:${path}`;
-    this.pages = new PageCache(fh, fileSize);
+    this.pages = new PageCache(fh, fileSize, pageCacheBytes);
   }
 
   /** Page cache hits and misses (reads that needed the file). */
@@ -268,13 +272,13 @@ export class SnapshotSource implements PageSource {
   }
 
   /** Open, validate the header, index the file. Throws SourceError on bad input. */
-  static async open(path: string): Promise<SnapshotSource> {
+  static async open(path: string, opts: { pageCacheBytes?: number } = {}): Promise<SnapshotSource> {
     const fh = await open(path, 'r');
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw new SourceError('not-a-file', `${path} is not a regular file`);
       const lastCommitTS = await readHeader(fh, st.size, path);
-      const src = new SnapshotSource(path, fh, st.size, lastCommitTS);
+      const src = new SnapshotSource(path, fh, st.size, lastCommitTS, opts.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES);
       await src.buildIndex();
       return src;
     } catch (e) {

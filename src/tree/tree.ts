@@ -16,6 +16,14 @@ import { BufferFile, RecordError, type DirNode, type FileNode, type Node } from 
 
 export const MANIFEST_FILE = 'MANIFEST.json';
 
+/**
+ * Bytes each auxiliary cache (the snapshot's file pages, S3 chunks) keeps: an eighth
+ * of --cache-size, between 4 and 32 MiB, so a small --cache-size shrinks them too.
+ */
+export function auxCacheBytes(cacheBytes: number): number {
+  return Math.min(32 << 20, Math.max(4 << 20, Math.floor(cacheBytes / 8)));
+}
+
 export interface TreeOptions {
   view: SnapshotView;
   options: DecodeOptions;
@@ -82,7 +90,7 @@ export class Tree {
   constructor(private readonly opts: TreeOptions) {
     this.log = opts.log;
     this.content = new ContentStore({ cacheBytes: opts.cacheBytes, spillDir: opts.spillDir });
-    this.ctx = { view: opts.view, options: opts.options, files: this.content, log: opts.log };
+    this.ctx = { view: opts.view, options: opts.options, files: this.content, log: opts.log, roomCacheBytes: auxCacheBytes(opts.cacheBytes) };
     this.root = this.makeRoot();
   }
 

@@ -63,7 +63,7 @@ class S3Room {
   readonly chunks: ChunkReader;
   private readonly manifests = new LRUCache<string, Promise<Manifest>>({ max: 4096 });
   constructor(readonly ctx: AdapterContext) {
-    this.chunks = new ChunkReader(ctx.view);
+    this.chunks = new ChunkReader(ctx.view, ctx.roomCacheBytes);
   }
   get view(): SnapshotView {
     return this.ctx.view;
