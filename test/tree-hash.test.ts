@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { defaultDecodeOptions, type Adapter } from '../src/adapters/types.js';
+import { MemorySource } from '../src/source/memory.js';
+import { SnapshotView } from '../src/source/range.js';
+import { StaticDir, type FileNode } from '../src/tree/node.js';
+import { Tree } from '../src/tree/tree.js';
+
+/** A 3 MiB file whose reads are counted; CHECKSUMS must not read it again once it was read whole. */
+function countedFile(data: Buffer): FileNode & { reads: number } {
+  const f = {
+    kind: 'file' as const,
+    reads: 0,
+    size: async () => data.length,
+    read: async (off: number, len: number) => {
+      f.reads++;
+      return data.subarray(off, Math.min(data.length, off + len));
+    },
+  };
+  return f;
+}
+
+describe('Tree: CHECKSUMS reuses hashes of files already read', () => {
+  const data = Buffer.alloc(3 << 20);
+  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const want = createHash('sha256').update(data).digest('hex');
+
+  for (const [label, order] of [
+    ['in order', [0, 1, 2]],
+    ['out of order (parallel kernel read-ahead)', [0, 2, 1]],
+  ] as const) {
+    it(`reads ${label}: the file is not read again for CHECKSUMS, and its line is right`, async () => {
+      const file = countedFile(data);
+      const adapter: Adapter = { name: 'redis', root: async () => new StaticDir(new Map([['big.bin', file]])) };
+      const tree = new Tree({
+        view: new SnapshotView(new MemorySource(), 1n),
+        options: defaultDecodeOptions(),
+        adapters: [adapter],
+        log: pino({ level: 'silent' }),
+        cacheBytes: 1 << 20,
+        manifest: () => Buffer.from('{}\n'),
+      });
+      try {
+        for (const i of order) expect((await tree.read('/redis/big.bin', i << 20, 1 << 20)).equals(data.subarray(i << 20, (i + 1) << 20))).toBe(true);
+        const reads = file.reads;
+        const size = (await tree.getattr('/CHECKSUMS')).size;
+        const sums = (await tree.read('/CHECKSUMS', 0, size)).toString();
+        expect(sums).toContain(`${want}  redis/big.bin\n`);
+        expect(file.reads).toBe(reads);
+      } finally {
+        await tree.close();
+      }
+    });
+  }
+});
