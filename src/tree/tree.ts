@@ -67,6 +67,10 @@ interface SeqHash {
 
 /** Bytes of out-of-order reads held per file while its hash waits for the gap before them. */
 const HASH_AHEAD_BYTES = 8 << 20;
+/** ... and for all files together. */
+const HASH_AHEAD_TOTAL = 32 << 20;
+/** Files hashed at once (read from byte 0, not yet to the end). */
+const HASH_FILES_IN_PROGRESS = 256;
 
 export interface TreeStats {
   bytesServed: number;
@@ -84,7 +88,15 @@ export class Tree {
   private readonly ctx: AdapterContext;
   /** sha256 of files read start-to-end, by relative path. */
   private readonly fileHashes = new DigestTable();
-  private readonly seq = new Map<string, SeqHash>();
+  /** Files being hashed as they stream through; a file read only in part ages out. */
+  private readonly seq = new LRUCache<string, SeqHash>({
+    max: HASH_FILES_IN_PROGRESS,
+    dispose: (s) => {
+      this.aheadBytes -= s.aheadBytes;
+    },
+  });
+  /** Bytes held in every file's `ahead` together. */
+  private aheadBytes = 0;
   private readonly loggedErrors = new Set<string>();
 
   constructor(private readonly opts: TreeOptions) {
@@ -248,10 +260,11 @@ export class Tree {
     if (data.length === 0) return;
     if (offset > s.pos) {
       // Ahead of the hash: hold it until the gap before it is read, within a bound.
-      if (s.aheadBytes + data.length > HASH_AHEAD_BYTES || s.ahead.has(offset)) this.seq.delete(path);
+      if (s.aheadBytes + data.length > HASH_AHEAD_BYTES || this.aheadBytes + data.length > HASH_AHEAD_TOTAL || s.ahead.has(offset)) this.seq.delete(path);
       else {
         s.ahead.set(offset, data);
         s.aheadBytes += data.length;
+        this.aheadBytes += data.length;
       }
       return;
     }
@@ -261,6 +274,7 @@ export class Tree {
     for (let next = s.ahead.get(s.pos); next; next = s.ahead.get(s.pos)) {
       s.ahead.delete(s.pos);
       s.aheadBytes -= next.length;
+      this.aheadBytes -= next.length;
       s.hash.update(next);
       s.pos += next.length;
     }
