@@ -4,6 +4,13 @@
  * fetches a scan page of the next keys (with values) instead of one key, and the
  * following gets are answered from it. Random access keeps plain point reads.
  *
+ * FUSE asks in parallel (readdirplus, the kernel's multi-threaded lookups, the
+ * cross-file read-ahead), so gets for the next keys arrive while the page that
+ * will answer them is still on the wire: a get waits for an in-flight page that
+ * starts at or below its key before it counts as a miss. And once a stream reads
+ * into the second half of a page, the page after it is fetched in the background,
+ * so a sequential reader does not stall on one round trip per page.
+ *
  * The window doubles while gets ascend (up to maxWindow keys) and is sized so
  * one page carries about targetBytes of values; cached pages are bounded in
  * bytes. A page answers exactly what a get would: it is a scan of [key, …) at
@@ -21,6 +28,15 @@ interface Run {
   end: Buffer | null;
   kvs: KV[];
   bytes: number;
+  /** The page after this one has been requested (by a reader in its second half). */
+  followed: boolean;
+}
+
+/** A page on the wire. */
+interface Pending {
+  ts: bigint;
+  start: Buffer;
+  done: Promise<Run>;
 }
 
 interface Stream {
@@ -34,9 +50,11 @@ interface Stream {
 
 /** Concurrent ascending readers tracked (cp -r, tar, rsync run one; parallel copies several). */
 const MAX_STREAMS = 16;
+/** In-flight pages tracked (older ones are still awaited by their own gets, just not findable). */
+const MAX_PENDING = 32;
 
 export interface ReadAheadOptions {
-  /** Largest page a get may turn into (keys). Default 128. */
+  /** Largest page a get may turn into (keys). Default 512. */
   maxWindow?: number;
   /** Aim for pages of about this many value bytes. Default 2 MiB. */
   targetBytes?: number;
@@ -46,9 +64,10 @@ export interface ReadAheadOptions {
 
 export class ReadAheadSource implements PageSource {
   readonly label: string;
-  readonly stats = { hits: 0, pages: 0, plainGets: 0 };
+  readonly stats = { hits: 0, pages: 0, plainGets: 0, waits: 0, prefetches: 0 };
   private readonly runs: LRUCache<number, Run>;
   private runSeq = 0;
+  private readonly pending = new Set<Pending>();
   /** Recent readers, each an ascending stream of gets (interleaved readers keep their own). */
   private readonly streams: Stream[] = [];
   private tick = 0;
@@ -60,7 +79,7 @@ export class ReadAheadSource implements PageSource {
     opts: ReadAheadOptions = {},
   ) {
     this.label = inner.label;
-    this.maxWindow = opts.maxWindow ?? 128;
+    this.maxWindow = opts.maxWindow ?? 512;
     this.targetBytes = opts.targetBytes ?? 2 << 20;
     const cacheBytes = opts.cacheBytes ?? 32 << 20;
     this.runs = new LRUCache<number, Run>({ maxSize: cacheBytes, sizeCalculation: (r) => Math.max(1, r.bytes), maxEntrySize: cacheBytes });
@@ -74,18 +93,31 @@ export class ReadAheadSource implements PageSource {
   private find(key: Buffer, ts: bigint): Run | null {
     let looked = 0;
     for (const r of this.runs.values()) {
-      if (r.ts === ts && compareKeys(r.start, key) <= 0 && (r.end === null || compareKeys(key, r.end) < 0)) return r;
+      if (r.ts === ts && covers(r.start, r.end, key)) return r;
       if (++looked >= 16) break;
     }
     return null;
   }
 
-  /** The stream this get continues: the one whose last key is the closest below it. */
-  private stream(key: Buffer): Stream {
-    let best: Stream | null = null;
-    for (const st of this.streams) {
-      if (compareKeys(st.lastKey, key) < 0 && (!best || compareKeys(st.lastKey, best.lastKey) > 0)) best = st;
+  /** The in-flight page most likely to hold `key`: the one starting closest at or below it. */
+  private pendingFor(key: Buffer, ts: bigint): Pending | null {
+    let best: Pending | null = null;
+    for (const p of this.pending) {
+      if (p.ts === ts && compareKeys(p.start, key) <= 0 && (!best || compareKeys(p.start, best.start) > 0)) best = p;
     }
+    return best;
+  }
+
+  /** The stream whose last key is the closest below `key`. */
+  private closestStream(key: Buffer): Stream | null {
+    let best: Stream | null = null;
+    for (const st of this.streams) if (compareKeys(st.lastKey, key) < 0 && (!best || compareKeys(st.lastKey, best.lastKey) > 0)) best = st;
+    return best;
+  }
+
+  /** The stream this missing get continues (or a new one), its window adjusted. */
+  private streamForMiss(key: Buffer): Stream {
+    let best = this.closestStream(key);
     if (!best) {
       best = { lastKey: key, window: 1, hits: 0, used: 0 };
       if (this.streams.length >= MAX_STREAMS) this.streams.sort((a, b) => b.used - a.used).pop();
@@ -100,45 +132,97 @@ export class ReadAheadSource implements PageSource {
     return best;
   }
 
-  async get(key: Buffer, ts: bigint): Promise<Buffer | null> {
-    const run = this.find(key, ts);
-    if (run) {
-      const st = this.streamFor(key);
-      if (st) {
-        st.lastKey = Buffer.from(key);
-        st.used = ++this.tick;
-        st.hits++;
+  /** Fetch the page [start, …) of `limit` keys; it is findable while in flight and cached once here. */
+  private fetch(start: Buffer, ts: bigint, limit: number, st: Stream | null): Pending {
+    const p: Pending = {
+      ts,
+      start: Buffer.from(start),
+      done: this.inner.scanPage(start, null, ts, { limit, keysOnly: false }).then(
+        (kvs) => {
+          this.pending.delete(p);
+          this.stats.pages++;
+          let bytes = 0;
+          for (const kv of kvs) bytes += kv.key.length + kv.value.length + 64;
+          // Large values: shrink the window so a page stays near targetBytes.
+          if (st && kvs.length > 0 && bytes > this.targetBytes) st.window = Math.max(1, Math.floor((limit * this.targetBytes) / bytes));
+          const r: Run = { ts, start: p.start, end: kvs.length < limit ? null : nextKey(kvs[kvs.length - 1]!.key), kvs, bytes, followed: false };
+          this.runs.set(++this.runSeq, r);
+          return r;
+        },
+        (e: unknown) => {
+          this.pending.delete(p);
+          throw e;
+        },
+      ),
+    };
+    if (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.values().next().value!);
+    this.pending.add(p);
+    return p;
+  }
+
+  private answer(run: Run, key: Buffer, st: Stream | null): Buffer | null {
+    const i = lowerBound(run.kvs.length, (j) => compareKeys(run.kvs[j]!.key, key) < 0);
+    const kv = run.kvs[i];
+    if (run.end !== null && !run.followed && i >= run.kvs.length >> 1) {
+      // A reader in the second half of a page: fetch the next one before it is needed.
+      run.followed = true;
+      if (st && st.window > 1 && !this.find(run.end, run.ts) && !this.pendingAt(run.end, run.ts)) {
+        this.stats.prefetches++;
+        // The stream lives on its pages: let them grow as a missing get would have.
+        st.window = Math.min(this.maxWindow, st.window * 2);
+        this.fetch(run.end, run.ts, st.window, st).done.catch(() => {
+          /* a failed prefetch is only a lost hint; the get that needs the key asks again */
+        });
       }
-      this.stats.hits++;
-      const kv = run.kvs[lowerBound(run.kvs.length, (i) => compareKeys(run.kvs[i]!.key, key) < 0)];
-      return kv && compareKeys(kv.key, key) === 0 ? Buffer.from(kv.value) : null;
     }
-    const st = this.stream(key);
+    return kv && compareKeys(kv.key, key) === 0 ? Buffer.from(kv.value) : null;
+  }
+
+  private pendingAt(start: Buffer, ts: bigint): boolean {
+    for (const p of this.pending) if (p.ts === ts && compareKeys(p.start, start) === 0) return true;
+    return false;
+  }
+
+  /** Count a hit on the stream it continues; returns that stream. */
+  private noteHit(key: Buffer): Stream | null {
+    const st = this.closestStream(key);
+    if (st) {
+      st.lastKey = Buffer.from(key);
+      st.used = ++this.tick;
+      st.hits++;
+    }
+    this.stats.hits++;
+    return st;
+  }
+
+  async get(key: Buffer, ts: bigint): Promise<Buffer | null> {
+    // A hit, or a page on the wire that may hold the key. A burst of gets ahead of the
+    // stream rides a chain of pages, each doubling, rather than each missing on its own.
+    const waited = new Set<Pending>();
+    for (;;) {
+      const run = this.find(key, ts);
+      if (run) return this.answer(run, key, this.noteHit(key));
+      const p = this.pendingFor(key, ts);
+      if (!p || waited.has(p)) break;
+      waited.add(p);
+      this.stats.waits++;
+      const landed = await p.done.catch(() => null);
+      if (landed && covers(landed.start, landed.end, key)) return this.answer(landed, key, this.noteHit(key));
+    }
+    const st = this.streamForMiss(key);
     if (st.window <= 1) {
       this.stats.plainGets++;
       return this.inner.get(key, ts);
     }
-    const limit = st.window;
-    const kvs = await this.inner.scanPage(key, null, ts, { limit, keysOnly: false });
-    this.stats.pages++;
-    let bytes = 0;
-    for (const kv of kvs) bytes += kv.key.length + kv.value.length + 64;
-    // Large values: shrink the window so a page stays near targetBytes.
-    if (kvs.length > 0 && bytes > this.targetBytes) st.window = Math.max(1, Math.floor((st.window * this.targetBytes) / bytes));
-    const r: Run = { ts, start: Buffer.from(key), end: kvs.length < limit ? null : nextKey(kvs[kvs.length - 1]!.key), kvs, bytes };
-    this.runs.set(++this.runSeq, r);
-    const first = kvs[0];
-    return first && compareKeys(first.key, key) === 0 ? first.value : null;
-  }
-
-  /** The stream whose last key is the closest below `key` (no new stream). */
-  private streamFor(key: Buffer): Stream | null {
-    let best: Stream | null = null;
-    for (const st of this.streams) if (compareKeys(st.lastKey, key) < 0 && (!best || compareKeys(st.lastKey, best.lastKey) > 0)) best = st;
-    return best;
+    const run = await this.fetch(key, ts, st.window, st).done;
+    return this.answer(run, key, st);
   }
 
   close(): Promise<void> {
     return this.inner.close();
   }
+}
+
+function covers(start: Buffer, end: Buffer | null, key: Buffer): boolean {
+  return compareKeys(start, key) <= 0 && (end === null || compareKeys(key, end) < 0);
 }
