@@ -18,6 +18,7 @@ import { auxCacheBytes, Tree } from './tree/tree.js';
 import { Interrupted, openLive, type LiveHandle } from './live.js';
 import { formatSize } from './units.js';
 import { Metrics } from './metrics.js';
+import { heapSlackBytes, startHeapGovernor } from './memory.js';
 
 export interface MountConfig {
   mountpoint: string;
@@ -26,6 +27,8 @@ export interface MountConfig {
   demo: boolean;
   readTs?: bigint;
   cacheBytes: number;
+  /** Heap growth past live that triggers a collection; 0 = V8 decides; undefined = from cacheBytes. */
+  heapSlackBytes?: number;
   pageSize: number;
   spillDir?: string;
   logLevel: string;
@@ -218,12 +221,15 @@ export async function runMount(cfg: MountConfig): Promise<number> {
 
     const t = tree;
     const progress = startProgress(t, log, cfg.progressIntervalSeconds);
+    const slack = cfg.heapSlackBytes ?? heapSlackBytes(cfg.cacheBytes);
+    const governor = slack > 0 ? startHeapGovernor({ slackBytes: slack, log }) : null;
     const poll = setInterval(() => {
       if (!isMounted(mountpoint)) stop('unmounted');
     }, 500);
     const reason = await stopped;
     clearInterval(poll);
     clearInterval(progress);
+    governor?.stop();
     log.info({ reason, mountpoint }, 'shutting down');
     let code = fatalCode;
     try {
@@ -239,7 +245,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       log.error({ err: (e as Error).message }, 'close failed');
     }
     await metrics.close();
-    log.info({ reason, bytes_served: t.stats.bytesServed, files_opened: t.stats.filesOpened }, 'stopped');
+    log.info({ reason, bytes_served: t.stats.bytesServed, files_opened: t.stats.filesOpened, heap_collections: governor?.stats.collections ?? 0, heap_pause_ms: Math.round(governor?.stats.pauseMs ?? 0) }, 'stopped');
     return code;
   } finally {
     uninstall();

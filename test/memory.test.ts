@@ -1,0 +1,42 @@
+import { getHeapStatistics } from 'node:v8';
+import { describe, expect, it } from 'vitest';
+import { heapSlackBytes, startHeapGovernor } from '../src/memory.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('heap governor', () => {
+  it('collects once the heap grows past live by the slack, and the heap in use falls back', async () => {
+    const g = startHeapGovernor({ slackBytes: 16 << 20, intervalMs: 10 });
+    try {
+      const before = g.stats.collections;
+      // Old-generation garbage, as a copy makes it: objects that live a while, then are dropped.
+      let keep: unknown[] = [];
+      for (let round = 0; round < 6; round++) {
+        for (let i = 0; i < 200_000; i++) keep.push({ path: `/redis/db_0/strings/key-${round}-${i}`, size: i });
+        await sleep(30);
+        keep = [];
+      }
+      await sleep(100);
+      expect(g.stats.collections).toBeGreaterThan(before);
+      expect(g.stats.liveBytes).toBeLessThan(getHeapStatistics().used_heap_size + (16 << 20));
+      // After its last collection the heap in use is within the slack of live.
+      g.check();
+      expect(getHeapStatistics().used_heap_size).toBeLessThanOrEqual(g.stats.liveBytes + (16 << 20));
+    } finally {
+      g.stop();
+    }
+  });
+
+  it('leaves a quiet heap alone', async () => {
+    const g = startHeapGovernor({ slackBytes: 256 << 20, intervalMs: 10 });
+    await sleep(100);
+    expect(g.stats.collections).toBe(0);
+    g.stop();
+  });
+
+  it('slack follows --cache-size within 32-64 MiB', () => {
+    expect(heapSlackBytes(64 << 20)).toBe(32 << 20);
+    expect(heapSlackBytes(256 << 20)).toBe(64 << 20);
+    expect(heapSlackBytes(4 * 2 ** 30)).toBe(64 << 20);
+  });
+});
