@@ -288,6 +288,11 @@ export class Tree {
   async *walkFiles(dir = '/'): AsyncGenerator<string> {
     for (const name of await this.readdir(dir)) {
       const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
+      // A file already hashed needs no node: after a full copy CHECKSUMS walks listings only.
+      if (this.fileHashes.has(p)) {
+        yield p;
+        continue;
+      }
       const n = await this.resolve(p);
       if (!n) continue;
       if (n.kind === 'dir') yield* this.walkFiles(p);
