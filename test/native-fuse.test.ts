@@ -202,6 +202,28 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       expect(ops.read).toBeLessThan(600);
     });
 
+    it('a copy of the whole mount builds CHECKSUMS from the hashes of bytes it read: listing the root does not read the tree', async () => {
+      const nat = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native', '--log-level', 'debug']);
+      const out = tempDir('ekv-native-cp-');
+      try {
+        // readdirplus of the root asks for every entry's attributes; CHECKSUMS's size would need every file's hash.
+        expect((await sh(`ls -f '${nat.mnt}'`)).stdout).toContain('CHECKSUMS');
+        expect(nat.stdout()).not.toContain('"msg":"CHECKSUMS built"');
+        const cp = await sh(`cp -r '${nat.mnt}/.' '${out}/' && cd '${out}' && sha256sum -c --quiet CHECKSUMS`);
+        expect(cp.code, cp.stderr).toBe(0);
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const built = nat
+        .stdout()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"CHECKSUMS built"'))
+        .map((l) => JSON.parse(l) as { files: number; hashed_now: number });
+      expect(built).toHaveLength(1);
+      expect(built[0]!.files).toBeGreaterThan(2);
+      expect(built[0]!.hashed_now).toBe(0);
+    });
+
     it('parallel walkers and random readers of one directory never deadlock and read the right bytes', async () => {
       const nat = await mount(['--snapshot', wideFsm, '--fuse-backend', 'native']);
       try {

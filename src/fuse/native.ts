@@ -345,9 +345,9 @@ export class NativeFuseMount {
         return;
       }
       const paths = picked.map((n) => child(path, n));
-      // A child whose attributes fail (e.g. EIO for a corrupt record) is listed without them;
-      // its own lookup then reports the error, as with fuse-native.
-      return this.track(() => Promise.all(paths.map((p) => this.o.tree.getattr(p).then((a) => a, () => null)))).then((attrs) => {
+      // A child whose attributes fail (e.g. EIO for a corrupt record), or would cost a pass over
+      // the tree (CHECKSUMS), is listed without them; its own lookup then answers, as with fuse-native.
+      return this.track(() => Promise.all(paths.map((p) => this.o.tree.listingAttr(p).then((a) => a, () => null)))).then((attrs) => {
         const h = this.h;
         if (!h) return;
         const inos: number[] = [];
