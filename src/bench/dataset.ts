@@ -27,7 +27,7 @@ interface Spec {
 
 const SPECS: Record<Scale, { tree: Spec; ddbTable: number }> = {
   quick: {
-    tree: { strings: 96_000, redisMixed: 8_000, ddbItems: 20_000, sqsMessages: 20_000, s3Objects: 200, s3ObjectBytes: 256 << 10, bigObjectBytes: 128 << 20 },
+    tree: { strings: 96_000, redisMixed: 8_000, ddbItems: 12_000, sqsMessages: 12_000, s3Objects: 200, s3ObjectBytes: 256 << 10, bigObjectBytes: 128 << 20 },
     ddbTable: 100_000,
   },
   full: {
@@ -109,7 +109,7 @@ function writeTree(path: string, s: Spec, withBig: boolean, log: (m: string) => 
 export async function generateDatasets(dir: string, scale: Scale, log: (m: string) => void): Promise<Datasets> {
   const spec = SPECS[scale];
   const specFile = join(dir, 'spec.json');
-  const want = JSON.stringify({ version: 2, spec });
+  const want = JSON.stringify({ version: 3, spec });
   const fresh = !existsSync(specFile) || readFileSync(specFile, 'utf8') !== want;
   const tree = join(dir, 'tree.fsm');
   const treeHalf = join(dir, 'tree-half.fsm');

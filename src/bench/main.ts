@@ -211,7 +211,7 @@ async function main(): Promise<void> {
 
   // 3: cold cat of one DynamoDB item in a big table, new mount each time.
   const catMs: number[] = [];
-  const samples = o.quick ? 11 : 41;
+  const samples = o.quick ? 9 : 41;
   for (let i = 0; i < samples; i++) {
     const item = ds.ddb.itemPath((i * 7919) % ds.ddb.items);
     await withMount(['--snapshot', ds.ddb.fsm], async (d) => {
