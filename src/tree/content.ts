@@ -35,8 +35,12 @@ async function collect(produce: (write: (chunk: Buffer) => void, drain: () => Pr
   return Buffer.concat(chunks);
 }
 
-/** What one LRU entry really costs beyond its payload: its key and the bookkeeping of entry and buffer. */
-const ENTRY_OVERHEAD = 160;
+/**
+ * What one LRU entry really costs beyond its payload and key: the Buffer and ArrayBuffer
+ * objects, the backing store's bookkeeping, the LRU's slots. Measured: 200k entries of
+ * 80 bytes under 56-byte keys cost 362 B of heap and 160 B of external memory each.
+ */
+const ENTRY_OVERHEAD = 400;
 
 /**
  * A buffer that does not pin a much larger allocation: a small view into a
