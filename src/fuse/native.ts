@@ -169,7 +169,7 @@ class Inodes {
 const PREFILL_FIRST = 16;
 const PREFILL_MAX_FILES = 512;
 /** Files larger than this are read through READ as usual (max_read pieces, kernel read-ahead). */
-const PREFILL_MAX_FILE_BYTES = 128 << 10;
+const PREFILL_MAX_FILE_BYTES = 1 << 20;
 const PREFILL_MAX_BYTES = 8 << 20;
 const LISTINGS_KEPT = 4;
 
