@@ -738,16 +738,21 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* replyBuf(h, id, buffer) */
+/* A Buffer argument's bytes; false if it is not a Buffer (nothing thrown). */
+static bool buffer_of(napi_env env, napi_value v, void **data, size_t *len) {
+  bool isbuf = false;
+  napi_is_buffer(env, v, &isbuf);
+  return isbuf && napi_get_buffer_info(env, v, data, len) == napi_ok;
+}
+
+/* replyBuf(h, id, buffer): a bad buffer answers EIO. */
 static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   fuse_req_t req = take(env, info, 3, argv, NULL);
   if (!req) return NULL;
   void *data = NULL;
   size_t len = 0;
-  bool isbuf = false;
-  napi_is_buffer(env, argv[2], &isbuf);
-  if (isbuf && napi_get_buffer_info(env, argv[2], &data, &len) == napi_ok) fuse_reply_buf(req, data, len);
+  if (buffer_of(env, argv[2], &data, &len)) fuse_reply_buf(req, data, len);
   else fuse_reply_err(req, EIO);
   return NULL;
 }
@@ -977,14 +982,11 @@ static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, 
   return 0;
 }
 
+/* A Buffer argument's bytes, or a TypeError thrown (-1). */
 static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
-  bool isbuf = false;
-  napi_is_buffer(env, v, &isbuf);
-  if (!isbuf || napi_get_buffer_info(env, v, data, len) != napi_ok) {
-    napi_throw_type_error(env, NULL, what);
-    return -1;
-  }
-  return 0;
+  if (buffer_of(env, v, data, len)) return 0;
+  napi_throw_type_error(env, NULL, what);
+  return -1;
 }
 
 /*
