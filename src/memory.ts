@@ -19,6 +19,8 @@ import type { Logger } from 'pino';
 export interface HeapGovernorStats {
   collections: number;
   pauseMs: number;
+  /** Time spent in trim calls. */
+  trimMs: number;
   /** Heap bytes live after the last collection. */
   liveBytes: number;
 }
@@ -50,14 +52,36 @@ export function heapSlackBytes(cacheBytes: number): number {
   return Math.min(64 << 20, Math.max(32 << 20, Math.floor(cacheBytes / 4)));
 }
 
-export function startHeapGovernor(opts: { slackBytes: number; intervalMs?: number; log?: Logger }): HeapGovernor {
+export interface HeapGovernorOptions {
+  slackBytes: number;
+  intervalMs?: number;
+  log?: Logger;
+  /**
+   * Called after each collection to hand freed malloc memory back to the kernel
+   * (malloc_trim): the Buffers a collection frees leave holes in glibc's heap, which
+   * RSS keeps counting otherwise. Returns whether anything was released.
+   */
+  trim?: () => boolean;
+}
+
+export function startHeapGovernor(opts: HeapGovernorOptions): HeapGovernor {
   const gc = fullGc();
-  const stats: HeapGovernorStats = { collections: 0, pauseMs: 0, liveBytes: getHeapStatistics().used_heap_size };
+  const stats: HeapGovernorStats = { collections: 0, pauseMs: 0, trimMs: 0, liveBytes: getHeapStatistics().used_heap_size };
+  let lastUsed = stats.liveBytes;
+  const trim = (): void => {
+    if (!opts.trim) return;
+    const t1 = performance.now();
+    opts.trim();
+    stats.trimMs += performance.now() - t1;
+  };
   const check = (): void => {
     const used = getHeapStatistics().used_heap_size;
+    const before = lastUsed;
+    lastUsed = used;
     if (used <= stats.liveBytes + opts.slackBytes) {
-      // V8 collected on its own (or garbage is slow): follow it down.
+      // V8 collected on its own (or garbage is slow): follow it down, and return what it freed.
       if (used < stats.liveBytes) stats.liveBytes = used;
+      if (used < before) trim();
       return;
     }
     const t0 = performance.now();
@@ -65,8 +89,9 @@ export function startHeapGovernor(opts: { slackBytes: number; intervalMs?: numbe
     const ms = performance.now() - t0;
     stats.collections++;
     stats.pauseMs += ms;
-    stats.liveBytes = getHeapStatistics().used_heap_size;
-    opts.log?.debug({ used_mib: +(used / 2 ** 20).toFixed(1), live_mib: +(stats.liveBytes / 2 ** 20).toFixed(1), pause_ms: +ms.toFixed(1) }, 'heap collected');
+    stats.liveBytes = lastUsed = getHeapStatistics().used_heap_size;
+    trim();
+    opts.log?.debug({ used_mib: +(used / 2 ** 20).toFixed(1), live_mib: +(stats.liveBytes / 2 ** 20).toFixed(1), pause_ms: +ms.toFixed(1), trim_ms_total: Math.round(stats.trimMs) }, 'heap collected');
   };
   const iv = setInterval(check, opts.intervalMs ?? 500);
   iv.unref();

@@ -9,7 +9,7 @@ import { ALL_ADAPTERS } from './adapters/index.js';
 import type { DecodeOptions } from './adapters/types.js';
 import { renderManifest, snapshotIndexFromPath, PHASE_SNAPSHOT } from './format/manifest.js';
 import { isMounted } from './fuse/mount.js';
-import { createFuseMount, type FuseBackend, type KernelMount } from './fuse/index.js';
+import { createFuseMount, mallocTrimmer, type FuseBackend, type KernelMount } from './fuse/index.js';
 import { makeLogger, type Logger } from './log.js';
 import { SnapshotView } from './source/range.js';
 import { SnapshotSource } from './source/snapshot.js';
@@ -222,7 +222,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
     const t = tree;
     const progress = startProgress(t, log, cfg.progressIntervalSeconds);
     const slack = cfg.heapSlackBytes ?? heapSlackBytes(cfg.cacheBytes);
-    const governor = slack > 0 ? startHeapGovernor({ slackBytes: slack, log }) : null;
+    const governor = slack > 0 ? startHeapGovernor({ slackBytes: slack, log, trim: mallocTrimmer() ?? undefined }) : null;
     const poll = setInterval(() => {
       if (!isMounted(mountpoint)) stop('unmounted');
     }, 500);

@@ -27,6 +27,24 @@ describe('heap governor', () => {
     }
   });
 
+  it('hands freed malloc memory back (trim) after each collection it makes', async () => {
+    let trims = 0;
+    const g = startHeapGovernor({ slackBytes: 16 << 20, intervalMs: 10, trim: () => ++trims > 0 });
+    try {
+      let keep: unknown[] = [];
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < 200_000; i++) keep.push({ path: `/s3/b/obj-${round}-${i}`, size: i });
+        await sleep(30);
+        keep = [];
+      }
+      await sleep(100);
+      expect(g.stats.collections).toBeGreaterThan(0);
+      expect(trims).toBeGreaterThanOrEqual(g.stats.collections);
+    } finally {
+      g.stop();
+    }
+  });
+
   it('leaves a quiet heap alone', async () => {
     const g = startHeapGovernor({ slackBytes: 256 << 20, intervalMs: 10 });
     await sleep(100);

@@ -31,3 +31,4 @@ export function createFuseMount(opts: MountOptions & { backend?: FuseBackend }):
 }
 
 export { FuseMount, NativeFuseMount };
+export { mallocTrimmer } from './native.js';

@@ -42,6 +42,8 @@ interface Addon {
   store(h: Handle, ino: number, offset: number, data: Buffer): number;
   /** replyBuf, sent once the pushes queued before it are in the page cache. */
   replyBufAfterStores(h: Handle, id: number, data: Buffer): void;
+  /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */
+  trimMalloc(): boolean;
 }
 
 const OP_LOOKUP = 1;
@@ -96,6 +98,16 @@ export function loadAddon(): Addon {
   } catch (e) {
     loadError = e instanceof Error ? e : new Error(String(e));
     throw loadError;
+  }
+}
+
+/** glibc's malloc_trim through the addon, or null when the addon cannot load (fuse-native without a build). */
+export function mallocTrimmer(): (() => boolean) | null {
+  try {
+    const A = loadAddon();
+    return () => A.trimMalloc();
+  } catch {
+    return null;
   }
 }
 
