@@ -116,25 +116,21 @@ function direntSize(plus: boolean, len: number): number {
   return ((plus ? 152 : 24) + len + 7) & ~7;
 }
 
-interface InodeEntry {
-  path: string;
-  /** Kernel lookup count. */
-  n: number;
-}
-
-/** path <-> inode number, with the kernel's lookup counts. Inode numbers are never reused. */
+/**
+ * path <-> inode number, with the kernel's lookup counts. Inode numbers are never reused, so
+ * they index plain arrays: a file the kernel holds costs its path string, one Map entry and
+ * two array slots (no object of its own), which keeps a copy of a million files cheap to
+ * hold and to garbage-collect.
+ */
 class Inodes {
-  private readonly byIno = new Map<number, InodeEntry>();
-  private readonly byPath = new Map<string, number>();
-  private next = ROOT_INO + 1;
-
-  constructor() {
-    this.byIno.set(ROOT_INO, { path: '/', n: 1 });
-    this.byPath.set('/', ROOT_INO);
-  }
+  private readonly paths: (string | undefined)[] = [undefined, '/'];
+  /** Kernel lookup counts, by inode. */
+  private readonly counts: number[] = [0, 1];
+  private readonly byPath = new Map<string, number>([['/', ROOT_INO]]);
+  private live = 1;
 
   path(ino: number): string | undefined {
-    return this.byIno.get(ino)?.path;
+    return this.paths[ino];
   }
 
   peek(path: string): number {
@@ -145,27 +141,33 @@ class Inodes {
   ref(path: string): number {
     let ino = this.byPath.get(path);
     if (ino === undefined) {
-      ino = this.next++;
+      ino = this.paths.length;
+      this.paths.push(path);
+      this.counts.push(0);
       this.byPath.set(path, ino);
-      this.byIno.set(ino, { path, n: 0 });
+      this.live++;
     }
-    this.byIno.get(ino)!.n++;
+    this.counts[ino]!++;
     return ino;
   }
 
   forget(ino: number, n: number): void {
     if (ino === ROOT_INO) return;
-    const e = this.byIno.get(ino);
-    if (!e) return;
-    e.n -= n;
-    if (e.n <= 0) {
-      this.byIno.delete(ino);
-      if (this.byPath.get(e.path) === ino) this.byPath.delete(e.path);
+    const path = this.paths[ino];
+    if (path === undefined) return;
+    const left = this.counts[ino]! - n;
+    if (left > 0) {
+      this.counts[ino] = left;
+      return;
     }
+    this.counts[ino] = 0;
+    this.paths[ino] = undefined;
+    if (this.byPath.get(path) === ino) this.byPath.delete(path);
+    this.live--;
   }
 
   get size(): number {
-    return this.byIno.size;
+    return this.live;
   }
 }
 
@@ -450,7 +452,7 @@ export class NativeFuseMount {
     const queued = this.track(() =>
       Promise.all(
         jobs.map((k) =>
-          this.o.tree.read(child(l.dir, l.names[k]!), 0, l.sizes[k]!).then(
+          this.o.tree.read(this.inodes.path(l.inos[k]!) ?? child(l.dir, l.names[k]!), 0, l.sizes[k]!).then(
             (data) => {
               const h = this.h;
               // Only whole files: the kernel then holds the file's every page.
