@@ -179,6 +179,12 @@ class Inodes {
  * already holds (from readdirplus) are rendered and pushed into the kernel's page
  * cache (notify_store), so their reads never leave the kernel. The window doubles
  * while reads keep landing ahead of it and never runs more than one window ahead.
+ *
+ * Reads of pushed files never reach us, so each window leaves one file half a window
+ * from its end unpushed: its READ is a sentinel that says where the reader is, and the
+ * next window is rendered while the reader still has half a window of pushed files to
+ * go. Without it the pipeline stops and goes: the reader waits for a whole window to
+ * render, then we idle while it reads the window from the page cache.
  */
 const PREFILL_FIRST = 16;
 const PREFILL_MAX_FILES = 512;
@@ -404,7 +410,7 @@ export class NativeFuseMount {
       .then(async (data) => {
         const reply = data.length > size ? data.subarray(0, size) : data;
         const pushes = off === 0 ? this.prefill(ino, path) : null;
-        if (!pushes) return this.answer((A, h) => A.replyBuf(h, id, reply));
+        if (!pushes || !pushes.wait) return this.answer((A, h) => A.replyBuf(h, id, reply));
         await pushes.queued;
         // Answered behind the pushes, so the reader's next opens find their pages. Never for a
         // file that was pushed itself: the push thread may be waiting for this very page.
@@ -426,7 +432,7 @@ export class NativeFuseMount {
    * kernel page cache. `queued` resolves once they are queued; `defer` says whether this
    * read's answer may wait behind them (not when the file was pushed itself).
    */
-  private prefill(ino: number, path: string): { queued: Promise<unknown>; defer: boolean } | null {
+  private prefill(ino: number, path: string): { queued: Promise<unknown>; defer: boolean; wait: boolean } | null {
     const cut = path.lastIndexOf('/');
     const l = this.listings.get(cut <= 0 ? '/' : path.slice(0, cut));
     const i = l?.pos.get(ino);
@@ -434,18 +440,28 @@ export class NativeFuseMount {
     const defer = !(i < l.pushedTo && l.sizes[i]! > 0);
     // Reads still well inside the pushed window need nothing; a read past it (or near its end) pushes more.
     if (i + 1 < l.pushedTo - (l.window >> 1)) return null;
-    if (i + 1 >= l.pushedTo) l.pushedTo = i + 1;
+    // A reader inside the pushed window (a sentinel's read) has pushed files ahead of it: answer
+    // at once and render the next window meanwhile. One that outran the pushes waits for them.
+    const wait = i + 1 >= l.pushedTo;
+    if (wait) l.pushedTo = i + 1;
     else l.window = Math.min(PREFILL_MAX_FILES, l.window * 2);
     const end = Math.min(l.names.length, i + 1 + l.window);
+    // The sentinel: its read comes with half a window of pushed files still ahead of the reader.
+    const sentinel = l.window >= 4 && end < l.names.length ? end - (l.window >> 1) : -1;
     const jobs: number[] = [];
     let bytes = 0;
     let j = l.pushedTo;
     for (; j < end && bytes < PREFILL_MAX_BYTES; j++) {
       // A file with a READ in flight holds its page lock until we answer: never push it.
-      if (l.sizes[j]! > 0 && l.inos[j]! > 0 && !this.readsInFlight.has(l.inos[j]!)) {
+      if (j !== sentinel && l.sizes[j]! > 0 && l.inos[j]! > 0 && !this.readsInFlight.has(l.inos[j]!)) {
         jobs.push(j);
         bytes += l.sizes[j]!;
       } else l.sizes[j] = -1; // not pushed: its reads are answered directly
+    }
+    if (sentinel >= j && j < l.names.length && jobs.length > 2) {
+      // Cut short by bytes before the sentinel: it moves half-way into what is pushed.
+      const [k] = jobs.splice(jobs.length >> 1, 1);
+      l.sizes[k!] = -1;
     }
     l.pushedTo = j;
     if (jobs.length === 0) return null;
@@ -466,7 +482,7 @@ export class NativeFuseMount {
         ),
       ),
     );
-    return { queued, defer };
+    return { queued, defer, wait };
   }
 
   private onExit(code: number): void {
