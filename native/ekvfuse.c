@@ -77,6 +77,9 @@ typedef struct {
   uint32_t gen;
 } ekv_slot;
 
+/* Listing ends remembered (see ekv_mount.dir_ends). */
+#define DIR_ENDS 4096
+
 typedef struct {
   struct fuse_session *se;
   napi_threadsafe_function tsfn;
@@ -91,6 +94,13 @@ typedef struct {
   int readdirplus; /* 0 off, 1 always, 2 auto */
   unsigned max_read; /* from the max_read= mount option; init must agree */
   int no_open;      /* answer open with ENOSYS: the kernel then opens files itself (keep_cache), no OPEN/RELEASE */
+  int no_opendir;   /* the same for directories: no OPENDIR/RELEASEDIR, listings cached (cache_readdir) */
+  /* Where listings end, by directory inode (direct-mapped; a collision only costs a round trip):
+   * a readdir at or past the end of an immutable listing is answered here, empty. */
+  pthread_mutex_t ends_mu;
+  struct {
+    uint64_t ino, end;
+  } dir_ends[DIR_ENDS];
   /* request ids: JS thread only */
   ekv_slot *slots;
   uint32_t nslots, capslots;
@@ -204,6 +214,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   /* Many reads in flight (readahead and async reads are background requests). */
   if (m->max_read) conn->max_read = m->max_read;
   if (!(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) m->no_open = 0;
+  if (!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)) m->no_opendir = 0;
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -257,11 +268,28 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_err(req, EROFS);
     return;
   }
+  ekv_mount *m = fuse_req_userdata(req);
+  if (m->no_opendir) {
+    /* Zero-message opendirs (FUSE_CAP_NO_OPENDIR_SUPPORT): the kernel takes this ENOSYS as
+     * success, sends no further OPENDIR or RELEASEDIR, and caches listings as with
+     * keep_cache + cache_readdir. Readdirs then carry fh 0 and JS finds listings by inode.
+     * The kernel opendirs only inodes a lookup returned as directories. */
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
   NEWREQ(r, OP_OPENDIR, req, ino, NULL);
   post(req, r);
 }
 
 static void ll_readdir_common(int op, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  ekv_mount *m = fuse_req_userdata(req);
+  pthread_mutex_lock(&m->ends_mu);
+  int at_end = m->dir_ends[ino % DIR_ENDS].ino == ino && (uint64_t)off >= m->dir_ends[ino % DIR_ENDS].end;
+  pthread_mutex_unlock(&m->ends_mu);
+  if (at_end) {
+    fuse_reply_buf(req, NULL, 0); /* end of listing: the kernel's last readdir of every directory */
+    return;
+  }
   NEWREQ(r, op, req, ino, NULL);
   r->a = size;
   r->b = off;
@@ -613,6 +641,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "ekvfuse.mount: out of memory");
     return NULL;
   }
+  pthread_mutex_init(&m->ends_mu, NULL);
   char *mnt = arg_string(env, argv[0]);
   char *opts = arg_string(env, argv[1]);
   bool debug = false;
@@ -634,6 +663,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   m->mountpoint = mnt;
   const char *no = getenv("EKV_FUSE_NO_OPEN"); /* "0": keep OPEN/RELEASE round trips */
   m->no_open = !(no && no[0] == '0');
+  const char *nod = getenv("EKV_FUSE_NO_OPENDIR"); /* "0": keep OPENDIR/RELEASEDIR round trips */
+  m->no_opendir = !(nod && nod[0] == '0');
   const char *mr = strstr(opts, "max_read=");
   if (mr) m->max_read = (unsigned)strtoul(mr + 9, NULL, 10);
 
@@ -759,15 +790,16 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
 }
 
 /*
- * replyDir(h, id, plus, size, names, meta, firstOff) -> entries added.
+ * replyDir(h, id, plus, size, names, meta, firstOff, dirIno, total) -> entries added.
  * meta: Float64Array of [ino, kind (0 file, 1 dir, 2 unknown), size] per name; entry i gets
  * offset firstOff + i + 1. With plus, an entry with ino 0 carries no attributes (the kernel
- * does not count a lookup for it).
+ * does not count a lookup for it). total: the listing's length; a reply that reaches it
+ * marks the listing's end, and later readdirs of dirIno from there are answered here.
  */
 static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
+  napi_value argv[9];
   ekv_mount *m = NULL;
-  fuse_req_t req = take(env, info, 7, argv, &m);
+  fuse_req_t req = take(env, info, 9, argv, &m);
   napi_value result;
   napi_create_uint32(env, 0, &result);
   if (!req) return result;
@@ -826,6 +858,14 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   }
   fuse_reply_buf(req, buf, pos);
   free(buf);
+  uint64_t dir = (uint64_t)arg_double(env, argv[7]);
+  double total = arg_double(env, argv[8]);
+  if (dir && total >= 0 && first + added >= total) {
+    pthread_mutex_lock(&m->ends_mu);
+    m->dir_ends[dir % DIR_ENDS].ino = dir;
+    m->dir_ends[dir % DIR_ENDS].end = (uint64_t)total;
+    pthread_mutex_unlock(&m->ends_mu);
+  }
   napi_create_uint32(env, added, &result);
   return result;
 }

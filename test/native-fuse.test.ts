@@ -202,6 +202,33 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       expect(ops.read).toBeLessThan(600);
     });
 
+    it('a walk costs no OPENDIR and no end-of-listing READDIRPLUS round trips: the addon answers them', async () => {
+      const nat = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native', '--log-level', 'debug']);
+      let tarN: string;
+      try {
+        const t = await sh(`tar -C '${nat.mnt}' --mtime=@0 --exclude=./MANIFEST.json --exclude=./CHECKSUMS -cf - . | sha256sum`);
+        expect(t.code).toBe(0);
+        tarN = t.stdout;
+        // Listed again: the kernel keeps listings (cache_readdir), and a listing's end stays known.
+        expect((await sh(`find . -type d | wc -l`, nat.mnt)).code).toBe(0);
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      const dirs = Number((await sh(`find . -type d | wc -l`, golden.expected)).stdout.trim());
+      expect(dirs).toBeGreaterThanOrEqual(3);
+      expect(ops.opendir).toBe(0);
+      // Every directory of this tree fits one reply: one READDIRPLUS each reaches us (the empty one that ends it does not).
+      expect(ops.readdirplus).toBe(dirs);
+      // And the tar stream is the one fuse-native gives (MANIFEST.json carries the mount's wall time, CHECKSUMS its hash).
+      const ref = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'fuse-native']);
+      try {
+        expect((await sh(`tar -C '${ref.mnt}' --mtime=@0 --exclude=./MANIFEST.json --exclude=./CHECKSUMS -cf - . | sha256sum`)).stdout).toBe(tarN);
+      } finally {
+        await ref.unmount();
+      }
+    });
+
     it('a copy of the whole mount builds CHECKSUMS from the hashes of bytes it read: listing the root does not read the tree', async () => {
       const nat = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native', '--log-level', 'debug']);
       const out = tempDir('ekv-native-cp-');

@@ -36,7 +36,8 @@ interface Addon {
   replyAttr(h: Handle, id: number, ino: number, kind: number, size: number): void;
   replyOpen(h: Handle, id: number, fh: number, flags: number): void;
   replyBuf(h: Handle, id: number, data: Buffer): void;
-  replyDir(h: Handle, id: number, plus: boolean, size: number, names: string[], meta: Float64Array, firstOff: number): number;
+  /** total: the listing's length (a reply reaching it lets the addon answer readdirs past it); -1: unknown. */
+  replyDir(h: Handle, id: number, plus: boolean, size: number, names: string[], meta: Float64Array, firstOff: number, dirIno: number, total: number): number;
   pending(h: Handle): number;
   /** Push bytes into the kernel page cache of a known inode; 0 or a positive errno. */
   store(h: Handle, ino: number, offset: number, data: Buffer): number;
@@ -342,8 +343,14 @@ export class NativeFuseMount {
   private readdir(id: number, ino: number, size: number, off: number, fh: number, plus: boolean): void {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
-    const cached = this.dirs.get(fh);
-    const listing = cached ? Promise.resolve(cached) : this.track(() => this.o.tree.readdir(path));
+    // fh 0: zero-message opendirs (the addon answered OPENDIR), so the listing is found by path.
+    const cached = fh ? this.dirs.get(fh) : this.listings.get(path)?.names;
+    const listing = cached
+      ? Promise.resolve(cached)
+      : this.track(() => this.o.tree.readdir(path)).then((names) => {
+          if (!fh) this.remember(path, names);
+          return names;
+        });
     listing.then((names) => {
       // The entries from `off` that fit in `size` bytes.
       const picked: string[] = [];
@@ -361,7 +368,7 @@ export class NativeFuseMount {
           meta[3 * i] = this.inodes.peek(child(path, picked[i]!));
           meta[3 * i + 1] = KIND_UNKNOWN;
         }
-        this.answer((A, h) => A.replyDir(h, id, false, size, picked, meta, off));
+        this.answer((A, h) => A.replyDir(h, id, false, size, picked, meta, off, ino, names.length));
         return;
       }
       const paths = picked.map((n) => child(path, n));
@@ -379,7 +386,7 @@ export class NativeFuseMount {
           meta[3 * i + 1] = a ? kindOf(a) : KIND_UNKNOWN;
           meta[3 * i + 2] = a ? a.size : 0;
         }
-        const added = this.addon().replyDir(h, id, true, size, picked, meta, off);
+        const added = this.addon().replyDir(h, id, true, size, picked, meta, off, ino, names.length);
         const l = this.listings.get(path);
         if (l && l.names === names) {
           for (let i = 0; i < added; i++) {
