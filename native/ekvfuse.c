@@ -272,7 +272,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   if (m->no_opendir) {
     /* Zero-message opendirs (FUSE_CAP_NO_OPENDIR_SUPPORT): the kernel takes this ENOSYS as
      * success, sends no further OPENDIR or RELEASEDIR, and caches listings as with
-     * keep_cache + cache_readdir. Readdirs then carry fh 0 and JS finds listings by inode.
+     * keep_cache + cache_readdir. Readdirs then carry fh 0 and JS finds listings by path.
      * The kernel opendirs only inodes a lookup returned as directories. */
     fuse_reply_err(req, ENOSYS);
     return;
