@@ -21,12 +21,7 @@ import type { ListAdaptersAndScopesResponse } from './source/cluster.js';
 export type LiveHandle = OpenedSource;
 
 /** Set-up was stopped (a signal, a fatal error) before the mount answered. */
-export class Interrupted extends Error {
-  constructor(readonly reason: string) {
-    super(`interrupted by ${reason} before the mount answered`);
-    this.name = 'Interrupted';
-  }
-}
+export { Interrupted } from './interrupted.js';
 
 /** Reject as soon as `signal` aborts; `p` is left to settle on its own (its rejection is swallowed). */
 export function unlessAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {

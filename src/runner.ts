@@ -15,7 +15,8 @@ import { SnapshotView } from './source/range.js';
 import { SnapshotSource } from './source/snapshot.js';
 import type { PageSource } from './source/types.js';
 import { auxCacheBytes, Tree } from './tree/tree.js';
-import { Interrupted, openLive, type LiveHandle } from './live.js';
+import { Interrupted } from './interrupted.js';
+import type { LiveHandle } from './live.js';
 import { formatSize } from './units.js';
 import { Metrics } from './metrics.js';
 import { heapSlackBytes, startHeapGovernor } from './memory.js';
@@ -179,7 +180,8 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   try {
     try {
       preflight(mountpoint);
-      opened = cfg.snapshot ? await openSnapshot(cfg, log) : await openLive(cfg, log, metrics, shutdown.signal);
+      // gRPC and the dev cluster load only for live mounts (about 24 MiB of RSS a snapshot mount does without).
+      opened = cfg.snapshot ? await openSnapshot(cfg, log) : await (await import('./live.js')).openLive(cfg, log, metrics, shutdown.signal);
       checkStop();
       const view = new SnapshotView(metrics.instrument(opened.source), opened.readTs, cfg.pageSize);
       tree = new Tree({
