@@ -82,7 +82,12 @@ export class Tree {
   readonly content: ContentStore;
   readonly log: Logger;
   readonly stats: TreeStats = { bytesServed: 0, filesOpened: 0, readErrors: new Map() };
-  private readonly nodes = new LRUCache<string, Node>({ max: 20_000 });
+  /**
+   * Resolved nodes by path. A walk needs only the directory at hand and the files the kernel
+   * is about to read (it keeps entries and attributes itself); each node holds its record's
+   * bytes, so more slots only hold memory (20k slots: ~53 MiB after a tar of 118k files).
+   */
+  private readonly nodes = new LRUCache<string, Node>({ max: 4096 });
   private readonly root: DirNode;
   private readonly adapterRoots = new Map<AdapterName, Promise<DirNode | null>>();
   private readonly ctx: AdapterContext;
