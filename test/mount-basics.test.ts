@@ -2,7 +2,7 @@ import { writeFileSync, readFileSync, statSync, readdirSync, mkdirSync } from 'n
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFsm } from './fixture/fsm-writer.js';
-import { configFromArgs } from '../src/cli.js';
+import { configFromArgs, daemonExecArgv } from '../src/cli.js';
 import { BIN, execFileP, isMounted, mount, sh, tempDir, waitFor } from './helpers/mount.js';
 
 const dir = tempDir('ekv-basics-');
@@ -55,6 +55,13 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     });
   }
 
+  it('the daemon gets V8 helper threads for the cores beside its main thread, unless told otherwise', () => {
+    expect(daemonExecArgv([], 2)).toEqual(['--v8-pool-size=1']);
+    expect(daemonExecArgv(['--inspect'], 3)).toEqual(['--inspect', '--v8-pool-size=2']);
+    expect(daemonExecArgv([], 16)).toEqual(['--v8-pool-size=4']);
+    expect(daemonExecArgv(['--v8-pool-size=3'], 2)).toEqual(['--v8-pool-size=3']);
+  });
+
   it('--daemon returns 0 only once the mount answers; fusermount -u ends the daemon', async () => {
     const mnt = tempDir('ekv-daemon-');
     const log = join(dir, 'daemon.log');
@@ -63,6 +70,9 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     expect(isMounted(mnt)).toBe(true);
     expect(readdirSync(mnt)).toContain('MANIFEST.json');
     const pid = Number(/"pid":(\d+)/.exec(readFileSync(log, 'utf8'))![1]);
+    // V8's helper threads sized to the cores beside the main thread (Node's default is 4).
+    const cores = (await import('node:os')).availableParallelism();
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain(`--v8-pool-size=${Math.max(1, Math.min(4, cores - 1))}`);
     await execFileP('fusermount', ['-u', mnt]);
     await waitFor(() => {
       try {
