@@ -437,7 +437,8 @@ export class NativeFuseMount {
   /**
    * A file of a remembered listing was read from byte 0: queue the files after it for the
    * kernel page cache. `queued` resolves once they are queued; `defer` says whether this
-   * read's answer may wait behind them (not when the file was pushed itself).
+   * read's answer may wait behind them (not when the file was pushed itself); `wait`, whether
+   * it should (the reader outran the pushes; a sentinel's read is answered at once).
    */
   private prefill(ino: number, path: string): { queued: Promise<unknown>; defer: boolean; wait: boolean } | null {
     const cut = path.lastIndexOf('/');
