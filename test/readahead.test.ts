@@ -104,6 +104,116 @@ describe('ReadAheadSource', () => {
   });
 });
 
+describe('ReadAheadSource scans', () => {
+  const key = (i: number): Buffer => b(`k/${String(i).padStart(5, '0')}`);
+  const show = (kvs: KV[]): string[] => kvs.map((kv) => `${kv.key.toString('latin1')}=${kv.value.toString('latin1')}`);
+
+  it('answers every scan exactly as the source does once pages are cached: bounds, limits, keys-only, every ts', async () => {
+    const m = model();
+    const ra = new ReadAheadSource(new CountingSource(m), { cacheBytes: 1 << 20, maxWindow: 64 });
+    let seed = 7;
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    for (const ts of [5n, 15n, 25n, 35n]) {
+      for (let i = 0; i < 2000; i++) {
+        // A walk: gets ascend (so pages get cached) and scans land on, across and past them.
+        await ra.get(key(i), ts);
+        if (i % 17 !== 0) continue;
+        const s = i + rnd(300) - 20;
+        const e = rnd(4) === 0 ? null : key(s + rnd(400));
+        const opts = { limit: 1 + rnd(200), keysOnly: rnd(2) === 0 };
+        const want = await m.scanPage(key(s), e, ts, opts);
+        const got = await ra.scanPage(key(s), e, ts, opts);
+        expect(show(got), `ts ${ts} scan ${s}..${e?.toString() ?? '∞'} ${JSON.stringify(opts)}`).toEqual(show(opts.keysOnly ? want.map((kv) => ({ key: kv.key, value: b('') })) : want));
+      }
+    }
+    expect(ra.stats.scanHits).toBeGreaterThan(100);
+  });
+
+  it('a tree walk (a small scan per directory, then gets of its files) costs a few pages, not a call per directory', async () => {
+    const m = new MemorySource('walk');
+    for (let d = 0; d < 400; d++) for (let f = 0; f < 3; f++) m.put(b(`t/${String(d).padStart(4, '0')}/${f}`), b(`d${d}f${f}`), 10n);
+    const c = new CountingSource(m);
+    const ra = new ReadAheadSource(c);
+    for (let d = 0; d < 400; d++) {
+      const dir = b(`t/${String(d).padStart(4, '0')}/`);
+      const dirEnd = b(`t/${String(d).padStart(4, '0')}0`);
+      expect((await ra.scanPage(dir, dirEnd, 10n, { limit: 1, keysOnly: true })).length).toBe(1); // exists?
+      const names = await ra.scanPage(dir, dirEnd, 10n, { limit: 1024, keysOnly: true });
+      expect(names.map((kv) => kv.key.toString('latin1'))).toEqual([0, 1, 2].map((f) => `${dir.toString('latin1')}${f}`));
+      for (const kv of names) expect((await ra.get(kv.key, 10n))?.toString()).toBe(`d${d}f${kv.key.toString('latin1').slice(-1)}`);
+    }
+    // 400 directories, 2000 calls without scans riding the pages.
+    expect(c.gets + c.pages).toBeLessThan(40);
+  });
+
+  it('a keys-only listing (full pages) stays plain keys-only scans', async () => {
+    const m = model();
+    const seen: boolean[] = [];
+    const spy: PageSource = {
+      label: 'spy',
+      scanPage: (s, e, ts, o) => {
+        seen.push(o.keysOnly ?? false);
+        return m.scanPage(s, e, ts, o);
+      },
+      get: (k, ts) => m.get(k, ts),
+      close: () => m.close(),
+    };
+    const ra = new ReadAheadSource(spy);
+    // A directory listing pages on with cursor = last key + 0x00; every page but the last is full.
+    let cursor = key(0);
+    for (;;) {
+      const page = await ra.scanPage(cursor, key(2000), 10n, { limit: 50, keysOnly: true });
+      if (page.length < 50) break;
+      cursor = Buffer.concat([page[page.length - 1]!.key, Buffer.alloc(1)]);
+    }
+    expect(seen.every((k) => k)).toBe(true);
+    expect(seen.length).toBe(21); // 1000 keys: 20 full pages and an empty one
+    // Gets elsewhere (their own pages carry values) do not make a listing below them fetch values.
+    for (const i of [1500, 20, 900, 901, 902]) await ra.get(key(i), 10n);
+    seen.length = 0;
+    expect((await ra.scanPage(key(0), null, 10n, { limit: 10, keysOnly: true })).length).toBe(10);
+    expect(seen).toEqual([true]);
+  });
+
+  it('small per-record scans that ascend (the members of one set, then the next) ride growing pages', async () => {
+    const m = new MemorySource('sets');
+    for (let k = 0; k < 500; k++) for (let j = 0; j < 1 + (k % 4); j++) m.put(b(`s/${String(k).padStart(4, '0')}/${j}`), b(''), 10n);
+    const c = new CountingSource(m);
+    const ra = new ReadAheadSource(c);
+    for (let k = 0; k < 500; k++) {
+      const p = `s/${String(k).padStart(4, '0')}/`;
+      const got = await ra.scanPage(b(p), b(`s/${String(k).padStart(4, '0')}0`), 10n, { limit: 1024, keysOnly: true });
+      expect(got.map((kv) => kv.key.toString('latin1'))).toEqual(Array.from({ length: 1 + (k % 4) }, (_, j) => `${p}${j}`));
+    }
+    expect(c.pages + c.gets).toBeLessThan(30); // 500 without read-ahead for scans
+    // Scans that jump about do not grow pages: at most two calls each (a 2-key page and its tail), about their own keys.
+    const c2 = new CountingSource(m);
+    const ra2 = new ReadAheadSource(c2);
+    let members = 0;
+    for (let i = 0; i < 100; i++) {
+      const k = (i * 7919 + 13) % 500;
+      members += 1 + (k % 4);
+      await ra2.scanPage(b(`s/${String(k).padStart(4, '0')}/`), b(`s/${String(k).padStart(4, '0')}0`), 10n, { limit: 1024, keysOnly: true });
+    }
+    expect(c2.pages).toBeLessThanOrEqual(200);
+    expect(c2.rows).toBeLessThanOrEqual(members + 100); // grown pages would fetch 4-512 keys each
+  });
+
+  it('a scan waits for the page on the wire that covers it instead of asking again', async () => {
+    const m = new MemorySource('wire');
+    for (let i = 0; i < 1000; i++) m.put(key(i), b(`v${i}`), 10n);
+    const c = new CountingSource(new SlowSource(m));
+    const ra = new ReadAheadSource(c);
+    for (let i = 0; i < 8; i++) await ra.get(key(i), 10n);
+    const before = c.pages + c.gets;
+    // The stream jumps ahead: its get puts a page on the wire that the scan beside it rides.
+    const [g, sc] = await Promise.all([ra.get(key(500), 10n), ra.scanPage(key(501), key(504), 10n, { limit: 10 })]);
+    expect(g?.toString()).toBe('v500');
+    expect(show(sc)).toEqual(['k/00501=v501', 'k/00502=v502', 'k/00503=v503']);
+    expect(c.pages + c.gets - before).toBe(1);
+  });
+});
+
 /** A source that answers after a timer (so parallel gets overlap pages in flight), optionally failing one call. */
 class SlowSource implements PageSource {
   readonly label = 'slow';

@@ -15,11 +15,17 @@
  * one page carries about targetBytes of values; cached pages are bounded in
  * bytes. A page answers exactly what a get would: it is a scan of [key, …) at
  * the same ts, so a key inside its range that is not in it does not exist.
+ *
+ * Scans use the pages too (see scanPage): the small per-directory and per-record
+ * scans of a tree walk are answered from them, and small scans that ascend
+ * (one record's rows, then the next record's) grow pages of their own.
  */
 import { LRUCache } from 'lru-cache';
 import { compareKeys, lowerBound } from './mvcc.js';
 import { nextKey } from './range.js';
 import type { KV, PageSource, ScanPageOptions } from './types.js';
+
+const EMPTY = Buffer.alloc(0);
 
 interface Run {
   ts: bigint;
@@ -30,6 +36,8 @@ interface Run {
   bytes: number;
   /** The page after this one has been requested (by a reader in its second half). */
   followed: boolean;
+  /** How far into kvs readers have got (index past the furthest key answered). */
+  reached: number;
 }
 
 /** A page on the wire. */
@@ -40,12 +48,18 @@ interface Pending {
 }
 
 interface Stream {
+  /** Gets and scans keep separate streams: each family of keys a walk touches ascends on its own. */
+  kind: 'get' | 'scan';
   lastKey: Buffer;
   /** Keys the next miss fetches (1 = a plain point read). */
   window: number;
   /** Gets answered from this stream's pages since its last miss. */
   hits: number;
   used: number;
+  /** A scan stream whose last plain scan filled its page: a listing, which stays plain. */
+  listing?: boolean;
+  /** The page this stream's last miss fetched. */
+  lastRun?: Run;
 }
 
 /** Concurrent ascending readers tracked (cp -r, tar, rsync run one; parallel copies several). */
@@ -64,7 +78,7 @@ export interface ReadAheadOptions {
 
 export class ReadAheadSource implements PageSource {
   readonly label: string;
-  readonly stats = { hits: 0, pages: 0, plainGets: 0, waits: 0, prefetches: 0 };
+  readonly stats = { hits: 0, pages: 0, plainGets: 0, waits: 0, prefetches: 0, scanHits: 0, scanMisses: 0 };
   private readonly runs: LRUCache<number, Run>;
   private runSeq = 0;
   private readonly pending = new Set<Pending>();
@@ -85,8 +99,80 @@ export class ReadAheadSource implements PageSource {
     this.runs = new LRUCache<number, Run>({ maxSize: cacheBytes, sizeCalculation: (r) => Math.max(1, r.bytes), maxEntrySize: cacheBytes });
   }
 
+  /**
+   * Scans ride the same pages: a tree walk interleaves small scans (does this
+   * directory exist, what is in it) with the gets that read its files, and on a
+   * remote source each one is a round trip. A scan whose start a cached (or
+   * in-flight) page covers is answered from it, chaining pages while they are
+   * contiguous, and only the uncovered tail goes to the source. A scan that
+   * misses continues a stream only when that stream's gets are living on its
+   * pages (window > 1, its last page was read); then it fetches a value page,
+   * as a missing get would. Listings with no reader behind them stay plain
+   * scans, so a keys-only walk never turns into a value fetch.
+   */
   scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
-    return this.inner.scanPage(start, end, ts, opts);
+    return this.withRun(
+      start,
+      ts,
+      (run) => {
+        this.stats.scanHits++;
+        this.noteHit(start, 'scan');
+        return this.scanFrom(run, start, end, ts, opts);
+      },
+      async () => {
+        this.stats.scanMisses++;
+        const st = this.streamForMiss(start, 'scan');
+        if (st.window > 1) return this.scanFrom(await this.fetch(start, ts, st.window, st).done, start, end, ts, opts);
+        const page = await this.inner.scanPage(start, end, ts, opts);
+        // A full page is a listing paging on (or an existence probe, which ascends sparsely): it stays plain.
+        st.listing = page.length >= opts.limit;
+        return page;
+      },
+    );
+  }
+
+  /** The scan answered from `run` on, chaining cached pages, the uncovered tail asked of the source. */
+  private async scanFrom(first: Run, start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
+    const out: KV[] = [];
+    for (let run = first, cursor = start; ; ) {
+      let i = lowerBound(run.kvs.length, (j) => compareKeys(run.kvs[j]!.key, cursor) < 0);
+      for (; i < run.kvs.length && out.length < opts.limit; i++) {
+        const kv = run.kvs[i]!;
+        if (end !== null && compareKeys(kv.key, end) >= 0) break;
+        out.push({ key: Buffer.from(kv.key), value: opts.keysOnly ? EMPTY : Buffer.from(kv.value) });
+      }
+      if (i > run.reached) run.reached = i;
+      if (i < run.kvs.length || out.length >= opts.limit || run.end === null || (end !== null && compareKeys(run.end, end) >= 0)) return out;
+      cursor = run.end;
+      const next = this.find(cursor, ts);
+      if (!next) {
+        // The tail no page holds: a short answer from the source means the range is exhausted.
+        const rest = await this.inner.scanPage(cursor, end, ts, { limit: opts.limit - out.length, keysOnly: opts.keysOnly });
+        for (const kv of rest) out.push(kv);
+        return out;
+      }
+      run = next;
+    }
+  }
+
+  /**
+   * `hit` with the cached page covering `key`, or with an in-flight one that
+   * turns out to (each waited on once); else `miss`. Both are called in the same
+   * turn as the check that chose them, so a burst of parallel calls sees the page
+   * the first of them put on the wire.
+   */
+  private async withRun<T>(key: Buffer, ts: bigint, hit: (run: Run) => T | Promise<T>, miss: () => Promise<T>): Promise<T> {
+    const waited = new Set<Pending>();
+    for (;;) {
+      const run = this.find(key, ts);
+      if (run) return hit(run);
+      const p = this.pendingFor(key, ts);
+      if (!p || waited.has(p)) return miss();
+      waited.add(p);
+      this.stats.waits++;
+      const landed = await p.done.catch(() => null);
+      if (landed && covers(landed.start, landed.end, key)) return hit(landed);
+    }
   }
 
   /** The covering page among the most recently used few (sequential readers hit the newest). */
@@ -109,24 +195,26 @@ export class ReadAheadSource implements PageSource {
   }
 
   /** The stream whose last key is the closest below `key`. */
-  private closestStream(key: Buffer): Stream | null {
+  private closestStream(key: Buffer, kind: Stream['kind']): Stream | null {
     let best: Stream | null = null;
-    for (const st of this.streams) if (compareKeys(st.lastKey, key) < 0 && (!best || compareKeys(st.lastKey, best.lastKey) > 0)) best = st;
+    for (const st of this.streams) if (st.kind === kind && compareKeys(st.lastKey, key) < 0 && (!best || compareKeys(st.lastKey, best.lastKey) > 0)) best = st;
     return best;
   }
 
   /** The stream this missing get continues (or a new one), its window adjusted. */
-  private streamForMiss(key: Buffer): Stream {
-    let best = this.closestStream(key);
+  private streamForMiss(key: Buffer, kind: Stream['kind']): Stream {
+    let best = this.closestStream(key, kind);
     if (!best) {
-      best = { lastKey: key, window: 1, hits: 0, used: 0 };
+      best = { kind, lastKey: key, window: 1, hits: 0, used: 0 };
       if (this.streams.length >= MAX_STREAMS) this.streams.sort((a, b) => b.used - a.used).pop();
       this.streams.push(best);
     } else {
       // Grow only while read-ahead pays off: the last page was used (or this is the first step).
-      best.window = best.hits > 0 || best.window === 1 ? Math.min(this.maxWindow, best.window * 2) : 1;
+      const used = best.hits > 0 || (best.lastRun !== undefined && best.lastRun.reached * 2 > best.lastRun.kvs.length);
+      best.window = best.listing ? 1 : used || best.window === 1 ? Math.min(this.maxWindow, best.window * 2) : 1;
     }
     best.hits = 0;
+    best.lastRun = undefined;
     best.lastKey = Buffer.from(key);
     best.used = ++this.tick;
     return best;
@@ -145,7 +233,8 @@ export class ReadAheadSource implements PageSource {
           for (const kv of kvs) bytes += kv.key.length + kv.value.length + 64;
           // Large values: shrink the window so a page stays near targetBytes.
           if (st && kvs.length > 0 && bytes > this.targetBytes) st.window = Math.max(1, Math.floor((limit * this.targetBytes) / bytes));
-          const r: Run = { ts, start: p.start, end: kvs.length < limit ? null : nextKey(kvs[kvs.length - 1]!.key), kvs, bytes, followed: false };
+          const r: Run = { ts, start: p.start, end: kvs.length < limit ? null : nextKey(kvs[kvs.length - 1]!.key), kvs, bytes, followed: false, reached: 0 };
+          if (st) st.lastRun = r;
           this.runs.set(++this.runSeq, r);
           return r;
         },
@@ -163,6 +252,7 @@ export class ReadAheadSource implements PageSource {
   private answer(run: Run, key: Buffer, st: Stream | null): Buffer | null {
     const i = lowerBound(run.kvs.length, (j) => compareKeys(run.kvs[j]!.key, key) < 0);
     const kv = run.kvs[i];
+    if (i >= run.reached) run.reached = i + 1;
     if (run.end !== null && !run.followed && i >= run.kvs.length >> 1) {
       // A reader in the second half of a page: fetch the next one before it is needed.
       run.followed = true;
@@ -184,38 +274,36 @@ export class ReadAheadSource implements PageSource {
   }
 
   /** Count a hit on the stream it continues; returns that stream. */
-  private noteHit(key: Buffer): Stream | null {
-    const st = this.closestStream(key);
+  private noteHit(key: Buffer, kind: Stream['kind']): Stream | null {
+    const st = this.closestStream(key, kind);
     if (st) {
       st.lastKey = Buffer.from(key);
       st.used = ++this.tick;
       st.hits++;
     }
-    this.stats.hits++;
     return st;
   }
 
-  async get(key: Buffer, ts: bigint): Promise<Buffer | null> {
+  get(key: Buffer, ts: bigint): Promise<Buffer | null> {
     // A hit, or a page on the wire that may hold the key. A burst of gets ahead of the
     // stream rides a chain of pages, each doubling, rather than each missing on its own.
-    const waited = new Set<Pending>();
-    for (;;) {
-      const run = this.find(key, ts);
-      if (run) return this.answer(run, key, this.noteHit(key));
-      const p = this.pendingFor(key, ts);
-      if (!p || waited.has(p)) break;
-      waited.add(p);
-      this.stats.waits++;
-      const landed = await p.done.catch(() => null);
-      if (landed && covers(landed.start, landed.end, key)) return this.answer(landed, key, this.noteHit(key));
-    }
-    const st = this.streamForMiss(key);
-    if (st.window <= 1) {
-      this.stats.plainGets++;
-      return this.inner.get(key, ts);
-    }
-    const run = await this.fetch(key, ts, st.window, st).done;
-    return this.answer(run, key, st);
+    return this.withRun(
+      key,
+      ts,
+      (run) => {
+        this.stats.hits++;
+        return this.answer(run, key, this.noteHit(key, 'get'));
+      },
+      async () => {
+        const st = this.streamForMiss(key, 'get');
+        if (st.window <= 1) {
+          this.stats.plainGets++;
+          return this.inner.get(key, ts);
+        }
+        const run = await this.fetch(key, ts, st.window, st).done;
+        return this.answer(run, key, st);
+      },
+    );
   }
 
   close(): Promise<void> {
@@ -226,3 +314,5 @@ export class ReadAheadSource implements PageSource {
 function covers(start: Buffer, end: Buffer | null, key: Buffer): boolean {
   return compareKeys(start, key) <= 0 && (end === null || compareKeys(key, end) < 0);
 }
+
+
