@@ -104,11 +104,12 @@ export class ReadAheadSource implements PageSource {
    * directory exist, what is in it) with the gets that read its files, and on a
    * remote source each one is a round trip. A scan whose start a cached (or
    * in-flight) page covers is answered from it, chaining pages while they are
-   * contiguous, and only the uncovered tail goes to the source. A scan that
-   * misses continues a stream only when that stream's gets are living on its
-   * pages (window > 1, its last page was read); then it fetches a value page,
-   * as a missing get would. Listings with no reader behind them stay plain
-   * scans, so a keys-only walk never turns into a value fetch.
+   * contiguous, and only the uncovered tail goes to the source. Scans that miss
+   * keep streams of their own (apart from the gets'): small scans that ascend,
+   * one record's rows and then the next record's, grow a window as ascending
+   * gets do and fetch value pages (keys-only ones too: one page of values costs
+   * less than a round trip per record). A scan that fills its page, a listing
+   * paging on or a one-key existence probe, keeps its stream plain.
    */
   scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
     return this.withRun(
