@@ -5,7 +5,8 @@ import type { DecodeOptions } from '../../src/adapters/types.js';
 import { ddbBenchEntries, ddbItemEntry, ddbItemValue, demoDynamodbEntries, ddbTableEntries, ddbTableWithItems, type DdbTable } from '../../src/fixture/dynamodb.js';
 import type { FsmEntry } from '../../src/fixture/fsm.js';
 import { dynamodbFixtures, dynamodbJsonlEntries } from '../golden/cases/dynamodb.js';
-import { renderEntries, text, type Rendered } from '../helpers/render.js';
+import { CountingSource } from '../helpers/counting.js';
+import { openTree, renderEntries, text, type Rendered } from '../helpers/render.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 
@@ -238,6 +239,11 @@ describe('dynamodb: laziness', () => {
     expect(hashes).toHaveLength(20);
     expect(c.pages).toBeGreaterThan(200 / 16);
     expect(c.pages).toBeLessThan(200 / 16 + 4);
+    // readdirplus looks up every listed pk directory: the listing answers, no probe each.
+    c.pages = 0;
+    c.gets = 0;
+    for (const h of hashes) expect((await r2.tree.getattr(`/dynamodb/many/items/${h}`)).kind).toBe('dir');
+    expect(c.pages + c.gets).toBe(0);
     c.pages = 0;
     c.keys = 0;
     expect(await r2.tree.readdir('/dynamodb/many/items/p3')).toHaveLength(10);
@@ -248,8 +254,20 @@ describe('dynamodb: laziness', () => {
     for (const p of ['/dynamodb/many/items/p3/x.json', '/dynamodb/many/items/p3/1.0.json', '/dynamodb/many/items/p3/1.json', '/dynamodb/many/items/nope']) {
       expect(await r2.tree.getattr(p).catch((e: { errno: string }) => e.errno)).toBe('ENOENT');
     }
-    expect(c.pages).toBe(1); // "nope": one keys-only page of limit 1
+    expect(c.pages).toBe(0); // "nope": not in the listing above, so no probe
     expect(c.gets).toBe(1); // p3/1.json: one point read
+    // A fresh tree that never listed items/ probes: one keys-only page of limit 1 a name.
+    const t3 = await openTree(ddbTableWithItems(t, items), { pageSize: 16, wrap: (s) => new CountingSource(s) });
+    try {
+      await t3.tree.getattr('/dynamodb/many/items');
+      const before = t3.src.pages;
+      expect(await t3.tree.getattr('/dynamodb/many/items/nope').catch((e: { errno: string }) => e.errno)).toBe('ENOENT');
+      expect((await t3.tree.getattr('/dynamodb/many/items/p3')).kind).toBe('dir');
+      expect(t3.src.pages - before).toBe(2);
+      expect(t3.src.calls.slice(-2).map((x) => x.op)).toEqual(['scan', 'scan']);
+    } finally {
+      await t3.close();
+    }
   });
 
   it('demo data renders every file', async () => {

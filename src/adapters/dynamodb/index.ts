@@ -167,10 +167,19 @@ class TableDir implements DirNode {
 }
 
 /** `items/`: per-item files (or hash directories), or the jsonl parts. */
+/** Largest pk listing an items/ directory keeps for its lookups (~100 B a name). */
+const LISTED_MAX = 50_000;
+
 class ItemsDir implements DirNode {
   readonly kind = 'dir' as const;
   private spaceP: Promise<KeySpace> | null = null;
   private bundle: Bundle | null = null;
+  /**
+   * The pk directories the last listing found (hash+range tables of at most
+   * LISTED_MAX of them): the snapshot is immutable, so lookups of listed names
+   * (readdirplus asks for every one) need no probe of the keyspace each.
+   */
+  private listed: Set<string> | null = null;
 
   constructor(
     private readonly ctx: AdapterContext,
@@ -204,6 +213,7 @@ class ItemsDir implements DirNode {
       for await (const n of ks.names()) if (!isDotName(n.h)) out.add(n.h + JSON_EXT);
     } else {
       for await (const h of ks.hashNames()) if (!isDotName(h)) out.add(h);
+      this.listed = out.size <= LISTED_MAX ? out : null;
     }
     return [...out];
   }
@@ -217,7 +227,8 @@ class ItemsDir implements DirNode {
       if (h === '' || isDotName(h)) return null;
       return itemFile(this.ctx, `${this.path}/${name}`, ks, { h, r: null });
     }
-    if (isDotName(name) || !(await ks.hasHash(name))) return null;
+    if (isDotName(name)) return null;
+    if (this.listed ? !this.listed.has(name) : !(await ks.hasHash(name))) return null;
     return new HashDir(this.ctx, `${this.path}/${name}`, ks, name);
   }
 }
