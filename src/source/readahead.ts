@@ -102,7 +102,7 @@ export class ReadAheadSource implements PageSource {
    * contiguous, and only the uncovered tail goes to the source. A scan that
    * misses is a plain scan: giving ascending scans value pages of their own cut
    * the Redis subtree's scan RPCs 19.4k -> 450 but made a whole-tree live tar
-   * slower (19.4 -> 28.8 s) and its peak RSS 468 MiB -> 1.44 GiB.
+   * slower (24-26 -> 28.8 s) and its peak RSS grow (418-454 MiB -> 1.44 GiB).
    */
   scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
     return this.withRun(
@@ -302,5 +302,3 @@ export class ReadAheadSource implements PageSource {
 function covers(start: Buffer, end: Buffer | null, key: Buffer): boolean {
   return compareKeys(start, key) <= 0 && (end === null || compareKeys(key, end) < 0);
 }
-
-
