@@ -5,6 +5,12 @@ import type { DirNode, FileNode } from '../tree/node.js';
 export type AdapterName = 'dynamodb' | 's3' | 'redis' | 'sqs';
 export const ADAPTER_NAMES: readonly AdapterName[] = ['dynamodb', 's3', 'redis', 'sqs'];
 
+/**
+ * Directories with more names than this do not keep their listing after readdir
+ * (lookups then probe per name); smaller ones answer lookups from it.
+ */
+export const LISTING_KEEP_MAX = 50_000;
+
 /** The owner's decode options that make sense for a mount (MANIFEST records each). */
 export interface DecodeOptions {
   adapters: ReadonlySet<AdapterName>;

@@ -197,7 +197,8 @@ export class ReadAheadSource implements PageSource {
       if (this.streams.length >= MAX_STREAMS) this.streams.sort((a, b) => b.used - a.used).pop();
       this.streams.push(best);
     } else {
-      // Grow only while read-ahead pays off: the last page was used (or this is the first step).
+      // Grow only while read-ahead pays off: the last page was used, by later gets or by
+      // readers (scans included) past its half, or this is the first step.
       const used = best.hits > 0 || (best.lastRun !== undefined && best.lastRun.reached * 2 > best.lastRun.kvs.length);
       best.window = used || best.window === 1 ? Math.min(this.maxWindow, best.window * 2) : 1;
     }

@@ -20,7 +20,7 @@ import { decodeSegment, encodeSegment, isShaFallback } from '../../format/filena
 import type { KV } from '../../source/types.js';
 import { RecordError, type DirNode, type FileNode, type Node } from '../../tree/node.js';
 import { printableKey } from '../../tree/tree.js';
-import type { Adapter, AdapterContext } from '../types.js';
+import { LISTING_KEEP_MAX, type Adapter, type AdapterContext } from '../types.js';
 import { isDotName, KeySpace, type GenRange, type ItemNames } from './items.js';
 import { b64url, decodeRawB64Url, SCHEMA_MAGIC, TABLE_META_PREFIX, tableMetaKey } from './keys.js';
 import { decodeTableSchema, ProtoError, type TableSchema } from './proto.js';
@@ -167,16 +167,13 @@ class TableDir implements DirNode {
 }
 
 /** `items/`: per-item files (or hash directories), or the jsonl parts. */
-/** Largest pk listing an items/ directory keeps for its lookups (~100 B a name). */
-const LISTED_MAX = 50_000;
-
 class ItemsDir implements DirNode {
   readonly kind = 'dir' as const;
   private spaceP: Promise<KeySpace> | null = null;
   private bundle: Bundle | null = null;
   /**
    * The pk directories the last listing found (hash+range tables of at most
-   * LISTED_MAX of them): the snapshot is immutable, so lookups of listed names
+   * LISTING_KEEP_MAX of them): the snapshot is immutable, so lookups of listed names
    * (readdirplus asks for every one) need no probe of the keyspace each.
    */
   private listed: Set<string> | null = null;
@@ -213,7 +210,7 @@ class ItemsDir implements DirNode {
       for await (const n of ks.names()) if (!isDotName(n.h)) out.add(n.h + JSON_EXT);
     } else {
       for await (const h of ks.hashNames()) if (!isDotName(h)) out.add(h);
-      this.listed = out.size <= LISTED_MAX ? out : null;
+      this.listed = out.size <= LISTING_KEEP_MAX ? out : null;
     }
     return [...out];
   }

@@ -19,7 +19,7 @@ import { encodeSegment } from '../../format/filename.js';
 import { KEYMAP_FILE, type KeymapKind } from '../../format/keymap.js';
 import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import { RecordError, StaticDir, type DirNode, type FileNode, type Node } from '../../tree/node.js';
-import type { Adapter, AdapterContext } from '../types.js';
+import { LISTING_KEEP_MAX, type Adapter, type AdapterContext } from '../types.js';
 import {
   bucketGenBase,
   hex16,
@@ -56,8 +56,6 @@ const UPLOADS_DIR = '_incomplete_uploads';
 const UPLOADS_FILE = 'records.jsonl';
 const SLASH = 0x2f;
 const OBJECT_FAMILIES = [P_OBJ_HEAD, P_BLOB, P_CHUNKREF] as const;
-/** Directory listings with more names than this are not kept in memory after readdir. */
-const LISTING_CACHE_MAX = 50_000;
 
 class S3Room {
   readonly chunks: ChunkReader;
@@ -460,7 +458,7 @@ class ObjectDir implements DirNode {
     const p = this.getListing();
     const l = await p;
     // A huge directory's listing is not kept: lookups then probe per name.
-    if (l.entries.size > LISTING_CACHE_MAX && this.listing === p) this.listing = null;
+    if (l.entries.size > LISTING_KEEP_MAX && this.listing === p) this.listing = null;
     return [...l.entries.keys()];
   }
 
