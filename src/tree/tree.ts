@@ -13,6 +13,7 @@ import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { ContentStore } from './content.js';
 import { BufferFile, RecordError, type DirNode, type FileNode, type Node } from './node.js';
+import { PathTable } from './paths.js';
 
 export const MANIFEST_FILE = 'MANIFEST.json';
 
@@ -91,8 +92,10 @@ export class Tree {
   private readonly root: DirNode;
   private readonly adapterRoots = new Map<AdapterName, Promise<DirNode | null>>();
   private readonly ctx: AdapterContext;
-  /** sha256 of files read start-to-end, by relative path. */
-  private readonly fileHashes = new DigestTable();
+  /** Every path the daemon keeps state about for the whole mount, as small ids (the FUSE adapter's inodes too). */
+  readonly paths = new PathTable();
+  /** sha256 of files read start-to-end, by path. */
+  private readonly fileHashes = new DigestTable(this.paths);
   /** Files being hashed as they stream through; a file read only in part ages out. */
   private readonly seq = new LRUCache<string, SeqHash>({
     max: HASH_FILES_IN_PROGRESS,
@@ -369,33 +372,44 @@ export function printableKey(k: Buffer): string {
 export { BufferFile };
 
 /**
- * sha256 digests by path, compactly: one growing arena of 32-byte slots and a
- * map from path to slot (a Buffer per digest would cost an ArrayBuffer each).
+ * sha256 digests by path, compactly: 32-byte slots in one growing arena, indexed by the
+ * path's id in the tree's PathTable (a Buffer per digest would cost an ArrayBuffer each,
+ * a Map keyed by path strings some 150 bytes a file).
  */
 class DigestTable {
-  private readonly slots = new Map<string, number>();
   private arena = Buffer.allocUnsafe(32 * 1024);
+  /** 1 where a digest is set, by path id. */
+  private known = new Uint8Array(1024);
+
+  constructor(private readonly paths: PathTable) {}
+
+  private idOf(path: string): number {
+    const id = this.paths.lookup(path);
+    return id !== 0 && id < this.known.length && this.known[id] === 1 ? id : 0;
+  }
 
   has(path: string): boolean {
-    return this.slots.has(path);
+    return this.idOf(path) !== 0;
   }
 
   set(path: string, digest: Buffer): void {
-    let i = this.slots.get(path);
-    if (i === undefined) {
-      i = this.slots.size;
-      if ((i + 1) * 32 > this.arena.length) {
-        const bigger = Buffer.allocUnsafe(this.arena.length * 2);
-        this.arena.copy(bigger);
-        this.arena = bigger;
-      }
-      this.slots.set(path, i);
+    const id = this.paths.intern(path);
+    if ((id + 1) * 32 > this.arena.length) {
+      let n = this.arena.length * 2;
+      while ((id + 1) * 32 > n) n *= 2;
+      const bigger = Buffer.allocUnsafe(n);
+      this.arena.copy(bigger);
+      this.arena = bigger;
+      const known = new Uint8Array(n / 32);
+      known.set(this.known);
+      this.known = known;
     }
-    digest.copy(this.arena, i * 32, 0, 32);
+    digest.copy(this.arena, id * 32, 0, 32);
+    this.known[id] = 1;
   }
 
   hex(path: string): string | null {
-    const i = this.slots.get(path);
-    return i === undefined ? null : this.arena.toString('hex', i * 32, i * 32 + 32);
+    const id = this.idOf(path);
+    return id === 0 ? null : this.arena.toString('hex', id * 32, id * 32 + 32);
   }
 }

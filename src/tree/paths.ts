@@ -1,0 +1,157 @@
+/**
+ * Interned paths of the tree as small integer ids, for state the daemon keeps per file for
+ * the whole mount (the kernel's inodes, the sha256 of every file read): a full copy touches
+ * every file, so that state grows with the dataset, and a JS string plus a Map entry per
+ * path cost about 150 bytes a file, each time it was kept.
+ *
+ * A path is (parent id, name): parents, name offsets and an open-addressing hash index live
+ * in typed arrays, the names' UTF-8 bytes back to back in one arena, so a path costs about
+ * its name's length plus 20 bytes and no object of its own. Ids are never reused: the tree
+ * is immutable, and a path keeps its id for the life of the mount.
+ */
+export const ROOT_ID = 1;
+
+const EMPTY_SLOT = 0;
+
+function grown<T extends Uint32Array | Int32Array>(a: T, need: number, make: (n: number) => T): T {
+  if (need <= a.length) return a;
+  let n = a.length * 2;
+  while (n < need) n *= 2;
+  const b = make(n);
+  b.set(a);
+  return b;
+}
+
+export class PathTable {
+  /** Parent id, by id (0 for the root and the unused id 0). */
+  private parents = new Uint32Array(1024);
+  /** Start of each id's name in the arena; the name ends where the next id's begins. */
+  private offsets = new Uint32Array(1024);
+  private arena = Buffer.allocUnsafe(64 * 1024);
+  private arenaUsed = 0;
+  /** Open addressing, linear probing: ids, 0 = empty; at most half full. */
+  private slots = new Int32Array(2048);
+  private next = ROOT_ID + 1;
+  private readonly scratch = Buffer.allocUnsafe(1024);
+  /** Absolute path by id, for ids that are parents (directories: few, and asked for often). */
+  private readonly dirPaths = new Map<number, string>([[ROOT_ID, '/']]);
+
+  /** Ids handed out so far, the root included. */
+  get size(): number {
+    return this.next - 1;
+  }
+
+  private bytesOf(name: string): Buffer {
+    if (name.length * 3 <= this.scratch.length) return this.scratch.subarray(0, this.scratch.write(name, 0, 'utf8'));
+    return Buffer.from(name, 'utf8');
+  }
+
+  /** FNV-1a over the parent id and the name's bytes b[start, end). */
+  private static hash(parent: number, b: Buffer, start: number, end: number): number {
+    let h = Math.imul(parent ^ 0x811c9dc5, 0x01000193);
+    for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+    return (h ^ (h >>> 15)) >>> 0;
+  }
+
+  private matches(id: number, parent: number, b: Buffer): boolean {
+    if (this.parents[id] !== parent) return false;
+    const start = this.offsets[id]!;
+    const end = id + 1 < this.next ? this.offsets[id + 1]! : this.arenaUsed;
+    if (end - start !== b.length) return false;
+    for (let i = 0; i < b.length; i++) if (this.arena[start + i] !== b[i]) return false;
+    return true;
+  }
+
+  /** The slot holding (parent, name), or the empty slot where it would go. */
+  private slotOf(parent: number, b: Buffer): number {
+    const mask = this.slots.length - 1;
+    for (let s = PathTable.hash(parent, b, 0, b.length) & mask; ; s = (s + 1) & mask) {
+      const id = this.slots[s]!;
+      if (id === EMPTY_SLOT || this.matches(id, parent, b)) return s;
+    }
+  }
+
+  /** Id of `name` under the directory `parent`, or 0 if it has none. */
+  find(parent: number, name: string): number {
+    return this.slots[this.slotOf(parent, this.bytesOf(name))]!;
+  }
+
+  /** Id of `name` under the directory `parent`, adding it if new. */
+  child(parent: number, name: string): number {
+    const b = this.bytesOf(name);
+    const s = this.slotOf(parent, b);
+    const found = this.slots[s]!;
+    if (found !== EMPTY_SLOT) return found;
+    const id = this.next++;
+    this.parents = grown(this.parents, id + 1, (n) => new Uint32Array(n));
+    this.offsets = grown(this.offsets, id + 1, (n) => new Uint32Array(n));
+    if (this.arenaUsed + b.length > this.arena.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.arenaUsed + b.length));
+      this.arena.copy(bigger, 0, 0, this.arenaUsed);
+      this.arena = bigger;
+    }
+    this.parents[id] = parent;
+    this.offsets[id] = this.arenaUsed;
+    this.arenaUsed += b.copy(this.arena, this.arenaUsed);
+    if (2 * (id + 1) > this.slots.length) this.rehash();
+    else this.slots[s] = id;
+    return id;
+  }
+
+  private rehash(): void {
+    const slots = new Int32Array(this.slots.length * 2);
+    const mask = slots.length - 1;
+    for (let id = ROOT_ID + 1; id < this.next; id++) {
+      const start = this.offsets[id]!;
+      const end = id + 1 < this.next ? this.offsets[id + 1]! : this.arenaUsed;
+      let s = PathTable.hash(this.parents[id]!, this.arena, start, end) & mask;
+      while (slots[s] !== EMPTY_SLOT) s = (s + 1) & mask;
+      slots[s] = id;
+    }
+    this.slots = slots;
+  }
+
+  /** Id of an absolute path ("/a/b"), adding it (and its parents) if new. */
+  intern(path: string): number {
+    let id = ROOT_ID;
+    for (let i = 1; i < path.length; ) {
+      let j = path.indexOf('/', i);
+      if (j < 0) j = path.length;
+      id = this.child(id, path.slice(i, j));
+      i = j + 1;
+    }
+    return id;
+  }
+
+  /** Id of an absolute path, or 0 if it was never interned. */
+  lookup(path: string): number {
+    let id = ROOT_ID;
+    for (let i = 1; i < path.length && id !== 0; ) {
+      let j = path.indexOf('/', i);
+      if (j < 0) j = path.length;
+      id = this.find(id, path.slice(i, j));
+      i = j + 1;
+    }
+    return id;
+  }
+
+  /** The name of `id` (its last path element). */
+  name(id: number): string {
+    const end = id + 1 < this.next ? this.offsets[id + 1]! : this.arenaUsed;
+    return this.arena.toString('utf8', this.offsets[id]!, end);
+  }
+
+  /** The absolute path of `id`, or undefined for an id never handed out. */
+  path(id: number): string | undefined {
+    if (!Number.isInteger(id) || id < ROOT_ID || id >= this.next) return undefined;
+    const known = this.dirPaths.get(id);
+    if (known !== undefined) return known;
+    const parent = this.parents[id]!;
+    let dir = this.dirPaths.get(parent);
+    if (dir === undefined) {
+      dir = this.path(parent)!;
+      this.dirPaths.set(parent, dir);
+    }
+    return dir === '/' ? `/${this.name(id)}` : `${dir}/${this.name(id)}`;
+  }
+}

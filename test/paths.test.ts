@@ -1,0 +1,51 @@
+/** The tree's path table: ids for (parent, name) pairs, kept in typed arrays. */
+import { describe, expect, it } from 'vitest';
+import { PathTable, ROOT_ID } from '../src/tree/paths.js';
+
+describe('PathTable', () => {
+  it('gives each path one stable id and turns it back into the path', () => {
+    const t = new PathTable();
+    expect(t.intern('/')).toBe(ROOT_ID);
+    expect(t.path(ROOT_ID)).toBe('/');
+    const a = t.intern('/dynamodb/orders/items/pk-1/sk-1.json');
+    expect(t.intern('/dynamodb/orders/items/pk-1/sk-1.json')).toBe(a);
+    expect(t.lookup('/dynamodb/orders/items/pk-1/sk-1.json')).toBe(a);
+    expect(t.path(a)).toBe('/dynamodb/orders/items/pk-1/sk-1.json');
+    expect(t.name(a)).toBe('sk-1.json');
+    const dir = t.lookup('/dynamodb/orders/items/pk-1');
+    expect(dir).not.toBe(0);
+    expect(t.find(dir, 'sk-1.json')).toBe(a);
+    expect(t.child(dir, 'sk-1.json')).toBe(a);
+    expect(t.size).toBe(6);
+  });
+
+  it('answers 0 for what was never interned, without adding it', () => {
+    const t = new PathTable();
+    t.intern('/a/b');
+    expect(t.lookup('/a/c')).toBe(0);
+    expect(t.lookup('/x/b')).toBe(0);
+    expect(t.find(ROOT_ID, 'b')).toBe(0); // b lives under /a, not /
+    expect(t.size).toBe(3);
+    expect(t.path(0)).toBeUndefined();
+    expect(t.path(99)).toBeUndefined();
+  });
+
+  it('keeps names apart by parent and by every byte, across growth', () => {
+    const t = new PathTable();
+    const ids = new Map<string, number>();
+    const names = ['a', 'b', 'ä', 'a.b', 'a\\b', 'x'.repeat(400), '日本'.repeat(200), 'emoji-😀'];
+    for (let d = 0; d < 300; d++) {
+      for (const n of names) {
+        const p = `/d${d}/sub/${n}${d % 7}`;
+        ids.set(p, t.intern(p));
+      }
+    }
+    expect(new Set(ids.values()).size).toBe(ids.size);
+    for (const [p, id] of ids) {
+      expect(t.lookup(p)).toBe(id);
+      expect(t.path(id)).toBe(p);
+    }
+    // 300 top dirs + 300 sub dirs + 2400 names + the root
+    expect(t.size).toBe(300 + 300 + 300 * names.length + 1);
+  });
+});
