@@ -54,3 +54,32 @@ describe('Tree: CHECKSUMS reuses hashes of files already read', () => {
     });
   }
 });
+
+describe('Tree: CHECKSUMS order', () => {
+  it('is bytewise by whole path, though a directory "a" lists before "a-b", "a.b" and "aé" that sort ahead of "a/…"', async () => {
+    const file = (s: string): FileNode => {
+      const b = Buffer.from(s);
+      return { kind: 'file', size: async () => b.length, read: async (o: number, l: number) => b.subarray(o, o + l) };
+    };
+    // Listing order on purpose not sorted: the walk must sort each directory itself.
+    const sub = new StaticDir(new Map<string, FileNode | StaticDir>([['z', file('z')], ['b', file('b')]]));
+    const root = new StaticDir(new Map<string, FileNode | StaticDir>([['aé', file('3')], ['a', sub], ['a.b', file('2')], ['a-b', file('1')], ['a0', file('4')], ['\u{1F600}', file('5')], ['\uFF01', file('6')]]));
+    const adapter: Adapter = { name: 's3', root: async () => root };
+    const tree = new Tree({
+      view: new SnapshotView(new MemorySource(), 1n),
+      options: defaultDecodeOptions(),
+      adapters: [adapter],
+      log: pino({ level: 'silent' }),
+      cacheBytes: 1 << 20,
+      manifest: () => Buffer.from('{}\n'),
+    });
+    try {
+      const size = (await tree.getattr('/CHECKSUMS')).size;
+      const paths = (await tree.read('/CHECKSUMS', 0, size)).toString().trimEnd().split('\n').map((l) => l.slice(66));
+      // UTF-8 byte order: U+FF01 (EF BC 81) before U+1F600 (F0 9F 98 80), though UTF-16 order is the reverse.
+      expect(paths).toEqual(['MANIFEST.json', 's3/a-b', 's3/a.b', 's3/a/b', 's3/a/z', 's3/a0', 's3/aé', 's3/\uFF01', 's3/\u{1F600}']);
+    } finally {
+      await tree.close();
+    }
+  });
+});

@@ -8,7 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import type { Adapter, AdapterContext, AdapterName, DecodeOptions } from '../adapters/types.js';
-import { checksumLine, CHECKSUMS_FILE, comparePaths } from '../format/checksums.js';
+import { checksumLine, CHECKSUMS_FILE } from '../format/checksums.js';
 import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { ContentStore } from './content.js';
@@ -309,15 +309,36 @@ export class Tree {
   async *walkFiles(dir = '/'): AsyncGenerator<string> {
     for (const name of await this.readdir(dir)) {
       const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
-      // A file already hashed needs no node: after a full copy CHECKSUMS walks listings only.
-      if (this.fileHashes.has(p)) {
-        yield p;
-        continue;
-      }
-      const n = await this.resolve(p);
-      if (!n) continue;
-      if (n.kind === 'dir') yield* this.walkFiles(p);
-      else yield p;
+      const kind = await this.kindOf(p);
+      if (kind === 'dir') yield* this.walkFiles(p);
+      else if (kind === 'file') yield p;
+    }
+  }
+
+  /** A child's kind, or null if it fails to resolve. A file already hashed needs no node. */
+  private async kindOf(p: string): Promise<'file' | 'dir' | null> {
+    if (this.fileHashes.has(p)) return 'file';
+    const n = await this.resolve(p);
+    return n ? n.kind : null;
+  }
+
+  /**
+   * Every regular file in CHECKSUMS order (bytewise by path), as absolute paths, one
+   * directory's listing at a time: each directory's entries are sorted by name, a
+   * subdirectory's name with its "/" (every path below it starts so), which makes the
+   * depth-first walk globally sorted without holding every path of the tree.
+   */
+  async *walkFilesSorted(dir = '/'): AsyncGenerator<string> {
+    const entries: { key: string; path: string; dir: boolean }[] = [];
+    for (const name of await this.readdir(dir)) {
+      const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
+      const kind = await this.kindOf(p);
+      if (kind) entries.push({ key: byteOrderKey(kind === 'dir' ? `${name}/` : name), path: p, dir: kind === 'dir' });
+    }
+    entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const e of entries) {
+      if (e.dir) yield* this.walkFilesSorted(e.path);
+      else yield e.path;
     }
   }
 
@@ -337,15 +358,15 @@ export class Tree {
 
   private async produceChecksums(write: (chunk: Buffer) => void): Promise<void> {
     const t0 = performance.now();
-    const paths: string[] = [];
-    for await (const p of this.walkFiles()) if (p !== '/' + CHECKSUMS_FILE) paths.push(p.slice(1));
-    paths.sort(comparePaths);
+    let files = 0;
     let batch = '';
     let hashedNow = 0;
-    for (const rel of paths) {
-      const known = this.fileHashes.hex('/' + rel);
+    for await (const p of this.walkFilesSorted()) {
+      if (p === '/' + CHECKSUMS_FILE) continue;
+      files++;
+      const known = this.fileHashes.hex(p);
       if (!known) hashedNow++;
-      batch += checksumLine(known ?? (await this.hashOf('/' + rel)), rel);
+      batch += checksumLine(known ?? (await this.hashOf(p)), p.slice(1));
       if (batch.length > 64 * 1024) {
         write(Buffer.from(batch, 'utf8'));
         batch = '';
@@ -354,12 +375,20 @@ export class Tree {
     if (batch) write(Buffer.from(batch, 'utf8'));
     this.checksumsBuilt = true;
     // hashed_now: files nobody had read whole, read again for their hash (0 after a full copy).
-    this.log.debug({ files: paths.length, hashed_now: hashedNow, ms: Math.round(performance.now() - t0) }, 'CHECKSUMS built');
+    this.log.debug({ files, hashed_now: hashedNow, ms: Math.round(performance.now() - t0) }, 'CHECKSUMS built');
   }
 
   async close(): Promise<void> {
     await this.content.close();
   }
+}
+
+/**
+ * A string whose code-unit order is the UTF-8 byte order of `s`: ASCII as it is, anything
+ * else its UTF-8 bytes as latin1 (UTF-16 order puts U+10000 and above before U+E000-U+FFFF).
+ */
+function byteOrderKey(s: string): string {
+  return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1');
 }
 
 /** A key for logs: printable ASCII kept, everything else \xHH; truncated. Never a value. */
