@@ -55,11 +55,15 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     });
   }
 
-  it('the daemon gets V8 helper threads for the cores beside its main thread, unless told otherwise', () => {
-    expect(daemonExecArgv([], 2)).toEqual(['--v8-pool-size=1']);
-    expect(daemonExecArgv(['--inspect'], 3)).toEqual(['--inspect', '--v8-pool-size=2']);
-    expect(daemonExecArgv([], 16)).toEqual(['--v8-pool-size=4']);
-    expect(daemonExecArgv(['--v8-pool-size=3'], 2)).toEqual(['--v8-pool-size=3']);
+  it('the daemon gets V8 helper threads for the cores beside its main thread and, under a small cache, a small young generation, unless told otherwise', () => {
+    const MiB = 2 ** 20;
+    expect(daemonExecArgv([], 256 * MiB, 2)).toEqual(['--v8-pool-size=1']);
+    expect(daemonExecArgv(['--inspect'], 256 * MiB, 3)).toEqual(['--inspect', '--v8-pool-size=2']);
+    expect(daemonExecArgv([], 256 * MiB, 16)).toEqual(['--v8-pool-size=4']);
+    expect(daemonExecArgv(['--v8-pool-size=3'], 256 * MiB, 2)).toEqual(['--v8-pool-size=3']);
+    // A small cache gets a small young generation, unless the operator chose one.
+    expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8']);
+    expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1']);
   });
 
   it('--daemon returns 0 only once the mount answers; fusermount -u ends the daemon', async () => {

@@ -4,6 +4,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { daemonExecArgv } from '../cli.js';
+import { parseSize } from '../units.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 export const MOUNT_BIN = join(ROOT, 'bin/ekv-mount.js');
@@ -52,7 +54,10 @@ export interface Daemon {
 /** Mount in the foreground (child process) and wait until it answers. */
 export async function startMount(args: string[]): Promise<Daemon> {
   const mnt = tempDir('ekv-bench-mnt-');
-  const proc = spawn(process.execPath, [MOUNT_BIN, mnt, '--log-level', 'warn', '--progress-interval', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // The node flags `ekv-mount --daemon` gives its daemon, so the figures are the shipped daemon's.
+  const cache = args.indexOf('--cache-size');
+  const node = daemonExecArgv([], parseSize(cache >= 0 ? args[cache + 1]! : '256MiB'));
+  const proc = spawn(process.execPath, [...node, MOUNT_BIN, mnt, '--log-level', 'warn', '--progress-interval', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const t0 = Date.now();
