@@ -30,8 +30,8 @@ describe('PathTable', () => {
     expect(t.path(99)).toBeUndefined();
   });
 
-  it('keeps names apart by parent and by every byte, across growth', () => {
-    const t = new PathTable();
+  it('keeps names apart by parent and by every byte, across growth and a small directory-path cache', () => {
+    const t = new PathTable(16);
     const ids = new Map<string, number>();
     const names = ['a', 'b', 'ä', 'a.b', 'a\\b', 'x'.repeat(400), '日本'.repeat(200), 'emoji-😀'];
     for (let d = 0; d < 300; d++) {

@@ -33,8 +33,14 @@ export class PathTable {
   private slots = new Int32Array(2048);
   private next = ROOT_ID + 1;
   private readonly scratch = Buffer.allocUnsafe(1024);
-  /** Absolute path by id, for ids that are parents (directories: few, and asked for often). */
+  /**
+   * Absolute path by id, for ids that are parents (directories: asked for often). Bounded:
+   * a table with a partition-key directory per item has as many directories as files, so
+   * past `dirPathsMax` it starts over (paths are rebuilt from the arrays on demand).
+   */
   private readonly dirPaths = new Map<number, string>([[ROOT_ID, '/']]);
+
+  constructor(private readonly dirPathsMax = 65536) {}
 
   /** Ids handed out so far, the root included. */
   get size(): number {
@@ -150,6 +156,10 @@ export class PathTable {
     let dir = this.dirPaths.get(parent);
     if (dir === undefined) {
       dir = this.path(parent)!;
+      if (this.dirPaths.size >= this.dirPathsMax) {
+        this.dirPaths.clear();
+        this.dirPaths.set(ROOT_ID, '/');
+      }
       this.dirPaths.set(parent, dir);
     }
     return dir === '/' ? `/${this.name(id)}` : `${dir}/${this.name(id)}`;
