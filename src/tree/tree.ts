@@ -403,7 +403,8 @@ export { BufferFile };
 /**
  * sha256 digests by path, compactly: 32-byte slots in one growing arena, indexed by the
  * path's id in the tree's PathTable (a Buffer per digest would cost an ArrayBuffer each,
- * a Map keyed by path strings some 150 bytes a file).
+ * a Map keyed by path strings some 150 bytes a file). Slots exist up to the highest id
+ * hashed, directories and listed-only entries included: at most 32 bytes per path.
  */
 class DigestTable {
   private arena = Buffer.allocUnsafe(32 * 1024);
