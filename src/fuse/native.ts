@@ -16,7 +16,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { PathTable } from '../tree/paths.js';
+import { grown, type PathTable } from '../tree/paths.js';
 import type { Attr } from '../tree/tree.js';
 import { TreeError } from '../tree/tree.js';
 import { isMounted, type MountOptions } from './mount.js';
@@ -147,13 +147,7 @@ class Inodes {
   /** The inode for `name` in directory inode `dir`, counting one kernel lookup. */
   ref(dir: number, name: string): number {
     const ino = this.paths.child(dir, name);
-    if (ino >= this.counts.length) {
-      let n = this.counts.length * 2;
-      while (n <= ino) n *= 2;
-      const bigger = new Uint32Array(n);
-      bigger.set(this.counts);
-      this.counts = bigger;
-    }
+    this.counts = grown(this.counts, ino + 1, (n) => new Uint32Array(n));
     const held = this.counts[ino]!;
     if (held === 0) this.live++;
     this.counts[ino] = held + 1;

@@ -13,7 +13,8 @@ export const ROOT_ID = 1;
 
 const EMPTY_SLOT = 0;
 
-function grown<T extends Uint32Array | Int32Array>(a: T, need: number, make: (n: number) => T): T {
+/** `a`, or a copy of it at least `need` long (doubling), made by `make`. */
+export function grown<T extends Uint8Array | Uint32Array | Int32Array>(a: T, need: number, make: (n: number) => T): T {
   if (need <= a.length) return a;
   let n = a.length * 2;
   while (n < need) n *= 2;
@@ -59,10 +60,15 @@ export class PathTable {
     return (h ^ (h >>> 15)) >>> 0;
   }
 
+  /** Where `id`'s name ends in the arena (the next id's start). */
+  private nameEnd(id: number): number {
+    return id + 1 < this.next ? this.offsets[id + 1]! : this.arenaUsed;
+  }
+
   private matches(id: number, parent: number, b: Buffer): boolean {
     if (this.parents[id] !== parent) return false;
     const start = this.offsets[id]!;
-    const end = id + 1 < this.next ? this.offsets[id + 1]! : this.arenaUsed;
+    const end = this.nameEnd(id);
     if (end - start !== b.length) return false;
     for (let i = 0; i < b.length; i++) if (this.arena[start + i] !== b[i]) return false;
     return true;
@@ -91,11 +97,7 @@ export class PathTable {
     const id = this.next++;
     this.parents = grown(this.parents, id + 1, (n) => new Uint32Array(n));
     this.offsets = grown(this.offsets, id + 1, (n) => new Uint32Array(n));
-    if (this.arenaUsed + b.length > this.arena.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.arenaUsed + b.length));
-      this.arena.copy(bigger, 0, 0, this.arenaUsed);
-      this.arena = bigger;
-    }
+    this.arena = grown(this.arena, this.arenaUsed + b.length, (n) => Buffer.allocUnsafe(n));
     this.parents[id] = parent;
     this.offsets[id] = this.arenaUsed;
     this.arenaUsed += b.copy(this.arena, this.arenaUsed);
@@ -108,9 +110,7 @@ export class PathTable {
     const slots = new Int32Array(this.slots.length * 2);
     const mask = slots.length - 1;
     for (let id = ROOT_ID + 1; id < this.next; id++) {
-      const start = this.offsets[id]!;
-      const end = id + 1 < this.next ? this.offsets[id + 1]! : this.arenaUsed;
-      let s = PathTable.hash(this.parents[id]!, this.arena, start, end) & mask;
+      let s = PathTable.hash(this.parents[id]!, this.arena, this.offsets[id]!, this.nameEnd(id)) & mask;
       while (slots[s] !== EMPTY_SLOT) s = (s + 1) & mask;
       slots[s] = id;
     }
@@ -119,23 +119,22 @@ export class PathTable {
 
   /** Id of an absolute path ("/a/b"), adding it (and its parents) if new. */
   intern(path: string): number {
-    let id = ROOT_ID;
-    for (let i = 1; i < path.length; ) {
-      let j = path.indexOf('/', i);
-      if (j < 0) j = path.length;
-      id = this.child(id, path.slice(i, j));
-      i = j + 1;
-    }
-    return id;
+    return this.walk(path, true);
   }
 
   /** Id of an absolute path, or 0 if it was never interned. */
   lookup(path: string): number {
+    return this.walk(path, false);
+  }
+
+  /** The path's id, one element at a time from the root; adding what is new, or 0 at the first unknown. */
+  private walk(path: string, add: boolean): number {
     let id = ROOT_ID;
     for (let i = 1; i < path.length && id !== 0; ) {
       let j = path.indexOf('/', i);
       if (j < 0) j = path.length;
-      id = this.find(id, path.slice(i, j));
+      const name = path.slice(i, j);
+      id = add ? this.child(id, name) : this.find(id, name);
       i = j + 1;
     }
     return id;
@@ -143,8 +142,7 @@ export class PathTable {
 
   /** The name of `id` (its last path element). */
   name(id: number): string {
-    const end = id + 1 < this.next ? this.offsets[id + 1]! : this.arenaUsed;
-    return this.arena.toString('utf8', this.offsets[id]!, end);
+    return this.arena.toString('utf8', this.offsets[id]!, this.nameEnd(id));
   }
 
   /** The absolute path of `id`, or undefined for an id never handed out. */

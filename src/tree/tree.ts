@@ -13,7 +13,7 @@ import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { ContentStore } from './content.js';
 import { BufferFile, RecordError, type DirNode, type FileNode, type Node } from './node.js';
-import { PathTable } from './paths.js';
+import { grown, PathTable } from './paths.js';
 
 export const MANIFEST_FILE = 'MANIFEST.json';
 
@@ -415,7 +415,7 @@ class DigestTable {
 
   private idOf(path: string): number {
     const id = this.paths.lookup(path);
-    return id !== 0 && id < this.known.length && this.known[id] === 1 ? id : 0;
+    return id !== 0 && this.known[id] === 1 ? id : 0;
   }
 
   has(path: string): boolean {
@@ -424,16 +424,8 @@ class DigestTable {
 
   set(path: string, digest: Buffer): void {
     const id = this.paths.intern(path);
-    if ((id + 1) * 32 > this.arena.length) {
-      let n = this.arena.length * 2;
-      while ((id + 1) * 32 > n) n *= 2;
-      const bigger = Buffer.allocUnsafe(n);
-      this.arena.copy(bigger);
-      this.arena = bigger;
-      const known = new Uint8Array(n / 32);
-      known.set(this.known);
-      this.known = known;
-    }
+    this.arena = grown(this.arena, (id + 1) * 32, (n) => Buffer.allocUnsafe(n));
+    this.known = grown(this.known, id + 1, (n) => new Uint8Array(n));
     digest.copy(this.arena, id * 32, 0, 32);
     this.known[id] = 1;
   }
