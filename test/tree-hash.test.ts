@@ -7,6 +7,23 @@ import { SnapshotView } from '../src/source/range.js';
 import { StaticDir, type FileNode } from '../src/tree/node.js';
 import { Tree } from '../src/tree/tree.js';
 
+/** A tree of one adapter over an empty source. */
+function treeOf(adapter: Adapter): Tree {
+  return new Tree({
+    view: new SnapshotView(new MemorySource(), 1n),
+    options: defaultDecodeOptions(),
+    adapters: [adapter],
+    log: pino({ level: 'silent' }),
+    cacheBytes: 1 << 20,
+    manifest: () => Buffer.from('{}\n'),
+  });
+}
+
+async function checksumsOf(tree: Tree): Promise<string> {
+  const size = (await tree.getattr('/CHECKSUMS')).size;
+  return (await tree.read('/CHECKSUMS', 0, size)).toString();
+}
+
 /** A 3 MiB file whose reads are counted; CHECKSUMS must not read it again once it was read whole. */
 function countedFile(data: Buffer): FileNode & { reads: number } {
   const f = {
@@ -33,19 +50,11 @@ describe('Tree: CHECKSUMS reuses hashes of files already read', () => {
     it(`reads ${label}: the file is not read again for CHECKSUMS, and its line is right`, async () => {
       const file = countedFile(data);
       const adapter: Adapter = { name: 'redis', root: async () => new StaticDir(new Map([['big.bin', file]])) };
-      const tree = new Tree({
-        view: new SnapshotView(new MemorySource(), 1n),
-        options: defaultDecodeOptions(),
-        adapters: [adapter],
-        log: pino({ level: 'silent' }),
-        cacheBytes: 1 << 20,
-        manifest: () => Buffer.from('{}\n'),
-      });
+      const tree = treeOf(adapter);
       try {
         for (const i of order) expect((await tree.read('/redis/big.bin', i << 20, 1 << 20)).equals(data.subarray(i << 20, (i + 1) << 20))).toBe(true);
         const reads = file.reads;
-        const size = (await tree.getattr('/CHECKSUMS')).size;
-        const sums = (await tree.read('/CHECKSUMS', 0, size)).toString();
+        const sums = await checksumsOf(tree);
         expect(sums).toContain(`${want}  redis/big.bin\n`);
         expect(file.reads).toBe(reads);
       } finally {
@@ -65,17 +74,9 @@ describe('Tree: CHECKSUMS order', () => {
     const sub = new StaticDir(new Map<string, FileNode | StaticDir>([['z', file('z')], ['b', file('b')]]));
     const root = new StaticDir(new Map<string, FileNode | StaticDir>([['aé', file('3')], ['a', sub], ['a.b', file('2')], ['a-b', file('1')], ['a0', file('4')], ['\u{1F600}', file('5')], ['\uFF01', file('6')]]));
     const adapter: Adapter = { name: 's3', root: async () => root };
-    const tree = new Tree({
-      view: new SnapshotView(new MemorySource(), 1n),
-      options: defaultDecodeOptions(),
-      adapters: [adapter],
-      log: pino({ level: 'silent' }),
-      cacheBytes: 1 << 20,
-      manifest: () => Buffer.from('{}\n'),
-    });
+    const tree = treeOf(adapter);
     try {
-      const size = (await tree.getattr('/CHECKSUMS')).size;
-      const paths = (await tree.read('/CHECKSUMS', 0, size)).toString().trimEnd().split('\n').map((l) => l.slice(66));
+      const paths = (await checksumsOf(tree)).trimEnd().split('\n').map((l) => l.slice(66));
       // UTF-8 byte order: U+FF01 (EF BC 81) before U+1F600 (F0 9F 98 80), though UTF-16 order is the reverse.
       expect(paths).toEqual(['MANIFEST.json', 's3/a-b', 's3/a.b', 's3/a/b', 's3/a/z', 's3/a0', 's3/aé', 's3/\uFF01', 's3/\u{1F600}']);
     } finally {
