@@ -175,6 +175,63 @@ describe('ReadAheadSource scans', () => {
     expect(seen).toEqual([true]);
   });
 
+  it('small scans ascending through one key family (a Redis walk: one collection after another) ride pages of that family', async () => {
+    const m = new MemorySource('family');
+    const fld = (k: number, f: number): Buffer => b(`!hs|fld|${String(k).padStart(5, '0')}|${f}`);
+    const mem = (k: number, f: number): Buffer => b(`!st|mem|${String(k).padStart(5, '0')}|${f}`);
+    for (let k = 0; k < 3000; k++) {
+      for (let f = 0; f < 1 + (k % 3); f++) m.put(fld(k, f), b(`h${k}.${f}`), 10n);
+      if (k % 7 === 0) m.put(fld(k, 0), b(''), 20n, { tombstone: true });
+      for (let f = 0; f < 2; f++) m.put(mem(k, f), b(''), 10n);
+    }
+    m.put(b('!hs|fld}'), b('next family'), 10n);
+    const c = new CountingSource(m);
+    const ra = new ReadAheadSource(c);
+    const prefix = (p: string, k: number): [Buffer, Buffer] => [b(`${p}${String(k).padStart(5, '0')}|`), b(`${p}${String(k).padStart(5, '0')}}`)];
+    for (const ts of [15n, 25n]) {
+      c.reset();
+      for (let k = 0; k < 3000; k++) {
+        // Per file: the hash's fields (with values), then the set's members (keys only), as the Redis adapter asks.
+        const [hs, he] = prefix('!hs|fld|', k);
+        const [ss, se] = prefix('!st|mem|', k);
+        const opts = { limit: 1024 };
+        expect(show(await ra.scanPage(hs, he, ts, opts)), `hash ${k} at ${ts}`).toEqual(show(await m.scanPage(hs, he, ts, opts)));
+        const keys = await ra.scanPage(ss, se, ts, { limit: 1024, keysOnly: true });
+        expect(keys.map((kv) => kv.key.toString('latin1'))).toEqual([0, 1].map((f) => mem(k, f).toString('latin1')));
+        expect(keys.every((kv) => kv.value.length === 0)).toBe(true);
+      }
+      // 6000 scans; before, one call each.
+      expect(c.pages + c.gets, `calls at ${ts}`).toBeLessThan(120);
+      // Pages stayed inside their family, and the members' pages carried no values.
+      expect(c.calls.filter((x) => x.op === 'scan').every((x) => x.end === '!hs|fld}' || x.end === '!st|mem}' || x.end?.startsWith('!hs|fld|') || x.end?.startsWith('!st|mem|'))).toBe(true);
+    }
+    // A value scan is never answered from a keys-only page.
+    const [ss] = prefix('!st|mem|', 2999);
+    m.put(mem(2999, 0), b('now a value'), 12n);
+    expect((await ra.scanPage(ss, b('!st|mem}'), 25n, { limit: 1 }))[0]!.value.toString()).toBe('now a value');
+  });
+
+  it('scans that do not ascend, or are unbounded, stay plain scans', async () => {
+    const m = new MemorySource('plain');
+    for (let k = 0; k < 500; k++) m.put(b(`!hs|fld|${String(k).padStart(4, '0')}|a`), b(`v${k}`), 10n);
+    const c = new CountingSource(m);
+    const ra = new ReadAheadSource(c);
+    for (let i = 0; i < 200; i++) {
+      const k = (i * 7919) % 500;
+      const s = b(`!hs|fld|${String(k).padStart(4, '0')}|`);
+      const e = b(`!hs|fld|${String(k).padStart(4, '0')}}`);
+      expect(show(await ra.scanPage(s, e, 10n, { limit: 10 }))).toEqual([`!hs|fld|${String(k).padStart(4, '0')}|a=v${k}`]);
+    }
+    // Random order: a page only where three scans happen to ascend, never one a scan (200 x 64 keys).
+    expect(c.rows).toBeLessThan(2000);
+    const c2 = new CountingSource(m);
+    const ra2 = new ReadAheadSource(c2);
+    for (let k = 0; k < 50; k++) expect((await ra2.scanPage(b(`!hs|fld|${String(k).padStart(4, '0')}|`), null, 10n, { limit: 1 })).length).toBe(1);
+    // Unbounded (or full) scans are not a family walk: each stays a plain scan of its own limit.
+    expect(c2.pages).toBe(50);
+    expect(c2.maxLimit).toBe(1);
+  });
+
   it('a scan waits for the page on the wire that covers it instead of asking again', async () => {
     const m = new MemorySource('wire');
     for (let i = 0; i < 1000; i++) m.put(key(i), b(`v${i}`), 10n);

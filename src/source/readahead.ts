@@ -17,11 +17,13 @@
  * the same ts, so a key inside its range that is not in it does not exist.
  *
  * Scans use the pages too (see scanPage): the small per-directory and per-record
- * scans of a tree walk are answered from them.
+ * scans of a tree walk are answered from them. Small scans that ascend through
+ * one key family (`!hs|fld|…` for one Redis hash after another) become pages of
+ * their own, bounded to that family: see scanPage.
  */
 import { LRUCache } from 'lru-cache';
 import { compareKeys, lowerBound } from './mvcc.js';
-import { nextKey } from './range.js';
+import { nextKey, prefixEnd as nextAfterPrefix } from './range.js';
 import type { KV, PageSource, ScanPageOptions } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -29,6 +31,12 @@ const EMPTY = Buffer.alloc(0);
 interface Run {
   ts: bigint;
   start: Buffer;
+  /** A keys-only page (values empty): it answers keys-only scans only. */
+  keysOnly: boolean;
+  /** The scan stream whose page this is (its follow-on page is fetched to the same bound). */
+  scans?: ScanStream;
+  /** The bound the page was asked up to (null: the keyspace end). */
+  bound: Buffer | null;
   /** Exclusive end of the covered range; null = to the end of the keyspace. */
   end: Buffer | null;
   kvs: KV[];
@@ -43,6 +51,7 @@ interface Run {
 interface Pending {
   ts: bigint;
   start: Buffer;
+  keysOnly: boolean;
   done: Promise<Run>;
 }
 
@@ -55,6 +64,45 @@ interface Stream {
   used: number;
   /** The page this stream's last miss fetched. */
   lastRun?: Run;
+}
+
+/**
+ * Small scans ascending through one key family: a Redis tree walk scans the members
+ * of one collection after another (`!hs|fld|<k1>…`, `!hs|fld|<k2>…`), each scan
+ * short and exhausted, one round trip per file.
+ */
+interface ScanStream {
+  family: Buffer;
+  /** The end of the family: pages of this stream never reach past it. */
+  familyEnd: Buffer | null;
+  lastStart: Buffer;
+  /** Ascending small scans seen in a row (pages start after SCAN_STREAM_AFTER). */
+  seen: number;
+  /** Keys the next page asks for. */
+  window: number;
+  /** Bytes a key (and value) costs, from the scans and pages seen. */
+  bytesPerKey: number;
+  used: number;
+}
+
+/** Ascending small scans of one family before they turn into pages. */
+const SCAN_STREAM_AFTER = 2;
+/** The first page of a scan stream (keys); it doubles while pages are used, to maxWindow. */
+const SCAN_FIRST_WINDOW = 64;
+const MAX_SCAN_STREAMS = 16;
+
+/**
+ * A key's family: its bytes through the second '|' of an elastickv internal key
+ * (`!hs|fld|`, `!ddb|item|`, `!redis|str|`), or null for a key without that shape.
+ * Only a read-ahead hint: pages of a family are real scans of a bounded range.
+ */
+export function keyFamily(key: Buffer): Buffer | null {
+  if (key.length === 0 || key[0] !== 0x21 /* '!' */) return null;
+  const first = key.indexOf(0x7c, 1);
+  if (first < 0 || first > 16) return null;
+  const second = key.indexOf(0x7c, first + 1);
+  if (second < 0 || second > 32) return null;
+  return key.subarray(0, second + 1);
 }
 
 /** Concurrent ascending readers tracked (cp -r, tar, rsync run one; parallel copies several). */
@@ -73,12 +121,13 @@ export interface ReadAheadOptions {
 
 export class ReadAheadSource implements PageSource {
   readonly label: string;
-  readonly stats = { hits: 0, pages: 0, plainGets: 0, waits: 0, prefetches: 0, scanHits: 0, scanMisses: 0 };
+  readonly stats = { hits: 0, pages: 0, plainGets: 0, waits: 0, prefetches: 0, scanHits: 0, scanMisses: 0, scanPages: 0 };
   private readonly runs: LRUCache<number, Run>;
   private runSeq = 0;
   private readonly pending = new Set<Pending>();
   /** Recent readers, each an ascending stream of gets (interleaved readers keep their own). */
   private readonly streams: Stream[] = [];
+  private readonly scanStreams: ScanStream[] = [];
   private tick = 0;
   private readonly maxWindow: number;
   private readonly targetBytes: number;
@@ -103,20 +152,74 @@ export class ReadAheadSource implements PageSource {
    * misses is a plain scan: giving ascending scans value pages of their own cut
    * the Redis subtree's scan RPCs 19.4k -> 450 but made a whole-tree live tar
    * slower (24-26 -> 28.8 s) and its peak RSS grow (418-454 MiB -> 1.44 GiB).
+   *
+   * What does pay is narrower: small scans (each exhausted, shorter than its
+   * limit) that ascend through one key family. After SCAN_STREAM_AFTER of them,
+   * a miss fetches a page of the family from the scan's start (bounded to the
+   * family, keys-only when the scan is), sized by the bytes a key has cost, and
+   * the following scans ride it; a reader past a page's half has the next one
+   * fetched. Listings (full pages) and gets are untouched.
    */
   scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
+    const keysOnly = opts.keysOnly ?? false;
     return this.withRun(
       start,
       ts,
+      keysOnly,
       (run) => {
         this.stats.scanHits++;
         return this.scanFrom(run, start, end, ts, opts);
       },
-      () => {
+      async () => {
         this.stats.scanMisses++;
-        return this.inner.scanPage(start, end, ts, opts);
+        const st = this.scanStreamFor(start, end);
+        if (st && st.seen >= SCAN_STREAM_AFTER) {
+          st.lastStart = Buffer.from(start);
+          st.used = ++this.tick;
+          this.stats.scanPages++;
+          const run = await this.fetch(start, st.familyEnd, ts, st.window, keysOnly, null, st).done;
+          return this.scanFrom(run, start, end, ts, opts);
+        }
+        const page = await this.inner.scanPage(start, end, ts, opts);
+        if (st) {
+          if (page.length < opts.limit) {
+            // Small and exhausted: one more step of an ascending walk through the family.
+            st.seen++;
+            let bytes = 0;
+            for (const kv of page) bytes += kv.key.length + kv.value.length + 64;
+            if (page.length > 0) st.bytesPerKey = Math.max(st.bytesPerKey, bytes / page.length);
+          } else st.seen = 0;
+          st.lastStart = Buffer.from(start);
+          st.used = ++this.tick;
+        }
+        return page;
       },
     );
+  }
+
+  /**
+   * The scan stream a bounded scan inside one key family continues (its last scan
+   * started below this one), or a new one; null for a scan across families.
+   */
+  private scanStreamFor(start: Buffer, end: Buffer | null): ScanStream | null {
+    const family = keyFamily(start);
+    if (!family || end === null) return null;
+    const familyEnd = nextAfterPrefix(family);
+    if (familyEnd !== null && compareKeys(end, familyEnd) > 0) return null;
+    let st = this.scanStreams.find((s) => s.family.equals(family));
+    if (st && compareKeys(st.lastStart, start) >= 0) st.seen = 0; // not ascending: start over
+    if (!st) {
+      st = { family: Buffer.from(family), familyEnd, lastStart: Buffer.from(start), seen: 0, window: SCAN_FIRST_WINDOW, bytesPerKey: 0, used: ++this.tick };
+      if (this.scanStreams.length >= MAX_SCAN_STREAMS) this.scanStreams.sort((a, b) => b.used - a.used).pop();
+      this.scanStreams.push(st);
+    }
+    return st;
+  }
+
+  /** Keys a page of `st` asks for: its window, held to about targetBytes by what a key has cost. */
+  private scanWindow(st: ScanStream): number {
+    const byBytes = st.bytesPerKey > 0 ? Math.floor(this.targetBytes / st.bytesPerKey) : this.maxWindow;
+    return Math.max(1, Math.min(st.window, byBytes, this.maxWindow));
   }
 
   /** The scan answered from `run` on, chaining cached pages, the uncovered tail asked of the source. */
@@ -130,9 +233,10 @@ export class ReadAheadSource implements PageSource {
         out.push({ key: Buffer.from(kv.key), value: opts.keysOnly ? EMPTY : Buffer.from(kv.value) });
       }
       if (i > run.reached) run.reached = i;
+      if (run.scans) this.follow(run, i, null);
       if (i < run.kvs.length || out.length >= opts.limit || run.end === null || (end !== null && compareKeys(run.end, end) >= 0)) return out;
       cursor = run.end;
-      const next = this.find(cursor, ts);
+      const next = this.find(cursor, ts, opts.keysOnly ?? false);
       if (!next) {
         // The tail no page holds: a short answer from the source means the range is exhausted.
         const rest = await this.inner.scanPage(cursor, end, ts, { limit: opts.limit - out.length, keysOnly: opts.keysOnly });
@@ -149,12 +253,12 @@ export class ReadAheadSource implements PageSource {
    * turn as the check that chose them, so a burst of parallel calls sees the page
    * the first of them put on the wire.
    */
-  private async withRun<T>(key: Buffer, ts: bigint, hit: (run: Run) => T | Promise<T>, miss: () => Promise<T>): Promise<T> {
+  private async withRun<T>(key: Buffer, ts: bigint, keysOnly: boolean, hit: (run: Run) => T | Promise<T>, miss: () => Promise<T>): Promise<T> {
     const waited = new Set<Pending>();
     for (;;) {
-      const run = this.find(key, ts);
+      const run = this.find(key, ts, keysOnly);
       if (run) return hit(run);
-      const p = this.pendingFor(key, ts);
+      const p = this.pendingFor(key, ts, keysOnly);
       if (!p || waited.has(p)) return miss();
       waited.add(p);
       this.stats.waits++;
@@ -163,21 +267,24 @@ export class ReadAheadSource implements PageSource {
     }
   }
 
-  /** The covering page among the most recently used few (sequential readers hit the newest). */
-  private find(key: Buffer, ts: bigint): Run | null {
+  /**
+   * The covering page among the most recently used few (sequential readers hit the
+   * newest); a keys-only page only when the caller wants keys only.
+   */
+  private find(key: Buffer, ts: bigint, keysOnly: boolean): Run | null {
     let looked = 0;
     for (const r of this.runs.values()) {
-      if (r.ts === ts && covers(r.start, r.end, key)) return r;
+      if (r.ts === ts && (keysOnly || !r.keysOnly) && covers(r.start, r.end, key)) return r;
       if (++looked >= 16) break;
     }
     return null;
   }
 
   /** The in-flight page most likely to hold `key`: the one starting closest at or below it. */
-  private pendingFor(key: Buffer, ts: bigint): Pending | null {
+  private pendingFor(key: Buffer, ts: bigint, keysOnly: boolean): Pending | null {
     let best: Pending | null = null;
     for (const p of this.pending) {
-      if (p.ts === ts && compareKeys(p.start, key) <= 0 && (!best || compareKeys(p.start, best.start) > 0)) best = p;
+      if (p.ts === ts && (keysOnly || !p.keysOnly) && compareKeys(p.start, key) <= 0 && (!best || compareKeys(p.start, best.start) > 0)) best = p;
     }
     return best;
   }
@@ -209,12 +316,18 @@ export class ReadAheadSource implements PageSource {
     return best;
   }
 
-  /** Fetch the page [start, …) of `limit` keys; it is findable while in flight and cached once here. */
-  private fetch(start: Buffer, ts: bigint, limit: number, st: Stream | null): Pending {
+  /**
+   * Fetch the page [start, bound) of `limit` keys for a get stream (`st`) or a scan
+   * stream (`scans`, whose window and bytes a key it updates); it is findable while in
+   * flight and cached once here.
+   */
+  private fetch(start: Buffer, bound: Buffer | null, ts: bigint, limit: number, keysOnly: boolean, st: Stream | null, scans?: ScanStream): Pending {
+    if (scans) limit = this.scanWindow(scans);
     const p: Pending = {
       ts,
       start: Buffer.from(start),
-      done: this.inner.scanPage(start, null, ts, { limit, keysOnly: false }).then(
+      keysOnly,
+      done: this.inner.scanPage(start, bound, ts, { limit, keysOnly }).then(
         (kvs) => {
           this.pending.delete(p);
           this.stats.pages++;
@@ -222,7 +335,8 @@ export class ReadAheadSource implements PageSource {
           for (const kv of kvs) bytes += kv.key.length + kv.value.length + 64;
           // Large values: shrink the window so a page stays near targetBytes.
           if (st && kvs.length > 0 && bytes > this.targetBytes) st.window = Math.max(1, Math.floor((limit * this.targetBytes) / bytes));
-          const r: Run = { ts, start: p.start, end: kvs.length < limit ? null : nextKey(kvs[kvs.length - 1]!.key), kvs, bytes, followed: false, reached: 0 };
+          if (scans && kvs.length > 0) scans.bytesPerKey = bytes / kvs.length;
+          const r: Run = { ts, start: p.start, keysOnly, scans, bound, end: kvs.length < limit ? bound : nextKey(kvs[kvs.length - 1]!.key), kvs, bytes, followed: false, reached: 0 };
           if (st) st.lastRun = r;
           this.runs.set(++this.runSeq, r);
           return r;
@@ -242,19 +356,28 @@ export class ReadAheadSource implements PageSource {
     const i = lowerBound(run.kvs.length, (j) => compareKeys(run.kvs[j]!.key, key) < 0);
     const kv = run.kvs[i];
     if (i >= run.reached) run.reached = i + 1;
-    if (run.end !== null && !run.followed && i >= run.kvs.length >> 1) {
-      // A reader in the second half of a page: fetch the next one before it is needed.
-      run.followed = true;
-      if (st && st.window > 1 && !this.find(run.end, run.ts) && !this.pendingAt(run.end, run.ts)) {
-        this.stats.prefetches++;
-        // The stream lives on its pages: let them grow as a missing get would have.
-        st.window = Math.min(this.maxWindow, st.window * 2);
-        this.fetch(run.end, run.ts, st.window, st).done.catch(() => {
-          /* a failed prefetch is only a lost hint; the get that needs the key asks again */
-        });
-      }
-    }
+    this.follow(run, i, st);
     return kv && compareKeys(kv.key, key) === 0 ? Buffer.from(kv.value) : null;
+  }
+
+  /**
+   * A reader at index `i` of a page: once in its second half, fetch the next page
+   * (of the get stream `st`, or of the page's scan stream) before it is needed.
+   */
+  private follow(run: Run, i: number, st: Stream | null): void {
+    if (run.end === null || run.followed || i < run.kvs.length >> 1) return;
+    if (run.bound !== null && compareKeys(run.end, run.bound) >= 0) return; // the family is exhausted
+    run.followed = true;
+    const scans = run.scans;
+    if (!scans && !(st && st.window > 1)) return;
+    if (this.find(run.end, run.ts, run.keysOnly) || this.pendingAt(run.end, run.ts)) return;
+    this.stats.prefetches++;
+    // The stream lives on its pages: let them grow as a missing read would have.
+    if (scans) scans.window = Math.min(this.maxWindow, scans.window * 2);
+    else st!.window = Math.min(this.maxWindow, st!.window * 2);
+    this.fetch(run.end, run.bound, run.ts, st?.window ?? 0, run.keysOnly, st, scans).done.catch(() => {
+      /* a failed prefetch is only a lost hint; the read that needs the key asks again */
+    });
   }
 
   private pendingAt(start: Buffer, ts: bigint): boolean {
@@ -279,6 +402,7 @@ export class ReadAheadSource implements PageSource {
     return this.withRun(
       key,
       ts,
+      false,
       (run) => {
         this.stats.hits++;
         return this.answer(run, key, this.noteHit(key));
@@ -289,7 +413,7 @@ export class ReadAheadSource implements PageSource {
           this.stats.plainGets++;
           return this.inner.get(key, ts);
         }
-        const run = await this.fetch(key, ts, st.window, st).done;
+        const run = await this.fetch(key, null, ts, st.window, false, st).done;
         return this.answer(run, key, st);
       },
     );
