@@ -95,7 +95,7 @@ describe('ekv-devcluster binary', () => {
     const snap = await SnapshotSource.open(fsm);
     const src = new ClusterSource({ endpoints: [r.address], token: 'tok-123' });
     try {
-      expect(r.lines.find((l) => l.msg === 'snapshot loaded')).toMatchObject({ keys: 304, last_commit_ts: '25' });
+      expect(r.lines.find((l) => l.msg === 'snapshot loaded')).toMatchObject({ entries: 306, last_commit_ts: '25' });
       for (const ts of [11n, 16n, 19n, 25n]) {
         for (const pageSize of [1, 4, 1024]) {
           const want: string[] = [];

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadSnapshot } from '../src/devcluster/cli.js';
+import { LayeredStore } from '../src/devcluster/store.js';
 import { startDevCluster, type DevCluster, type DevClusterOptions } from '../src/devcluster/server.js';
 import { writeFsm, type FsmEntry } from '../src/fixture/fsm.js';
 import { ClusterClient } from '../src/source/cluster.js';
@@ -45,7 +45,8 @@ afterEach(async () => {
 
 async function cluster(opts: Partial<DevClusterOptions> = {}, fsm = FSM): Promise<Cluster> {
   const server = captureLog();
-  const { source, lastCommitTS } = await loadSnapshot(fsm);
+  const { store: source, lastCommitTS } = await LayeredStore.openSnapshot(fsm);
+  cleanup.push(() => source.close());
   const dc = await startDevCluster({ source, initialTs: lastCommitTS, minTtlMs: 100, sweepIntervalMs: 50, log: server.log, ...opts });
   cleanup.push(() => dc.close());
   return {

@@ -1,5 +1,6 @@
 /**
- * ekv-devcluster: serve a MemorySource (demo data or a loaded .fsm snapshot)
+ * ekv-devcluster: serve demo data or an .fsm snapshot (read in place, writes
+ * kept in memory above it)
  * over elastickv's gRPC contract, for live-mount demos and tests.
  *
  *   ekv-devcluster --listen 127.0.0.1:<port> (--demo | --snapshot <file.fsm>)
@@ -10,8 +11,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { buildDemoSource } from '../demo/data.js';
-import { MemorySource } from '../source/memory.js';
-import { readFsmEntries, readFsmHeader } from '../source/snapshot.js';
+import { LayeredStore, type DevStore } from './store.js';
 import { startDevCluster, DEFAULT_MAX_ACTIVE_PINS, DEFAULT_MAX_TTL_MS, DEFAULT_MIN_TTL_MS } from './server.js';
 
 function intArg(name: string): (v: string) => number {
@@ -55,18 +55,6 @@ export function buildCommand(): Command {
     .addOption(new Option('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
 }
 
-/** Load an .fsm into a MemorySource; returns it with the header's lastCommitTS. */
-export async function loadSnapshot(path: string): Promise<{ source: MemorySource; lastCommitTS: bigint }> {
-  const { lastCommitTS } = await readFsmHeader(path);
-  const source = new MemorySource(`devcluster:${path}`);
-  let maxTs = lastCommitTS;
-  for await (const e of readFsmEntries(path)) {
-    source.appendSorted(e.key, { commitTS: e.commitTS, tombstone: e.tombstone, expireAt: e.expireAt, value: e.value });
-    if (e.commitTS > maxTs) maxTs = e.commitTS;
-  }
-  return { source, lastCommitTS: maxTs };
-}
-
 /** Run until SIGINT/SIGTERM. */
 export async function main(argv: string[]): Promise<void> {
   const cmd = buildCommand();
@@ -77,14 +65,14 @@ export async function main(argv: string[]): Promise<void> {
     { level: String(o.logLevel), base: { pid: process.pid, name: 'ekv-devcluster' }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ fd: 1, sync: true }),
   );
-  let source: MemorySource;
+  let source: DevStore;
   let initialTs = 0n;
   if (o.snapshot) {
     const t0 = performance.now();
-    const loaded = await loadSnapshot(String(o.snapshot));
-    source = loaded.source;
+    const loaded = await LayeredStore.openSnapshot(String(o.snapshot));
+    source = loaded.store;
     initialTs = loaded.lastCommitTS;
-    log.info({ file: o.snapshot, keys: source.size, last_commit_ts: loaded.lastCommitTS.toString(), load_ms: Math.round(performance.now() - t0) }, 'snapshot loaded');
+    log.info({ file: o.snapshot, entries: source.size, last_commit_ts: loaded.lastCommitTS.toString(), load_ms: Math.round(performance.now() - t0) }, 'snapshot loaded');
   } else {
     source = buildDemoSource();
   }
@@ -113,4 +101,5 @@ export async function main(argv: string[]): Promise<void> {
   });
   log.info({ signal: sig }, 'shutting down');
   await cluster.close();
+  await source.close();
 }

@@ -1,7 +1,8 @@
 /**
  * The dev cluster: a single-process stand-in for an elastickv cluster that
  * speaks the same gRPC contract (RawKV, Distribution.GetTimestamp and the
- * proposed Admin backup RPCs) over a MemorySource, so live mounts can be
+ * proposed Admin backup RPCs) over a DevStore (an .fsm with an overlay of
+ * writes, or a MemorySource), so live mounts can be
  * exercised end to end without Raft, Pebble or Go.
  *
  * What it simulates:
@@ -31,7 +32,7 @@ import { createServer as createNetServer, connect as netConnect, type Server as 
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { contract, COMPACTED_MESSAGE, MAX_SCAN_LIMIT } from '../source/cluster.js';
-import type { MemorySource } from '../source/memory.js';
+import type { DevStore } from './store.js';
 import { prefixEnd, nextKey, SnapshotView } from '../source/range.js';
 import { pinRef } from '../session/session.js';
 import { scopesFromKeyspace } from '../session/scopes.js';
@@ -45,7 +46,7 @@ export const DEFAULT_MAX_ACTIVE_PINS = 4;
 export interface DevClusterOptions {
   /** host:port to listen on; port 0 picks one. Default 127.0.0.1:0. */
   listen?: string;
-  source: MemorySource;
+  source: DevStore;
   /** Serve the Admin backup RPCs. false: BeginBackup is UNIMPLEMENTED (an older cluster). Default true. */
   backupRpc?: boolean;
   minTtlMs?: number;
@@ -94,7 +95,7 @@ export interface DevCluster {
   readonly address: string;
   readonly port: number;
   readonly hlc: Hlc;
-  readonly source: MemorySource;
+  readonly source: DevStore;
   readonly log: Logger;
   readonly activePins: number;
   /** Current compaction watermark (0 = nothing compacted). */

@@ -72,6 +72,23 @@ export class MemorySource implements PageSource {
     return null;
   }
 
+  /** The versions (newest first) of each key in [start, end), ascending; read-only views. */
+  versionsIn(start: Buffer, end: Buffer | null): readonly { key: Buffer; versions: readonly Version[] }[] {
+    const out: Row[] = [];
+    for (let i = this.lowerBound(start); i < this.rows.length; i++) {
+      const row = this.rows[i]!;
+      if (end && compareKeys(row.key, end) >= 0) break;
+      out.push(row);
+    }
+    return out;
+  }
+
+  /** The versions of one key, newest first (empty when it has none). */
+  versionsOf(key: Buffer): readonly Version[] {
+    const row = this.rows[this.lowerBound(key)];
+    return row && compareKeys(row.key, key) === 0 ? row.versions : [];
+  }
+
   async scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
     const out: KV[] = [];
     for (let i = this.lowerBound(start); i < this.rows.length && out.length < opts.limit; i++) {

@@ -266,6 +266,13 @@ export class SnapshotSource implements PageSource {
     this.pages = new PageCache(fh, fileSize, pageCacheBytes);
   }
 
+  private newestTS = 0n;
+
+  /** The newest commit timestamp of any entry, or the header's lastCommitTS if that is newer. */
+  get maxCommitTS(): bigint {
+    return this.newestTS > this.lastCommitTS ? this.newestTS : this.lastCommitTS;
+  }
+
   /** Page cache hits and misses (reads that needed the file). */
   get pageCacheStats(): { hits: number; misses: number } {
     return { hits: this.pages.hits, misses: this.pages.misses };
@@ -310,6 +317,7 @@ export class SnapshotSource implements PageSource {
         continue;
       }
       this.stats.entries++;
+      if (p.commitTS > this.newestTS) this.newestTS = p.commitTS;
       const cmp = maxLen < 0 ? 1 : Buffer.compare(p.userKey, maxBuf.subarray(0, maxLen));
       if (cmp < 0) {
         this.displaced.push({
