@@ -34,21 +34,6 @@ export class MemorySource implements PageSource {
     this.rows.splice(i, 0, { key: Buffer.from(key), versions: [v] });
   }
 
-  /** Bulk load rows that arrive sorted by key (fast path for snapshots). */
-  appendSorted(key: Buffer, v: Version): void {
-    const last = this.rows[this.rows.length - 1];
-    if (last && compareKeys(last.key, key) === 0) {
-      last.versions.push(v);
-      last.versions.sort((a, b) => (a.commitTS > b.commitTS ? -1 : a.commitTS < b.commitTS ? 1 : 0));
-      return;
-    }
-    if (last && compareKeys(last.key, key) > 0) {
-      this.put(key, v.value, v.commitTS, v);
-      return;
-    }
-    this.rows.push({ key, versions: [v] });
-  }
-
   /** Drop versions that no reader at or above `watermark` can see (the compactor). */
   compact(watermark: bigint): void {
     for (const row of this.rows) {

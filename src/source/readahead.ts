@@ -23,7 +23,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { compareKeys, lowerBound } from './mvcc.js';
-import { nextKey, prefixEnd as nextAfterPrefix } from './range.js';
+import { nextKey, prefixEnd } from './range.js';
 import type { KV, PageSource, ScanPageOptions } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -177,7 +177,7 @@ export class ReadAheadSource implements PageSource {
           st.lastStart = Buffer.from(start);
           st.used = ++this.tick;
           this.stats.scanPages++;
-          const run = await this.fetch(start, st.familyEnd, ts, st.window, keysOnly, null, st).done;
+          const run = await this.fetch(start, st.familyEnd, ts, this.scanWindow(st), keysOnly, null, st).done;
           return this.scanFrom(run, start, end, ts, opts);
         }
         const page = await this.inner.scanPage(start, end, ts, opts);
@@ -204,7 +204,7 @@ export class ReadAheadSource implements PageSource {
   private scanStreamFor(start: Buffer, end: Buffer | null): ScanStream | null {
     const family = keyFamily(start);
     if (!family || end === null) return null;
-    const familyEnd = nextAfterPrefix(family);
+    const familyEnd = prefixEnd(family);
     if (familyEnd !== null && compareKeys(end, familyEnd) > 0) return null;
     let st = this.scanStreams.find((s) => s.family.equals(family));
     if (st && compareKeys(st.lastStart, start) >= 0) st.seen = 0; // not ascending: start over
@@ -318,11 +318,10 @@ export class ReadAheadSource implements PageSource {
 
   /**
    * Fetch the page [start, bound) of `limit` keys for a get stream (`st`) or a scan
-   * stream (`scans`, whose window and bytes a key it updates); it is findable while in
-   * flight and cached once here.
+   * stream (`scans`, whose bytes a key it updates); it is findable while in flight and
+   * cached once here.
    */
   private fetch(start: Buffer, bound: Buffer | null, ts: bigint, limit: number, keysOnly: boolean, st: Stream | null, scans?: ScanStream): Pending {
-    if (scans) limit = this.scanWindow(scans);
     const p: Pending = {
       ts,
       start: Buffer.from(start),
@@ -373,9 +372,15 @@ export class ReadAheadSource implements PageSource {
     if (this.find(run.end, run.ts, run.keysOnly) || this.pendingAt(run.end, run.ts)) return;
     this.stats.prefetches++;
     // The stream lives on its pages: let them grow as a missing read would have.
-    if (scans) scans.window = Math.min(this.maxWindow, scans.window * 2);
-    else st!.window = Math.min(this.maxWindow, st!.window * 2);
-    this.fetch(run.end, run.bound, run.ts, st?.window ?? 0, run.keysOnly, st, scans).done.catch(() => {
+    let limit: number;
+    if (scans) {
+      scans.window = Math.min(this.maxWindow, scans.window * 2);
+      limit = this.scanWindow(scans);
+    } else {
+      st!.window = Math.min(this.maxWindow, st!.window * 2);
+      limit = st!.window;
+    }
+    this.fetch(run.end, run.bound, run.ts, limit, run.keysOnly, st, scans).done.catch(() => {
       /* a failed prefetch is only a lost hint; the read that needs the key asks again */
     });
   }
