@@ -24,6 +24,7 @@ import PQueue from 'p-queue';
 import type { Logger } from '../log.js';
 import { compareKeys } from './mvcc.js';
 import { nextKey } from './range.js';
+import { decodeRawGetResponse, decodeRawScanAtResponse } from './wire.js';
 import { SourceError, type KV, type PageSource, type ScanPageOptions } from './types.js';
 
 // ---------------------------------------------------------------------------
@@ -113,6 +114,12 @@ export interface ListAdaptersAndScopesResponse {
   redis_databases: number[];
   sqs_queues: string[];
 }
+
+/** Responses decoded by hand (wire.ts) rather than through the loader: the two a mount receives per file. */
+const FAST_DECODERS: Record<string, (b: Buffer) => unknown> = {
+  '/RawKV/RawScanAt': decodeRawScanAtResponse,
+  '/RawKV/RawGet': decodeRawGetResponse,
+};
 
 /** Largest `limit` elastickv accepts in one RawScanAt (store.MaxDeltaScanLimit + 1). */
 export const MAX_SCAN_LIMIT = 1025;
@@ -284,11 +291,12 @@ export class ClusterClient {
     const def = contract()[service][method];
     if (!def) throw new Error(`unknown method ${service}.${method}`);
     const client = this.clients[idx]!;
+    const deserialize = (FAST_DECODERS[def.path] ?? def.responseDeserialize) as (b: Buffer) => Res;
     return new Promise<Res>((resolve, reject) => {
       client.makeUnaryRequest<Req, Res>(
         def.path,
         def.requestSerialize as (v: Req) => Buffer,
-        def.responseDeserialize as (b: Buffer) => Res,
+        deserialize,
         req,
         this.metadata.clone(),
         { deadline: Date.now() + deadlineMs },
@@ -433,7 +441,7 @@ export class ClusterSource implements PageSource {
     const req: RawGetRequest = { key, ts: ts.toString() };
     const res = await this.rpc(() => this.client.call<RawGetRequest, RawGetResponse>('RawKV', 'RawGet', req, { idempotent: true }));
     if (!res.exists) return null;
-    return Buffer.from(res.value ?? Buffer.alloc(0));
+    return res.value; // the decoder's own copy
   }
 
   async close(): Promise<void> {
@@ -442,17 +450,21 @@ export class ClusterSource implements PageSource {
   }
 }
 
+const NO_VALUE = Buffer.alloc(0);
+
 /**
  * Defensive page hygiene: keep keys in [start, end), sort by unsigned bytes,
- * drop duplicates, cap at `limit`, blank values for keys-only pages.
+ * drop duplicates, cap at `limit`, blank values for keys-only pages. The
+ * pairs' Buffers are kept, not copied: the wire decoder's are already the
+ * caller's own.
  */
 export function normalizePage(raw: { key: Buffer; value: Buffer }[], start: Buffer, end: Buffer | null, keysOnly: boolean, limit: number): KV[] {
   const kvs: KV[] = [];
   for (const p of raw) {
-    const key = Buffer.from(p.key ?? Buffer.alloc(0));
+    const key = p.key;
     if (compareKeys(key, start) < 0) continue;
     if (end && compareKeys(key, end) >= 0) continue;
-    kvs.push({ key, value: keysOnly ? Buffer.alloc(0) : Buffer.from(p.value ?? Buffer.alloc(0)) });
+    kvs.push(keysOnly && p.value.length > 0 ? { key, value: NO_VALUE } : p);
   }
   let sorted = true;
   for (let i = 1; i < kvs.length; i++) {

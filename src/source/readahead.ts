@@ -230,7 +230,7 @@ export class ReadAheadSource implements PageSource {
       for (; i < run.kvs.length && out.length < opts.limit; i++) {
         const kv = run.kvs[i]!;
         if (end !== null && compareKeys(kv.key, end) >= 0) break;
-        out.push({ key: Buffer.from(kv.key), value: opts.keysOnly ? EMPTY : Buffer.from(kv.value) });
+        out.push(opts.keysOnly && kv.value.length > 0 ? { key: kv.key, value: EMPTY } : kv);
       }
       if (i > run.reached) run.reached = i;
       if (run.scans) this.follow(run, i, null);
@@ -356,7 +356,7 @@ export class ReadAheadSource implements PageSource {
     const kv = run.kvs[i];
     if (i >= run.reached) run.reached = i + 1;
     this.follow(run, i, st);
-    return kv && compareKeys(kv.key, key) === 0 ? Buffer.from(kv.value) : null;
+    return kv && compareKeys(kv.key, key) === 0 ? kv.value : null;
   }
 
   /**

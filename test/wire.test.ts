@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { contract } from '../src/source/cluster.js';
+import { decodeRawGetResponse, decodeRawScanAtResponse } from '../src/source/wire.js';
+
+const b = (s: string): Buffer => Buffer.from(s);
+
+describe('wire decoders', () => {
+  it('decode RawScanAtResponse as the loader encodes it, into owned copies', () => {
+    const c = contract();
+    const big = Buffer.alloc(70_000, 7);
+    const pairs = [
+      { key: b('a'), value: b('1') },
+      { key: b('b'), value: Buffer.alloc(0) },
+      { key: Buffer.from([0, 0xff, 0x80]), value: big },
+    ];
+    const wire = c.RawKV.RawScanAt!.responseSerialize({ kv: pairs });
+    const got = decodeRawScanAtResponse(wire);
+    expect(got.kv.map((p) => [p.key.toString('hex'), p.value.toString('hex')])).toEqual(pairs.map((p) => [p.key.toString('hex'), p.value.toString('hex')]));
+    // Owned: scribbling over the message afterwards changes nothing decoded.
+    wire.fill(0xee);
+    expect(got.kv[0]!.key.toString()).toBe('a');
+    expect(got.kv[2]!.value.equals(big)).toBe(true);
+    expect(got.kv[2]!.value.buffer).not.toBe(wire.buffer);
+    expect(decodeRawScanAtResponse(Buffer.alloc(0)).kv).toEqual([]);
+  });
+
+  it('agree with the loader on RawGetResponse, 64-bit index included', () => {
+    const c = contract();
+    for (const msg of [
+      { read_at_index: '18446744073709551615', value: b('v'), exists: true },
+      { read_at_index: '0', value: Buffer.alloc(0), exists: false },
+      { read_at_index: '300', value: Buffer.alloc(0), exists: true },
+    ]) {
+      const wire = c.RawKV.RawGet!.responseSerialize(msg);
+      const want = c.RawKV.RawGet!.responseDeserialize(wire) as { read_at_index: string; value: Buffer; exists: boolean };
+      const got = decodeRawGetResponse(wire);
+      expect(got).toEqual({ read_at_index: want.read_at_index, value: Buffer.from(want.value), exists: want.exists });
+      expect(got.read_at_index).toBe(msg.read_at_index);
+    }
+  });
+
+  it('skip unknown fields of every wire type and keep the last of a repeated scalar', () => {
+    // pair: key=1 "x", unknown 3 varint, unknown 4 fixed64, unknown 5 fixed32, unknown 6 bytes, key=1 again "y", value=2 "v"
+    const pair = Buffer.from([0x0a, 1, 0x78, 0x18, 0x96, 0x01, 0x21, 1, 2, 3, 4, 5, 6, 7, 8, 0x2d, 1, 2, 3, 4, 0x32, 2, 0x61, 0x62, 0x0a, 1, 0x79, 0x12, 1, 0x76]);
+    // response: unknown field 2 (varint) before the pair
+    const msg = Buffer.concat([Buffer.from([0x10, 0x05, 0x0a, pair.length]), pair]);
+    const got = decodeRawScanAtResponse(msg);
+    expect(got.kv).toHaveLength(1);
+    expect(got.kv[0]!.key.toString()).toBe('y');
+    expect(got.kv[0]!.value.toString()).toBe('v');
+    // The loader reads the same bytes the same way.
+    const want = contract().RawKV.RawScanAt!.responseDeserialize(msg) as { kv: { key: Buffer; value: Buffer }[] };
+    expect(want.kv.map((p) => [p.key.toString(), p.value.toString()])).toEqual([['y', 'v']]);
+  });
+
+  it('throw on truncated or malformed input instead of returning short data', () => {
+    const wire = contract().RawKV.RawScanAt!.responseSerialize({ kv: [{ key: b('key'), value: b('value') }] });
+    for (let cut = 1; cut < wire.length; cut++) expect(() => decodeRawScanAtResponse(wire.subarray(0, cut)), `cut at ${cut}`).toThrow(/protobuf/);
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x0b]))).toThrow(/wire type 3/); // start-group: not proto3
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x00, 0x00]))).toThrow(/field number 0/);
+    expect(() => decodeRawGetResponse(Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).toThrow(/10 bytes/);
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x7f]))).toThrow(/32 bits/);
+  });
+});
