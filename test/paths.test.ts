@@ -33,7 +33,7 @@ describe('PathTable', () => {
   it('keeps names apart by parent and by every byte, across growth and a small directory-path cache', () => {
     const t = new PathTable(16);
     const ids = new Map<string, number>();
-    const names = ['a', 'b', 'ä', 'a.b', 'a\\b', 'x'.repeat(400), '日本'.repeat(200), 'emoji-😀'];
+    const names = ['a', 'b', 'ä', 'a.b', 'a\\b', 'x'.repeat(400), '日本'.repeat(200), 'emoji-😀', 'long-'.repeat(900)]; // the last: a path past the scratch buffer
     for (let d = 0; d < 300; d++) {
       for (const n of names) {
         const p = `/d${d}/sub/${n}${d % 7}`;

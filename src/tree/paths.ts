@@ -33,7 +33,7 @@ export class PathTable {
   /** Open addressing, linear probing: ids, 0 = empty; at most half full. */
   private slots = new Int32Array(2048);
   private next = ROOT_ID + 1;
-  private readonly scratch = Buffer.allocUnsafe(1024);
+  private readonly scratch = Buffer.allocUnsafe(12 * 1024);
   /**
    * Absolute path by id, for ids that are parents (directories: asked for often). Bounded:
    * a table with a partition-key directory per item has as many directories as files, so
@@ -48,9 +48,11 @@ export class PathTable {
     return this.next - 1;
   }
 
-  private bytesOf(name: string): Buffer {
-    if (name.length * 3 <= this.scratch.length) return this.scratch.subarray(0, this.scratch.write(name, 0, 'utf8'));
-    return Buffer.from(name, 'utf8');
+  /** UTF-8 of `s` and its length: in the scratch buffer when it fits (valid until the next call). */
+  private encode(s: string): [Buffer, number] {
+    if (s.length * 3 <= this.scratch.length) return [this.scratch, this.scratch.write(s, 0, 'utf8')];
+    const b = Buffer.from(s, 'utf8');
+    return [b, b.length];
   }
 
   /** FNV-1a over the parent id and the name's bytes b[start, end). */
@@ -65,42 +67,48 @@ export class PathTable {
     return id + 1 < this.next ? this.offsets[id + 1]! : this.arenaUsed;
   }
 
-  private matches(id: number, parent: number, b: Buffer): boolean {
+  /** Whether `id` is (parent, the name in b[start, end)). */
+  private matches(id: number, parent: number, b: Buffer, start: number, end: number): boolean {
     if (this.parents[id] !== parent) return false;
-    const start = this.offsets[id]!;
-    const end = this.nameEnd(id);
-    if (end - start !== b.length) return false;
-    for (let i = 0; i < b.length; i++) if (this.arena[start + i] !== b[i]) return false;
+    const at = this.offsets[id]!;
+    if (this.nameEnd(id) - at !== end - start) return false;
+    for (let i = start; i < end; i++) if (this.arena[at + i - start] !== b[i]) return false;
     return true;
   }
 
-  /** The slot holding (parent, name), or the empty slot where it would go. */
-  private slotOf(parent: number, b: Buffer): number {
+  /** The slot holding (parent, the name in b[start, end)), or the empty slot where it would go. */
+  private slotOf(parent: number, b: Buffer, start: number, end: number): number {
     const mask = this.slots.length - 1;
-    for (let s = PathTable.hash(parent, b, 0, b.length) & mask; ; s = (s + 1) & mask) {
+    for (let s = PathTable.hash(parent, b, start, end) & mask; ; s = (s + 1) & mask) {
       const id = this.slots[s]!;
-      if (id === EMPTY_SLOT || this.matches(id, parent, b)) return s;
+      if (id === EMPTY_SLOT || this.matches(id, parent, b, start, end)) return s;
     }
   }
 
   /** Id of `name` under the directory `parent`, or 0 if it has none. */
   find(parent: number, name: string): number {
-    return this.slots[this.slotOf(parent, this.bytesOf(name))]!;
+    const [b, n] = this.encode(name);
+    return this.slots[this.slotOf(parent, b, 0, n)]!;
   }
 
   /** Id of `name` under the directory `parent`, adding it if new. */
   child(parent: number, name: string): number {
-    const b = this.bytesOf(name);
-    const s = this.slotOf(parent, b);
+    const [b, n] = this.encode(name);
+    return this.childAt(parent, b, 0, n);
+  }
+
+  /** Id of the name in b[start, end) under `parent`, adding it if new. */
+  private childAt(parent: number, b: Buffer, start: number, end: number): number {
+    const s = this.slotOf(parent, b, start, end);
     const found = this.slots[s]!;
     if (found !== EMPTY_SLOT) return found;
     const id = this.next++;
     this.parents = grown(this.parents, id + 1, (n) => new Uint32Array(n));
     this.offsets = grown(this.offsets, id + 1, (n) => new Uint32Array(n));
-    this.arena = grown(this.arena, this.arenaUsed + b.length, (n) => Buffer.allocUnsafe(n));
+    this.arena = grown(this.arena, this.arenaUsed + (end - start), (n) => Buffer.allocUnsafe(n));
     this.parents[id] = parent;
     this.offsets[id] = this.arenaUsed;
-    this.arenaUsed += b.copy(this.arena, this.arenaUsed);
+    this.arenaUsed += b.copy(this.arena, this.arenaUsed, start, end);
     if (2 * (id + 1) > this.slots.length) this.rehash();
     else this.slots[s] = id;
     return id;
@@ -127,14 +135,18 @@ export class PathTable {
     return this.walk(path, false);
   }
 
-  /** The path's id, one element at a time from the root; adding what is new, or 0 at the first unknown. */
+  /**
+   * The path's id, one element at a time from the root; adding what is new, or 0 at the
+   * first unknown. The path is encoded once and walked by bytes ("/" is 0x2f, which no
+   * multi-byte UTF-8 sequence contains), with no string or Buffer per element.
+   */
   private walk(path: string, add: boolean): number {
+    const [b, n] = this.encode(path);
     let id = ROOT_ID;
-    for (let i = 1; i < path.length && id !== 0; ) {
-      let j = path.indexOf('/', i);
-      if (j < 0) j = path.length;
-      const name = path.slice(i, j);
-      id = add ? this.child(id, name) : this.find(id, name);
+    for (let i = 1; i < n && id !== 0; ) {
+      let j = i;
+      while (j < n && b[j] !== 0x2f) j++;
+      id = add ? this.childAt(id, b, i, j) : this.slots[this.slotOf(id, b, i, j)]!;
       i = j + 1;
     }
     return id;
