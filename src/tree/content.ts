@@ -138,9 +138,12 @@ export class ContentStore implements FileFactory {
   }
 
   rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode {
+    // The size, once rendered, is the node's own: getattr and the hash tracker ask for it
+    // again without an LRU lookup (the bytes may be evicted; their length cannot change).
+    let size = -1;
     return {
       kind: 'file',
-      size: async () => (await this.getRendered(cacheKey, render)).length,
+      size: async () => (size >= 0 ? size : (size = (await this.getRendered(cacheKey, render)).length)),
       read: async (offset, length) => {
         const b = await this.getRendered(cacheKey, render);
         return b.subarray(offset, Math.min(b.length, offset + length));

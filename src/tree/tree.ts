@@ -271,6 +271,12 @@ export class Tree {
 
   /** Hash files that are read sequentially from byte 0 to the end: CHECKSUMS reuses the result. */
   private async trackHash(path: string, node: FileNode, offset: number, data: Buffer): Promise<void> {
+    if (offset === 0 && data.length > 0 && path !== '/' + CHECKSUMS_FILE && data.length === (await node.size())) {
+      // The whole file in one read (most files of this tree): hash it here, no tracking.
+      this.fileHashes.set(path, createHash('sha256').update(data).digest());
+      this.seq.delete(path);
+      return;
+    }
     if (this.fileHashes.has(path) || path === '/' + CHECKSUMS_FILE) return;
     let s = this.seq.get(path);
     if (!s) {
