@@ -84,3 +84,47 @@ describe('Tree: CHECKSUMS order', () => {
     }
   });
 });
+
+describe('Tree: listings and kinds are kept once made', () => {
+  /** A directory whose list() and lookup() calls are counted (each would be a scan on a live mount). */
+  function countedDir(children: Map<string, FileNode | StaticDir>): StaticDir & { lists: number; lookups: number } {
+    const d = new StaticDir(children) as StaticDir & { lists: number; lookups: number };
+    d.lists = 0;
+    d.lookups = 0;
+    const list = d.list.bind(d);
+    const lookup = d.lookup.bind(d);
+    d.list = async () => (d.lists++, list());
+    d.lookup = async (n: string) => (d.lookups++, lookup(n));
+    return d;
+  }
+
+  it('a second readdir and the CHECKSUMS walk after a full copy ask the adapter nothing, and hash files read whole in one read', async () => {
+    const files = new Map<string, FileNode & { reads: number }>();
+    for (const n of ['b.json', 'a.json', 'é.json', 'c.json']) files.set(n, countedFile(Buffer.from(`{"name":"${n}"}\n`)));
+    const inner = countedDir(new Map([...files].map(([n, f]) => [n, f] as [string, FileNode])));
+    const top = countedDir(new Map([['sub', inner]]));
+    const tree = treeOf({ name: 'redis', root: async () => top });
+    try {
+      expect(await tree.readdir('/redis')).toEqual(['sub']);
+      const names = await tree.readdir('/redis/sub');
+      expect(names).toEqual(['b.json', 'a.json', 'é.json', 'c.json']);
+      for (const n of names) {
+        const size = (await tree.getattr(`/redis/sub/${n}`)).size;
+        await tree.read(`/redis/sub/${n}`, 0, size);
+      }
+      const before = { lists: inner.lists + top.lists, lookups: inner.lookups + top.lookups, reads: [...files.values()].map((f) => f.reads) };
+      expect(await tree.readdir('/redis/sub')).toEqual(names);
+      const sums = await checksumsOf(tree);
+      for (const [n, f] of files) {
+        const body = (await f.read(0, 1 << 10)).toString();
+        f.reads--;
+        expect(sums).toContain(`${createHash('sha256').update(body).digest('hex')}  redis/sub/${n}\n`);
+      }
+      expect({ lists: inner.lists + top.lists, lookups: inner.lookups + top.lookups, reads: [...files.values()].map((f) => f.reads) }).toEqual(before);
+      // Bytewise path order: a, b, c, then é (0xc3…).
+      expect(sums.trimEnd().split('\n').map((l) => l.slice(66)).filter((p) => p.startsWith('redis/'))).toEqual(['redis/sub/a.json', 'redis/sub/b.json', 'redis/sub/c.json', 'redis/sub/é.json']);
+    } finally {
+      await tree.close();
+    }
+  });
+});

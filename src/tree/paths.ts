@@ -10,6 +10,8 @@
  * is immutable, and a path keeps its id for the life of the mount.
  */
 export const ROOT_ID = 1;
+export const KIND_FILE = 1;
+export const KIND_DIR = 2;
 
 const EMPTY_SLOT = 0;
 
@@ -41,7 +43,49 @@ export class PathTable {
    */
   private readonly dirPaths = new Map<number, string>([[ROOT_ID, '/']]);
 
+  /** What each id is, once the tree has said: 0 unknown, KIND_FILE, KIND_DIR. */
+  private kinds = new Uint8Array(1024);
+  /**
+   * Directory listings already made, by directory id: where its child ids start in
+   * `listed` (plus one; 0 = not listed) and how many. The tree is immutable, so a
+   * listing made once is the listing (4 bytes a child, 8 an id).
+   */
+  private listStart = new Uint32Array(1024);
+  private listLen = new Uint32Array(1024);
+  private listed = new Uint32Array(4096);
+  private listedUsed = 0;
+
   constructor(private readonly dirPathsMax = 65536) {}
+
+  /** Record what `id` is (a file or a directory). */
+  setKind(id: number, kind: typeof KIND_FILE | typeof KIND_DIR): void {
+    if (id < ROOT_ID || id >= this.next) return;
+    this.kinds = grown(this.kinds, id + 1, (n) => new Uint8Array(n));
+    this.kinds[id] = kind;
+  }
+
+  /** What `id` is, if recorded: KIND_FILE, KIND_DIR, or 0. */
+  kind(id: number): number {
+    return id < this.kinds.length ? this.kinds[id]! : 0;
+  }
+
+  /** Keep the listing of directory `id` (its children's ids, in listing order). The first one kept stays. */
+  setListing(id: number, children: ArrayLike<number>): void {
+    if (id < ROOT_ID || id >= this.next || this.listing(id)) return;
+    this.listStart = grown(this.listStart, id + 1, (n) => new Uint32Array(n));
+    this.listLen = grown(this.listLen, id + 1, (n) => new Uint32Array(n));
+    this.listed = grown(this.listed, this.listedUsed + children.length, (n) => new Uint32Array(n));
+    this.listed.set(children, this.listedUsed);
+    this.listStart[id] = this.listedUsed + 1;
+    this.listLen[id] = children.length;
+    this.listedUsed += children.length;
+  }
+
+  /** The kept listing of directory `id` (child ids; read-only), or null if none was kept. */
+  listing(id: number): Uint32Array | null {
+    const start = id < this.listStart.length ? this.listStart[id]! : 0;
+    return start === 0 ? null : this.listed.subarray(start - 1, start - 1 + this.listLen[id]!);
+  }
 
   /** Ids handed out so far, the root included. */
   get size(): number {

@@ -13,7 +13,7 @@ import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { ContentStore } from './content.js';
 import { BufferFile, RecordError, type DirNode, type FileNode, type Node } from './node.js';
-import { grown, PathTable } from './paths.js';
+import { grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
 
 export const MANIFEST_FILE = 'MANIFEST.json';
 
@@ -161,7 +161,10 @@ export class Tree {
     const parent = await this.resolve(parentPath);
     if (!parent || parent.kind !== 'dir') return null;
     const node = await parent.lookup(name);
-    if (node) this.nodes.set(path, node);
+    if (node) {
+      this.nodes.set(path, node);
+      this.paths.setKind(this.paths.intern(path), node.kind === 'dir' ? KIND_DIR : KIND_FILE);
+    }
     return node;
   }
 
@@ -220,6 +223,15 @@ export class Tree {
 
   async readdir(path: string): Promise<string[]> {
     this.gate(path, 'readdir');
+    // A directory listed before lists the same (the tree is immutable): from the path
+    // table, with no scan. CHECKSUMS' walk after a copy, and a second ls, cost no RPC.
+    const id = this.paths.lookup(path);
+    const kept = id === 0 ? null : this.paths.listing(id);
+    if (kept) {
+      const names = new Array<string>(kept.length);
+      for (let i = 0; i < kept.length; i++) names[i] = this.paths.name(kept[i]!);
+      return names;
+    }
     let node: Node | null;
     try {
       node = await this.resolve(path);
@@ -232,6 +244,10 @@ export class Tree {
       const names = await node.list();
       const safe = names.filter(isSafeName);
       if (safe.length !== names.length) this.log.error({ path, dropped: names.length - safe.length }, 'unsafe names dropped from listing');
+      const dir = this.paths.intern(path);
+      const ids = new Uint32Array(safe.length);
+      for (let i = 0; i < safe.length; i++) ids[i] = this.paths.child(dir, safe[i]!);
+      this.paths.setListing(dir, ids);
       return safe;
     } catch (e) {
       throw this.fail(path, 'readdir', e);
@@ -323,7 +339,8 @@ export class Tree {
 
   /** A child's kind, or null if it fails to resolve. A file already hashed needs no node. */
   private async kindOf(p: string): Promise<'file' | 'dir' | null> {
-    if (this.fileHashes.has(p)) return 'file';
+    const k = this.paths.kind(this.paths.lookup(p));
+    if (k !== 0) return k === KIND_DIR ? 'dir' : 'file';
     const n = await this.resolve(p);
     return n ? n.kind : null;
   }

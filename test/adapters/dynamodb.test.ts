@@ -224,10 +224,9 @@ describe('dynamodb: laziness', () => {
   it('cat of one item = point reads only; ls pages the item range', async () => {
     const t: DdbTable = { name: 'many', hashKey: 'pk', hashType: 'S', rangeKey: 'sk', rangeType: 'N' };
     const items = Array.from({ length: 200 }, (_, i) => ({ pk: { S: `p${i % 20}` }, sk: { N: String(i) } }));
-    const r = await renderEntries(ddbTableWithItems(t, items), { pageSize: 16 });
-    open.push(r);
-    // Fresh tree state: a new render so nothing is cached for this path.
-    const r2 = await renderEntries(ddbTableWithItems(t, items), { pageSize: 16 });
+    // A tree nothing was listed or read in (a rendered one has every listing kept).
+    const fresh = await openTree(ddbTableWithItems(t, items), { pageSize: 16 });
+    const r2: Rendered = { tree: fresh.tree, files: new Map(), errors: new Map(), logs: fresh.logs, close: fresh.close };
     open.push(r2);
     const c = counting(r2);
     const body = await r2.tree.read('/dynamodb/many/items/p7/127.json', 0, 4096);
@@ -239,6 +238,10 @@ describe('dynamodb: laziness', () => {
     expect(hashes).toHaveLength(20);
     expect(c.pages).toBeGreaterThan(200 / 16);
     expect(c.pages).toBeLessThan(200 / 16 + 4);
+    // Listed once, kept: the same listing again costs no page.
+    c.pages = 0;
+    expect(await r2.tree.readdir('/dynamodb/many/items')).toEqual(hashes);
+    expect(c.pages).toBe(0);
     // readdirplus looks up every listed pk directory: the listing answers, no probe each.
     c.pages = 0;
     c.gets = 0;
