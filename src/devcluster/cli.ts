@@ -99,7 +99,7 @@ export async function main(argv: string[]): Promise<void> {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-  log.info({ signal: sig }, 'shutting down');
+  log.info({ signal: sig, calls: Object.fromEntries(cluster.calls) }, 'shutting down');
   await cluster.close();
   await source.close();
 }
