@@ -25,7 +25,7 @@ import type { Logger } from '../log.js';
 import { compareKeys } from './mvcc.js';
 import { nextKey } from './range.js';
 import { decodeRawGetResponse, decodeRawScanAtResponse } from './wire.js';
-import { SourceError, type KV, type PageSource, type ScanPageOptions } from './types.js';
+import { EMPTY_VALUE, SourceError, type KV, type PageSource, type ScanPageOptions } from './types.js';
 
 // ---------------------------------------------------------------------------
 // Contract loading
@@ -450,8 +450,6 @@ export class ClusterSource implements PageSource {
   }
 }
 
-const NO_VALUE = Buffer.alloc(0);
-
 /**
  * Defensive page hygiene: keep keys in [start, end), sort by unsigned bytes,
  * drop duplicates, cap at `limit`, blank values for keys-only pages. The
@@ -464,7 +462,7 @@ export function normalizePage(raw: { key: Buffer; value: Buffer }[], start: Buff
     const key = p.key;
     if (compareKeys(key, start) < 0) continue;
     if (end && compareKeys(key, end) >= 0) continue;
-    kvs.push(keysOnly && p.value.length > 0 ? { key, value: NO_VALUE } : p);
+    kvs.push(keysOnly && p.value.length > 0 ? { key, value: EMPTY_VALUE } : p);
   }
   let sorted = true;
   for (let i = 1; i < kvs.length; i++) {

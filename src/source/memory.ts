@@ -1,5 +1,5 @@
 import { compareKeys, isLive, type Version, lowerBound } from './mvcc.js';
-import type { KV, PageSource, ScanPageOptions } from './types.js';
+import { EMPTY_VALUE, type KV, type PageSource, type ScanPageOptions } from './types.js';
 
 interface Row {
   key: Buffer;
@@ -80,7 +80,7 @@ export class MemorySource implements PageSource {
       const row = this.rows[i]!;
       if (end && compareKeys(row.key, end) >= 0) break;
       const v = this.visible(row, ts);
-      if (v) out.push({ key: row.key, value: opts.keysOnly ? Buffer.alloc(0) : v.value });
+      if (v) out.push({ key: row.key, value: opts.keysOnly ? EMPTY_VALUE : v.value });
     }
     return out;
   }

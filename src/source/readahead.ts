@@ -24,9 +24,8 @@
 import { LRUCache } from 'lru-cache';
 import { compareKeys, lowerBound } from './mvcc.js';
 import { nextKey, prefixEnd } from './range.js';
-import type { KV, PageSource, ScanPageOptions } from './types.js';
+import { EMPTY_VALUE, type KV, type PageSource, type ScanPageOptions } from './types.js';
 
-const EMPTY = Buffer.alloc(0);
 
 interface Run {
   ts: bigint;
@@ -230,7 +229,7 @@ export class ReadAheadSource implements PageSource {
       for (; i < run.kvs.length && out.length < opts.limit; i++) {
         const kv = run.kvs[i]!;
         if (end !== null && compareKeys(kv.key, end) >= 0) break;
-        out.push(opts.keysOnly && kv.value.length > 0 ? { key: kv.key, value: EMPTY } : kv);
+        out.push(opts.keysOnly && kv.value.length > 0 ? { key: kv.key, value: EMPTY_VALUE } : kv);
       }
       if (i > run.reached) run.reached = i;
       if (run.scans) this.follow(run, i, null);

@@ -7,6 +7,10 @@
  * the newest version with commitTS <= ts, hidden when it is a tombstone or its
  * store-level expireAt <= ts.
  */
+
+/** The one zero-length value every source hands out (keys-only pages, empty values): nothing to allocate per key. */
+export const EMPTY_VALUE: Buffer = Buffer.alloc(0);
+
 export interface KV {
   key: Buffer;
   /** Empty when the scan was keys-only. */

@@ -16,8 +16,8 @@
  */
 
 import type { RawGetResponse, RawScanAtResponse } from './cluster.js';
+import { EMPTY_VALUE } from './types.js';
 
-const EMPTY: Buffer = Buffer.alloc(0);
 
 class Reader {
   pos: number;
@@ -72,7 +72,7 @@ class Reader {
   /** An owned copy of a length-delimited payload. */
   bytes(): Buffer {
     const [s, e] = this.span();
-    if (s === e) return EMPTY;
+    if (s === e) return EMPTY_VALUE;
     const out = Buffer.allocUnsafe(e - s);
     this.buf.copy(out, 0, s, e);
     return out;
@@ -114,8 +114,8 @@ export function decodeRawScanAtResponse(buf: Buffer): RawScanAtResponse {
     if (tag === 0x0a) {
       const [s, e] = r.span();
       const p = new Reader(buf, s, e);
-      let key: Buffer = EMPTY;
-      let value: Buffer = EMPTY;
+      let key: Buffer = EMPTY_VALUE;
+      let value: Buffer = EMPTY_VALUE;
       while (p.pos < p.end) {
         const t = p.u32();
         if (t === 0x0a) key = p.bytes();
@@ -134,7 +134,7 @@ export function decodeRawScanAtResponse(buf: Buffer): RawScanAtResponse {
 export function decodeRawGetResponse(buf: Buffer): RawGetResponse {
   const r = new Reader(buf, 0, buf.length);
   let readAt = 0n;
-  let value: Buffer = EMPTY;
+  let value: Buffer = EMPTY_VALUE;
   let exists = false;
   while (r.pos < r.end) {
     const tag = r.u32();
