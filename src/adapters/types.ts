@@ -51,6 +51,11 @@ export interface FileFactory {
    */
   rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode;
   /**
+   * Whether the file under `cacheKey` was rendered (or produced) and is still held: it
+   * exists, so a lookup may skip its existence read. False says nothing.
+   */
+  cached(cacheKey: string): boolean;
+  /**
    * A file produced by one streaming pass (messages.jsonl, a stream's .jsonl,
    * KEYMAP.jsonl, *_ttl.jsonl). `produce` writes chunks through `write`; content
    * beyond the memory bound spills to a temporary file. Produced at most once.

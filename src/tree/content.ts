@@ -137,6 +137,10 @@ export class ContentStore implements FileFactory {
     return p;
   }
 
+  cached(cacheKey: string): boolean {
+    return this.lru.has(cacheKey) || this.produced.has(cacheKey);
+  }
+
   rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode {
     // The size, once rendered, is the node's own: getattr and the hash tracker ask for it
     // again without an LRU lookup (the bytes may be evicted; their length cannot change).

@@ -28,6 +28,7 @@ import { SnapshotView } from '../../src/source/range.js';
 import { SnapshotSource } from '../../src/source/snapshot.js';
 import type { KV, PageSource, ScanPageOptions } from '../../src/source/types.js';
 import { Tree } from '../../src/tree/tree.js';
+import type { DirNode, FileNode } from '../../src/tree/node.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 
@@ -360,6 +361,36 @@ describe('redis laziness', () => {
       // 50 hashes x 40 fields = 2000 field rows; the skip-scan touches far fewer.
       expect(t.src.rows).toBeLessThan(50 * 16 + 50 + 10);
       expect(t.src.rows).toBeLessThan(2000);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a file looked up again once rendered (a copy: readdirplus, then the read, nodes evicted between) costs no existence read', async () => {
+    const entries: FsmEntry[] = [...redisHash('h1', [['f', 'v']]), ...redisString('s1', 'hello'), ...redisString('s2', 'world')];
+    const t = await countingTree(entries, 16);
+    try {
+      const strings = (await t.tree.resolve('/redis/db_0/strings')) as DirNode;
+      const hashes = (await t.tree.resolve('/redis/db_0/hashes')) as DirNode;
+      for (const [dir, name, want] of [
+        [strings, 's1.bin', 'hello'],
+        [hashes, 'h1.json', '"name": "f"'],
+      ] as const) {
+        t.src.reset();
+        const first = (await dir.lookup(name)) as FileNode;
+        expect(t.src.gets + t.src.pages, name).toBeGreaterThan(0);
+        const body = (await first.read(0, await first.size())).toString();
+        expect(body).toContain(want);
+        t.src.reset();
+        const again = (await dir.lookup(name)) as FileNode;
+        expect(t.src.gets + t.src.pages, name).toBe(0);
+        expect((await again.read(0, await again.size())).toString()).toBe(body);
+      }
+      // Not rendered yet: looked up as before (one read), and a missing key is still no file.
+      t.src.reset();
+      expect(await strings.lookup('s2.bin')).not.toBeNull();
+      expect(t.src.gets + t.src.pages).toBeGreaterThan(0);
+      expect(await strings.lookup('nope.bin')).toBeNull();
     } finally {
       await t.close();
     }

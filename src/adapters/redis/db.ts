@@ -648,19 +648,31 @@ class KeyDir implements DirNode {
     const uk = await this.resolve(name.slice(0, -ext.length));
     if (!uk) return null;
     const cacheKey = `${this.path}/${name}`;
+    // Rendered before (a copy looks every file up twice: readdirplus, then the read, with
+    // the nodes evicted in between): it exists, and its bytes are at hand; no existence read.
+    if (this.files.cached(cacheKey)) return this.node(uk, cacheKey, null);
     if (this.type === 'strings' || this.type === 'hll') {
       // The existence read doubles as the first render's read (getattr follows lookup).
-      const t = this.type;
-      let raw = await this.db.view.get(this.db.blobKey(t, uk));
-      if (raw === null) return null;
-      return this.files.rendered(cacheKey, () => {
-        const known = raw;
-        raw = null;
-        return this.db.renderBlob(t, uk, known);
-      });
+      const raw = await this.db.view.get(this.db.blobKey(this.type, uk));
+      return raw === null ? null : this.node(uk, cacheKey, raw);
     }
     if (!(await this.db.fileExists(this.type, uk))) return null;
+    return this.node(uk, cacheKey, null);
+  }
+
+  /** The file of user key `uk` (known to exist); `raw`: its blob value when already read. */
+  private node(uk: Buffer, cacheKey: string, raw: Buffer | null): Node {
     switch (this.type) {
+      case 'strings':
+      case 'hll': {
+        const t = this.type;
+        let known = raw;
+        return this.files.rendered(cacheKey, () => {
+          const k = known;
+          known = null;
+          return this.db.renderBlob(t, uk, k);
+        });
+      }
       case 'hashes':
         return this.files.rendered(cacheKey, () => this.db.renderHash(uk));
       case 'lists':
