@@ -26,7 +26,6 @@ import { compareKeys, lowerBound } from './mvcc.js';
 import { nextKey, prefixEnd } from './range.js';
 import { EMPTY_VALUE, type KV, type PageSource, type ScanPageOptions } from './types.js';
 
-
 interface Run {
   ts: bigint;
   start: Buffer;
