@@ -56,9 +56,40 @@ describe('wire decoders', () => {
   it('throw on truncated or malformed input instead of returning short data', () => {
     const wire = contract().RawKV.RawScanAt!.responseSerialize({ kv: [{ key: b('key'), value: b('value') }] });
     for (let cut = 1; cut < wire.length; cut++) expect(() => decodeRawScanAtResponse(wire.subarray(0, cut)), `cut at ${cut}`).toThrow(/protobuf/);
-    expect(() => decodeRawScanAtResponse(Buffer.from([0x0b]))).toThrow(/wire type 3/); // start-group: not proto3
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x0b]))).toThrow(/truncated group/); // start-group with no end
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x0b, 0x14]))).toThrow(/mismatched end group/); // group 1 ended as 2
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x0c]))).toThrow(/unexpected end group/);
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x0e]))).toThrow(/wire type 6/);
     expect(() => decodeRawScanAtResponse(Buffer.from([0x00, 0x00]))).toThrow(/field number 0/);
-    expect(() => decodeRawGetResponse(Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).toThrow(/10 bytes/);
-    expect(() => decodeRawScanAtResponse(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x7f]))).toThrow(/32 bits/);
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x10]))).toThrow(/over 2\^29-1/); // field 2^29
+    // Go's rule: a varint is at most 10 bytes and the tenth byte at most 1.
+    expect(() => decodeRawGetResponse(Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).toThrow(/overflows 64 bits/);
+    expect(() => decodeRawGetResponse(Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]))).toThrow(/overflows 64 bits/);
+    expect(() => decodeRawScanAtResponse(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x7f]))).toThrow(/past the end/);
+  });
+
+  it('skip a group of unknown fields, nested groups included, as the Go runtime does', () => {
+    // unknown group 3 { varint 1; group 4 { bytes 2 "zz" } } then the pair
+    const group = Buffer.from([0x1b, 0x08, 0x05, 0x23, 0x12, 2, 0x7a, 0x7a, 0x24, 0x1c]);
+    const pair = Buffer.from([0x0a, 6, 0x0a, 1, 0x6b, 0x12, 1, 0x76]); // kv { key "k", value "v" }
+    const got = decodeRawScanAtResponse(Buffer.concat([group, pair]));
+    expect(got.kv.map((p) => [p.key.toString(), p.value.toString()])).toEqual([['k', 'v']]);
+    const want = contract().RawKV.RawScanAt!.responseDeserialize(Buffer.concat([group, pair])) as { kv: { key: Buffer; value: Buffer }[] };
+    expect(want.kv.map((p) => [p.key.toString(), p.value.toString()])).toEqual([['k', 'v']]);
+  });
+
+  it('skip groups nested to Go\'s limit of 10,000 without recursion, and refuse one deeper', () => {
+    const pair = Buffer.from([0x0a, 6, 0x0a, 1, 0x6b, 0x12, 1, 0x76]);
+    const nested = (d: number): Buffer => Buffer.concat([Buffer.alloc(d, 0x1b), Buffer.alloc(d, 0x1c), pair]);
+    expect(decodeRawScanAtResponse(nested(10_000)).kv).toHaveLength(1);
+    expect(() => decodeRawScanAtResponse(nested(10_001))).toThrow(/maximum recursion depth/);
+  });
+
+  it('read a 64-bit varint exactly at every length', () => {
+    const c = contract();
+    for (const v of ['1', '127', '128', '16383', '16384', '9007199254740991', '9007199254740992', '9007199254740993', '18446744073709551614']) {
+      const got = decodeRawGetResponse(c.RawKV.RawGet!.responseSerialize({ read_at_index: v, value: Buffer.alloc(0), exists: true }));
+      expect(got.read_at_index).toBe(v);
+    }
   });
 });

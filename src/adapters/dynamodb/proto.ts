@@ -8,101 +8,13 @@
  * type is skipped as unknown, a repeated occurrence of a message field merges
  * into the earlier one, the last occurrence of a scalar (or of a oneof case)
  * wins, map entries with a missing key/value take the zero value and a later
- * duplicate key replaces an earlier one, groups of unknown fields are skipped.
+ * duplicate key replaces an earlier one, groups of unknown fields are skipped
+ * (the wire rules themselves are format/protowire.ts's).
  */
 
-export class ProtoError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProtoError';
-  }
-}
+import { eachField as fields, ProtoError } from '../../format/protowire.js';
 
-const MAX_DEPTH = 10_000;
-
-// ---------------------------------------------------------------- reader
-
-class Reader {
-  pos = 0;
-  constructor(
-    readonly buf: Buffer,
-    readonly end: number = buf.length,
-    start = 0,
-  ) {
-    this.pos = start;
-  }
-  done(): boolean {
-    return this.pos >= this.end;
-  }
-  varint(): bigint {
-    let result = 0n;
-    let shift = 0n;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new ProtoError('unexpected EOF in varint');
-      const b = this.buf[this.pos++]!;
-      if (i === 9 && b > 1) throw new ProtoError('varint overflows 64 bits');
-      result |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return result;
-      shift += 7n;
-    }
-    throw new ProtoError('varint overflows 64 bits');
-  }
-  /** A varint known to be small (tags, lengths); checked against the buffer. */
-  smallVarint(): number {
-    const v = this.varint();
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtoError('length out of range');
-    return Number(v);
-  }
-  bytes(): Buffer {
-    const n = this.smallVarint();
-    if (n > this.end - this.pos) throw new ProtoError('length-delimited field exceeds message');
-    const out = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
-  }
-  skip(wire: number, field: number, depth: number): void {
-    switch (wire) {
-      case 0:
-        this.varint();
-        return;
-      case 1:
-        if (this.end - this.pos < 8) throw new ProtoError('unexpected EOF in fixed64');
-        this.pos += 8;
-        return;
-      case 2:
-        this.bytes();
-        return;
-      case 5:
-        if (this.end - this.pos < 4) throw new ProtoError('unexpected EOF in fixed32');
-        this.pos += 4;
-        return;
-      case 3: {
-        if (depth > MAX_DEPTH) throw new ProtoError('exceeded maximum recursion depth');
-        for (;;) {
-          if (this.done()) throw new ProtoError('unexpected EOF in group');
-          const [f, w] = this.tag();
-          if (w === 4) {
-            if (f !== field) throw new ProtoError('mismatched end group');
-            return;
-          }
-          this.skip(w, f, depth + 1);
-        }
-      }
-      case 4:
-        throw new ProtoError('unexpected end group');
-      default:
-        throw new ProtoError(`invalid wire type ${wire}`);
-    }
-  }
-  tag(): [number, number] {
-    const t = this.varint();
-    const field = t >> 3n;
-    const wire = Number(t & 7n);
-    if (field === 0n || field > 0x1fffffffn) throw new ProtoError('invalid field number');
-    if (wire === 6 || wire === 7) throw new ProtoError(`invalid wire type ${wire}`);
-    return [Number(field), wire];
-  }
-}
+export { ProtoError };
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -111,16 +23,6 @@ function str(b: Buffer): string {
     return utf8Decoder.decode(b);
   } catch {
     throw new ProtoError('string field contains invalid UTF-8');
-  }
-}
-
-/** Iterate the fields of one message; `on` returns false for a field it does not take (skipped as unknown). */
-function fields(buf: Buffer, depth: number, on: (field: number, wire: number, r: Reader) => boolean): void {
-  if (depth > MAX_DEPTH) throw new ProtoError('exceeded maximum recursion depth');
-  const r = new Reader(buf);
-  while (!r.done()) {
-    const [f, w] = r.tag();
-    if (!on(f, w, r)) r.skip(w, f, depth);
   }
 }
 
@@ -279,7 +181,7 @@ function decodeAttrValue(buf: Buffer, prev: AttrValue, depth: number): AttrValue
   fields(buf, depth, (f, w, r) => {
     if (f === 4 || f === 5) {
       if (w !== 0) return false;
-      const v = r.varint() !== 0n;
+      const v = r.bool();
       av = f === 4 ? { t: 'BOOL', v } : { t: 'NULL', v };
       return true;
     }

@@ -4,6 +4,8 @@
  * Decoders throw DecodeError; callers wrap it into a RecordError naming the key.
  */
 
+import { eachField, ProtoError, type WireReader } from '../../format/protowire.js';
+
 export class DecodeError extends Error {
   constructor(message: string) {
     super(message);
@@ -11,6 +13,7 @@ export class DecodeError extends Error {
   }
 }
 
+const EMPTY: Buffer = Buffer.alloc(0);
 const MAX_INT64 = (1n << 63n) - 1n;
 
 /** A simple value (`!redis|str|` 0xFF 0x01, `!redis|hll|` 0xFF 0x02) with its optional inline TTL. */
@@ -101,83 +104,18 @@ export function validUtf8(b: Buffer): boolean {
   }
 }
 
-interface Field {
-  num: number;
-  wire: number;
-  /** varint / fixed values */
-  int?: bigint;
-  /** length-delimited payload */
-  bytes?: Buffer;
-}
-
-function readVarint(buf: Buffer, pos: number): [bigint, number] {
-  let result = 0n;
-  let shift = 0n;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= buf.length) throw new DecodeError('proto: truncated varint');
-    const c = buf[pos++]!;
-    result |= BigInt(c & 0x7f) << shift;
-    if ((c & 0x80) === 0) return [BigInt.asUintN(64, result), pos];
-    shift += 7n;
+/** eachField with the reader's errors as this module's DecodeError. */
+function fields(buf: Buffer, on: (field: number, wire: number, r: WireReader) => boolean): void {
+  try {
+    eachField(buf, 0, on);
+  } catch (e) {
+    if (e instanceof ProtoError) throw new DecodeError(e.message);
+    throw e;
   }
-  throw new DecodeError('proto: varint overflow');
 }
 
-/** Top-level fields of one message, in wire order (groups skipped). */
-function fields(buf: Buffer): Field[] {
-  const out: Field[] = [];
-  let pos = 0;
-  const groups: number[] = [];
-  while (pos < buf.length) {
-    let tag: bigint;
-    [tag, pos] = readVarint(buf, pos);
-    const num = Number(tag >> 3n);
-    const wire = Number(tag & 7n);
-    if (num <= 0 || tag >> 3n > 0x1fffffffn) throw new DecodeError('proto: invalid field number');
-    let f: Field | null = null;
-    switch (wire) {
-      case 0: {
-        let v: bigint;
-        [v, pos] = readVarint(buf, pos);
-        f = { num, wire, int: v };
-        break;
-      }
-      case 1:
-        if (pos + 8 > buf.length) throw new DecodeError('proto: truncated fixed64');
-        f = { num, wire, int: buf.readBigUInt64LE(pos) };
-        pos += 8;
-        break;
-      case 5:
-        if (pos + 4 > buf.length) throw new DecodeError('proto: truncated fixed32');
-        f = { num, wire, int: BigInt(buf.readUInt32LE(pos)) };
-        pos += 4;
-        break;
-      case 2: {
-        let n: bigint;
-        [n, pos] = readVarint(buf, pos);
-        if (n > BigInt(buf.length - pos)) throw new DecodeError('proto: truncated bytes');
-        f = { num, wire, bytes: buf.subarray(pos, pos + Number(n)) };
-        pos += Number(n);
-        break;
-      }
-      case 3:
-        groups.push(num);
-        break;
-      case 4:
-        if (groups.pop() !== num) throw new DecodeError('proto: mismatched end group');
-        break;
-      default:
-        throw new DecodeError(`proto: invalid wire type ${wire}`);
-    }
-    if (f && groups.length === 0) out.push(f);
-  }
-  if (groups.length) throw new DecodeError('proto: unterminated group');
-  return out;
-}
-
-function protoString(f: Field): Buffer {
-  const s = f.bytes!;
-  if (!validUtf8(s)) throw new DecodeError('proto: string field contains invalid UTF-8');
+function protoString(s: Buffer): Buffer {
+  if (!validUtf8(s)) throw new DecodeError('protobuf: string field contains invalid UTF-8');
   return s;
 }
 
@@ -193,21 +131,20 @@ const STREAM_ENTRY_MAGIC = Buffer.from([0x00, 0x52, 0x58, 0x45, 0x01]); // 0x00 
 export function decodeZSetBlob(raw: Buffer): ZSetEntry[] {
   if (raw.length < 4 || !raw.subarray(0, 4).equals(ZSET_BLOB_MAGIC)) throw new DecodeError('missing or corrupt zset blob magic prefix');
   const out: ZSetEntry[] = [];
-  for (const f of fields(raw.subarray(4))) {
-    if (f.num !== 1 || f.wire !== 2) continue;
-    let member: Buffer = Buffer.alloc(0);
+  fields(raw.subarray(4), (f, w, r) => {
+    if (f !== 1 || w !== 2) return false;
+    let member: Buffer = EMPTY;
     let score = 0;
-    for (const g of fields(f.bytes!)) {
-      if (g.num === 1 && g.wire === 2) member = protoString(g);
-      else if (g.num === 2 && g.wire === 1) {
-        const tmp = Buffer.alloc(8);
-        tmp.writeBigUInt64LE(g.int!);
-        score = tmp.readDoubleLE(0);
-      }
-    }
+    fields(r.bytes(), (g, gw, gr) => {
+      if (g === 1 && gw === 2) member = protoString(gr.bytes());
+      else if (g === 2 && gw === 1) score = gr.double();
+      else return false;
+      return true;
+    });
     if (Number.isNaN(score)) throw new DecodeError('NaN score in zset blob');
     out.push({ member, score });
-  }
+    return true;
+  });
   return out;
 }
 
@@ -215,11 +152,12 @@ export function decodeZSetBlob(raw: Buffer): ZSetEntry[] {
 export function decodeStreamEntry(raw: Buffer): Buffer[] {
   if (raw.length < 5 || !raw.subarray(0, 5).equals(STREAM_ENTRY_MAGIC)) throw new DecodeError('missing or corrupt stream entry magic prefix');
   const out: Buffer[] = [];
-  for (const f of fields(raw.subarray(5))) {
-    if (f.wire !== 2) continue;
-    if (f.num === 1) protoString(f);
-    else if (f.num === 2) out.push(protoString(f));
-  }
+  fields(raw.subarray(5), (f, w, r) => {
+    if (w !== 2 || (f !== 1 && f !== 2)) return false;
+    const v = protoString(r.bytes());
+    if (f === 2) out.push(v);
+    return true;
+  });
   if (out.length % 2 !== 0) throw new DecodeError(`odd stream field count ${out.length}`);
   return out;
 }
