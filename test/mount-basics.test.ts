@@ -55,15 +55,17 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     });
   }
 
-  it('the daemon gets V8 helper threads for the cores beside its main thread and, under a small cache, a small young generation, unless told otherwise', () => {
+  it('the daemon gets V8 helper threads for the cores beside its main thread, a 4x old-generation growth factor and, under a small cache, a small young generation, unless told otherwise', () => {
     const MiB = 2 ** 20;
-    expect(daemonExecArgv([], 256 * MiB, 2)).toEqual(['--v8-pool-size=1']);
-    expect(daemonExecArgv(['--inspect'], 256 * MiB, 3)).toEqual(['--inspect', '--v8-pool-size=2']);
-    expect(daemonExecArgv([], 256 * MiB, 16)).toEqual(['--v8-pool-size=4']);
-    expect(daemonExecArgv(['--v8-pool-size=3'], 256 * MiB, 2)).toEqual(['--v8-pool-size=3']);
+    const G = '--heap-growing-percent=300';
+    expect(daemonExecArgv([], 256 * MiB, 2)).toEqual(['--v8-pool-size=1', G]);
+    expect(daemonExecArgv(['--inspect'], 256 * MiB, 3)).toEqual(['--inspect', '--v8-pool-size=2', G]);
+    expect(daemonExecArgv([], 256 * MiB, 16)).toEqual(['--v8-pool-size=4', G]);
+    expect(daemonExecArgv(['--v8-pool-size=3'], 256 * MiB, 2)).toEqual(['--v8-pool-size=3', G]);
+    expect(daemonExecArgv(['--heap-growing-percent=50'], 256 * MiB, 2)).toEqual(['--heap-growing-percent=50', '--v8-pool-size=1']);
     // A small cache gets a small young generation, unless the operator chose one.
-    expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8']);
-    expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1']);
+    expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8', G]);
+    expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1', G]);
   });
 
   it('--daemon returns 0 only once the mount answers; fusermount -u ends the daemon', async () => {
@@ -76,7 +78,9 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     const pid = Number(/"pid":(\d+)/.exec(readFileSync(log, 'utf8'))![1]);
     // V8's helper threads sized to the cores beside the main thread (Node's default is 4).
     const cores = (await import('node:os')).availableParallelism();
-    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain(`--v8-pool-size=${Math.max(1, Math.min(4, cores - 1))}`);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(cmdline).toContain(`--v8-pool-size=${Math.max(1, Math.min(4, cores - 1))}`);
+    expect(cmdline).toContain('--heap-growing-percent=300');
     await execFileP('fusermount', ['-u', mnt]);
     await waitFor(() => {
       try {
