@@ -229,6 +229,25 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       }
     });
 
+    it('a listing pushes its first files into the page cache: reading them after `ls -l` costs no READ', async () => {
+      // A directory of the expected tree with small files in it (the golden trees have several).
+      const d = (await sh(`find . -type f -size -1024k -printf '%h\\n' | sort | uniq -c | sort -rn | head -1 | awk '{print $2}'`, golden.expected)).stdout.trim();
+      expect(d).not.toBe('');
+      const files = (await sh(`find '${d}' -maxdepth 1 -type f | sort`, golden.expected)).stdout.trim().split('\n');
+      expect(files.length).toBeGreaterThan(0);
+      const nat = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native', '--log-level', 'debug']);
+      try {
+        expect((await sh(`ls -l '${d}'`, nat.mnt)).code).toBe(0);
+        await new Promise((r) => setTimeout(r, 300)); // the pushes follow the listing's reply
+        for (const f of files) expect((await sh(`cmp '${f}' '${join(golden.expected, f)}'`, nat.mnt)).code, f).toBe(0);
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      expect(ops.prefilled).toBeGreaterThanOrEqual(files.length);
+      expect(ops.read).toBe(0);
+    });
+
     it('a copy of the whole mount builds CHECKSUMS from the hashes of bytes it read: listing the root does not read the tree', async () => {
       const nat = await mount(['--snapshot', golden.fsm, ...golden.flags, '--fuse-backend', 'native', '--log-level', 'debug']);
       const out = tempDir('ekv-native-cp-');

@@ -175,6 +175,8 @@ class Inodes {
  * already holds (from readdirplus) are rendered and pushed into the kernel's page
  * cache (notify_store), so their reads never leave the kernel. The window doubles
  * while reads keep landing ahead of it and never runs more than one window ahead.
+ * The first window goes as soon as readdirplus has given the kernel its entries, so a
+ * directory that fits in one window is copied without a single READ.
  *
  * Reads of pushed files never reach us, so each window leaves one file half a window
  * from its end unpushed: its READ is a sentinel that says where the reader is, and the
@@ -200,6 +202,8 @@ interface Listing {
   /** Entries below this index were pushed (or skipped). */
   pushedTo: number;
   window: number;
+  /** The first window was pushed when the listing's attributes came in. */
+  started: boolean;
 }
 
 function child(dir: string, name: string): string {
@@ -395,6 +399,13 @@ export class NativeFuseMount {
         }
         // Entries that did not make it into the reply were never counted by the kernel.
         for (let i = added; i < inos.length; i++) if (inos[i]) this.inodes.forget(inos[i]!, 1);
+        // The first window's attributes are in: push its files now. A copy reads them next, and
+        // their bytes were rendered for these sizes; waiting for the first READ costs the round
+        // trip of one more request per directory (most directories of this tree fit in a window).
+        if (l && l.names === names && l.pushedTo === 0 && !l.started && off + added >= Math.min(names.length, l.window)) {
+          l.started = true;
+          void this.pushAfter(l, -1)?.queued;
+        }
       });
     }).catch(this.fail(id));
   }
@@ -425,7 +436,7 @@ export class NativeFuseMount {
     if (this.listings.get(dir)?.names === names) return;
     this.listings.delete(dir);
     const n = names.length;
-    const l: Listing = { dir, names, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST };
+    const l: Listing = { dir, names, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST, started: false };
     this.listings.set(dir, l);
     if (this.listings.size > LISTINGS_KEPT) this.listings.delete(this.listings.keys().next().value!);
   }
@@ -441,6 +452,11 @@ export class NativeFuseMount {
     const l = this.listings.get(cut <= 0 ? '/' : path.slice(0, cut));
     const i = l?.pos.get(ino);
     if (!l || i === undefined) return null;
+    return this.pushAfter(l, i);
+  }
+
+  /** Push the window after entry `i` of a listing (-1: from its first entry); see prefill. */
+  private pushAfter(l: Listing, i: number): { queued: Promise<unknown>; defer: boolean; wait: boolean } | null {
     const defer = !(i < l.pushedTo && l.sizes[i]! > 0);
     // Reads still well inside the pushed window need nothing; a read past it (or near its end) pushes more.
     if (i + 1 < l.pushedTo - (l.window >> 1)) return null;
