@@ -123,6 +123,8 @@ const FAST_DECODERS: Record<string, (b: Buffer) => unknown> = {
 
 /** Largest `limit` elastickv accepts in one RawScanAt (store.MaxDeltaScanLimit + 1). */
 export const MAX_SCAN_LIMIT = 1025;
+/** HTTP/2 flow-control window of our connections (stream and connection), bytes. */
+const FLOW_CONTROL_WINDOW = 16 << 20;
 /** The message elastickv sends with FAILED_PRECONDITION for a compacted read ts. */
 export const COMPACTED_MESSAGE = 'read timestamp has been compacted';
 
@@ -275,6 +277,10 @@ export class ClusterClient {
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 5_000,
+      // HTTP/2's default window is 64 KiB: a 2-3 MiB page then crosses in window-sized bursts,
+      // each waiting for a WINDOW_UPDATE our (busy) event loop sends. Pages in flight are few
+      // and bounded by what we ask for, so the window can cover several of them.
+      'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
     };
     if (opts.tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = opts.tls.serverName;
     this.clients = eps.map((ep) => new grpc.Client(ep, creds, channelOptions));
