@@ -119,10 +119,7 @@ export class WireReader {
 
   /** A fixed64 field as a little-endian double. */
   double(): number {
-    this.need(8);
-    const v = this.buf.readDoubleLE(this.pos);
-    this.pos += 8;
-    return v;
+    return this.buf.readDoubleLE(this.fixed(8));
   }
 
   /**
@@ -154,23 +151,25 @@ export class WireReader {
         this.num();
         return;
       case 1:
-        this.need(8);
-        this.pos += 8;
+        this.fixed(8);
         return;
       case 2:
         this.payload();
         return;
       case 5:
-        this.need(4);
-        this.pos += 4;
+        this.fixed(4);
         return;
       default:
         throw new ProtoError('unexpected end group');
     }
   }
 
-  private need(n: number): void {
-    if (this.end - this.pos < n) throw new ProtoError('truncated fixed-width field');
+  /** Step over a fixed-width value of `n` bytes; returns where it starts. */
+  private fixed(n: number): number {
+    const s = this.pos;
+    if (this.end - s < n) throw new ProtoError('truncated fixed-width field');
+    this.pos = s + n;
+    return s;
   }
 }
 

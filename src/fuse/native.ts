@@ -202,8 +202,6 @@ interface Listing {
   /** Entries below this index were pushed (or skipped). */
   pushedTo: number;
   window: number;
-  /** The first window was pushed when the listing's attributes came in. */
-  started: boolean;
 }
 
 function child(dir: string, name: string): string {
@@ -402,10 +400,8 @@ export class NativeFuseMount {
         // The first window's attributes are in: push its files now. A copy reads them next, and
         // their bytes were rendered for these sizes; waiting for the first READ costs the round
         // trip of one more request per directory (most directories of this tree fit in a window).
-        if (l && l.names === names && l.pushedTo === 0 && !l.started && off + added >= Math.min(names.length, l.window)) {
-          l.started = true;
-          void this.pushAfter(l, -1)?.queued;
-        }
+        // (pushedTo stays 0 only until then: a window push always moves it past its first entry.)
+        if (l && l.names === names && l.pushedTo === 0 && off + added >= Math.min(names.length, l.window)) this.pushAfter(l, -1);
       });
     }).catch(this.fail(id));
   }
@@ -436,7 +432,7 @@ export class NativeFuseMount {
     if (this.listings.get(dir)?.names === names) return;
     this.listings.delete(dir);
     const n = names.length;
-    const l: Listing = { dir, names, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST, started: false };
+    const l: Listing = { dir, names, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST };
     this.listings.set(dir, l);
     if (this.listings.size > LISTINGS_KEPT) this.listings.delete(this.listings.keys().next().value!);
   }
