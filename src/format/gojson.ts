@@ -52,6 +52,16 @@ export interface MarshalOptions {
 
 const HEX = '0123456789abcdef';
 
+/** Printable ASCII other than '"' and '\\' (and, for escapeHTML, '&', '<', '>'): emitted as they are. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const PLAIN_HTML = /^[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x5b\x5d-\x7e]*$/;
+
+/** Append Go's JSON encoding of a JS string (its UTF-8 bytes) to out. */
+function writeString(out: string[], s: string, escapeHTML: boolean): void {
+  if ((escapeHTML ? PLAIN_HTML : PLAIN).test(s)) out.push('"' + s + '"');
+  else writeStringBytes(out, Buffer.from(s, 'utf8'), escapeHTML);
+}
+
 /** Append Go's JSON encoding of a byte string to out. */
 function writeStringBytes(out: string[], b: Buffer, escapeHTML: boolean): void {
   let s = '"';
@@ -160,7 +170,7 @@ function writeValue(out: string[], v: GoValue | undefined, opts: Required<Marsha
       out.push(v.toString());
       return;
     case 'string':
-      writeStringBytes(out, Buffer.from(v, 'utf8'), opts.escapeHTML);
+      writeString(out, v, opts.escapeHTML);
       return;
   }
   if (v instanceof GoStr) return writeStringBytes(out, v.bytes, opts.escapeHTML);
@@ -188,13 +198,8 @@ function writeValue(out: string[], v: GoValue | undefined, opts: Required<Marsha
     return;
   }
   let fields: [Buffer | string, GoValue | undefined][];
-  if (v instanceof GoMap) {
-    fields = v.entries
-      .map(([k, x]) => [typeof k === 'string' ? Buffer.from(k, 'utf8') : k, x] as [Buffer, GoValue])
-      .sort((a, b) => Buffer.compare(a[0], b[0]));
-  } else {
-    fields = Object.entries(v).filter(([, x]) => x !== undefined);
-  }
+  if (v instanceof GoMap) fields = sortedEntries(v.entries);
+  else fields = Object.entries(v).filter(([, x]) => x !== undefined);
   if (fields.length === 0) {
     out.push('{}');
     return;
@@ -203,7 +208,8 @@ function writeValue(out: string[], v: GoValue | undefined, opts: Required<Marsha
   fields.forEach(([k, x], i) => {
     if (i > 0) out.push(',');
     newline(out, opts.indent, depth + 1);
-    writeStringBytes(out, typeof k === 'string' ? Buffer.from(k, 'utf8') : k, opts.escapeHTML);
+    if (typeof k === 'string') writeString(out, k, opts.escapeHTML);
+    else writeStringBytes(out, k, opts.escapeHTML);
     out.push(opts.indent ? ': ' : ':');
     writeValue(out, x, opts, depth + 1);
   });
@@ -211,9 +217,28 @@ function writeValue(out: string[], v: GoValue | undefined, opts: Required<Marsha
   out.push('}');
 }
 
+/** Below the surrogates, UTF-16 code-unit order is UTF-8 byte order. */
+const BELOW_SURROGATES = /^[\x00-\ud7ff]*$/;
+
+/** A map's entries sorted bytewise by key (Go's map order), as strings where comparing strings gives that order. */
+function sortedEntries(entries: [string | Buffer, GoValue][]): [string | Buffer, GoValue][] {
+  if (entries.length <= 1) return entries;
+  if (entries.every(([k]) => typeof k === 'string' && BELOW_SURROGATES.test(k))) {
+    return [...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+  return entries
+    .map(([k, x]) => [typeof k === 'string' ? Buffer.from(k, 'utf8') : k, x] as [Buffer, GoValue])
+    .sort((a, b) => Buffer.compare(a[0], b[0]));
+}
+
+/** "\n" + indent × depth, made once per indent and depth. */
+const newlines = new Map<string, string[]>();
+
 function newline(out: string[], indent: string, depth: number): void {
   if (!indent) return;
-  out.push('\n' + indent.repeat(depth));
+  let byDepth = newlines.get(indent);
+  if (!byDepth) newlines.set(indent, (byDepth = []));
+  out.push((byDepth[depth] ??= '\n' + indent.repeat(depth)));
 }
 
 /** Compact a JSON text, then (when indenting) re-indent it the way Go's encoder does for RawMessage. */
