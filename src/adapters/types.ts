@@ -46,8 +46,9 @@ export function defaultDecodeOptions(): DecodeOptions {
 export interface FileFactory {
   /**
    * A small file rendered whole by `render` (one record's JSON, a `.bin` value).
-   * Rendered at most once while cached; `cacheKey` must be unique in the mount
-   * (use the file's path).
+   * Rendered at most once while cached. `cacheKey` is the file's absolute path in the
+   * tree ("/redis/db_0/strings/k.bin"): the tree answers reads and sizes of a path
+   * straight from the bytes cached under it.
    */
   rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode;
   /**
@@ -57,7 +58,7 @@ export interface FileFactory {
   cached(cacheKey: string): boolean;
   /**
    * A file produced by one streaming pass (messages.jsonl, a stream's .jsonl,
-   * KEYMAP.jsonl, *_ttl.jsonl). `produce` writes chunks through `write`; content
+   * KEYMAP.jsonl, *_ttl.jsonl), under its absolute path as for rendered. `produce` writes chunks through `write`; content
    * beyond the memory bound spills to a temporary file. Produced at most once.
    * `drain` resolves once every chunk written so far has reached the spill file:
    * a fast producer awaits it now and then to keep queued chunks bounded.

@@ -141,6 +141,19 @@ export class ContentStore implements FileFactory {
     return this.lru.has(cacheKey) || this.produced.has(cacheKey);
   }
 
+  /** The whole bytes of the file at `path` while they are in memory (a hit counts as use). */
+  peek(path: string): Buffer | undefined {
+    const b = this.lru.get(path);
+    if (b) this.stats.hits++;
+    return b;
+  }
+
+  /** Keep a file's whole bytes, rendered by a listing pass (DirNode.entries), under its path. */
+  put(path: string, bytes: Buffer): void {
+    this.stats.renders++;
+    this.lru.set(path, this.arena.own(bytes));
+  }
+
   rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode {
     // The size, once rendered, is the node's own: getattr and the hash tracker ask for it
     // again without an LRU lookup (the bytes may be evicted; their length cannot change).

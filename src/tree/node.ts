@@ -15,6 +15,25 @@ export interface DirNode {
   list(): Promise<string[]>;
   /** The child with this name, or null. Must agree with list(). */
   lookup(name: string): Promise<Node | null>;
+  /**
+   * Optional, for directories of small files rendered from one key range: the listing
+   * (the same names, in the same order, as list()) in batches, with each file's whole
+   * bytes rendered in the same scan with values. A listing with attributes (readdirplus,
+   * `ls -l`, a copy) then costs one pass over the range instead of a keys-only pass and
+   * a lookup, a read and a render per file.
+   */
+  entries?(): AsyncGenerator<Entry[]>;
+}
+
+/**
+ * One child from DirNode.entries(). `bytes`: a file's whole content (what read() of
+ * its node serves); absent for a directory, and for a file the pass did not render
+ * (too large, or a record that fails: its lookup then reports the failure).
+ */
+export interface Entry {
+  name: string;
+  kind: 'file' | 'dir';
+  bytes?: Buffer;
 }
 
 export interface FileNode {

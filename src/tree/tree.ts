@@ -4,7 +4,7 @@
  * MANIFEST.json, and CHECKSUMS last (so cp/tar read every other file first and
  * CHECKSUMS is built from hashes of bytes already streamed).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash, type Hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import type { Adapter, AdapterContext, AdapterName, DecodeOptions } from '../adapters/types.js';
@@ -12,7 +12,7 @@ import { checksumLine, CHECKSUMS_FILE } from '../format/checksums.js';
 import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { ContentStore } from './content.js';
-import { BufferFile, RecordError, type DirNode, type FileNode, type Node } from './node.js';
+import { BufferFile, RecordError, type DirNode, type Entry, type FileNode, type Node } from './node.js';
 import { grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
 
 export const MANIFEST_FILE = 'MANIFEST.json';
@@ -66,6 +66,13 @@ interface SeqHash {
   aheadBytes: number;
 }
 
+/** One-shot sha256 (no Hash object: ~1.0 µs for a 600-byte file against ~1.45). */
+const sha256 = (b: Buffer): Buffer => hash('sha256', b, 'buffer');
+
+/** Directory read-ahead: sibling directories listed ahead of a walk, after listings of at most so many entries. */
+const SIBLING_PREFETCH_DIRS = 4;
+const SIBLING_PREFETCH_MAX_ENTRIES = 1024;
+
 /** Bytes of out-of-order reads held per file while its hash waits for the gap before them. */
 const HASH_AHEAD_BYTES = 8 << 20;
 /** ... and for all files together. */
@@ -106,6 +113,10 @@ export class Tree {
   /** Bytes held in every file's `ahead` together. */
   private aheadBytes = 0;
   private readonly loggedErrors = new Set<string>();
+  /** Listings being made, by path: a readdir of a directory being read ahead waits for it. */
+  private readonly listingsInFlight = new Map<string, Promise<string[]>>();
+  /** Where the last directory read-ahead stood: a parent's id and the index in its listing. */
+  private readonly siblingCursor = { parent: 0, at: 0 };
   private checksumsBuilt = false;
 
   constructor(private readonly opts: TreeOptions) {
@@ -194,6 +205,9 @@ export class Tree {
 
   async getattr(path: string): Promise<Attr> {
     this.gate(path, 'getattr');
+    // A file whose bytes are in memory (rendered by its listing, or read before) is that size.
+    const cached = this.content.peek(path);
+    if (cached) return { kind: 'file', size: cached.length };
     let node: Node | null;
     try {
       node = await this.resolve(path);
@@ -222,7 +236,18 @@ export class Tree {
   }
 
   async readdir(path: string): Promise<string[]> {
-    this.gate(path, 'readdir');
+    const names = await this.listing(path);
+    this.prefetchSiblings(path, names.length);
+    return names;
+  }
+
+  /** A directory's names: kept from before, the listing being made, or a new one. */
+  private listing(path: string): Promise<string[]> {
+    try {
+      this.gate(path, 'readdir');
+    } catch (e) {
+      return Promise.reject(e);
+    }
     // A directory listed before lists the same (the tree is immutable): from the path
     // table, with no scan. CHECKSUMS' walk after a copy, and a second ls, cost no RPC.
     const id = this.paths.lookup(path);
@@ -230,8 +255,52 @@ export class Tree {
     if (kept) {
       const names = new Array<string>(kept.length);
       for (let i = 0; i < kept.length; i++) names[i] = this.paths.name(kept[i]!);
-      return names;
+      return Promise.resolve(names);
     }
+    let p = this.listingsInFlight.get(path);
+    if (!p) {
+      p = this.makeListing(path).finally(() => this.listingsInFlight.delete(path));
+      this.listingsInFlight.set(path, p);
+    }
+    return p;
+  }
+
+  /**
+   * Directory read-ahead for walks through many small directories (`items/<pk>/` of a
+   * DynamoDB table): once a small listing is made or asked for, the next few sibling
+   * directories (in the parent's listing order, which is the order cp, tar and rsync take)
+   * are listed in the background, rendering their files, while the reader copies this one.
+   */
+  private prefetchSiblings(path: string, count: number): void {
+    if (count > SIBLING_PREFETCH_MAX_ENTRIES || path === '/') return;
+    const cut = path.lastIndexOf('/');
+    const parentPath = cut <= 0 ? '/' : path.slice(0, cut);
+    const parent = this.paths.lookup(parentPath);
+    const kids = parent === 0 ? null : this.paths.listing(parent);
+    const self = this.paths.lookup(path);
+    if (!kids || self === 0) return;
+    // Where this directory stands in its parent's listing: a walk goes forward from the last one.
+    const c = this.siblingCursor;
+    let at = c.parent === parent && c.at < kids.length ? c.at : 0;
+    if (kids[at] !== self) {
+      const found = kids.indexOf(self, at);
+      at = found >= 0 ? found : kids.indexOf(self);
+      if (at < 0) return;
+    }
+    c.parent = parent;
+    c.at = at;
+    const base = parentPath === '/' ? '/' : `${parentPath}/`;
+    for (let j = at + 1, ahead = 0; j < kids.length && ahead < SIBLING_PREFETCH_DIRS; j++) {
+      const id = kids[j]!;
+      if (this.paths.kind(id) !== KIND_DIR) continue;
+      ahead++;
+      if (this.paths.listing(id)) continue;
+      // A failure is the directory's own (logged once); its readdir reports it when asked.
+      this.listing(base + this.paths.name(id)).catch(() => {});
+    }
+  }
+
+  private async makeListing(path: string): Promise<string[]> {
     let node: Node | null;
     try {
       node = await this.resolve(path);
@@ -241,10 +310,11 @@ export class Tree {
     if (!node) throw new TreeError('ENOENT', `${path}: no such file or directory`);
     if (node.kind !== 'dir') throw new TreeError('ENOTDIR', `${path}: not a directory`);
     try {
+      const dir = this.paths.intern(path);
+      if (node.entries) return await this.listEntries(path, dir, node.entries());
       const names = await node.list();
       const safe = names.filter(isSafeName);
       if (safe.length !== names.length) this.log.error({ path, dropped: names.length - safe.length }, 'unsafe names dropped from listing');
-      const dir = this.paths.intern(path);
       const ids = new Uint32Array(safe.length);
       for (let i = 0; i < safe.length; i++) ids[i] = this.paths.child(dir, safe[i]!);
       this.paths.setListing(dir, ids);
@@ -252,6 +322,35 @@ export class Tree {
     } catch (e) {
       throw this.fail(path, 'readdir', e);
     }
+  }
+
+  /**
+   * A listing made by DirNode.entries(): each child's kind is recorded, and each rendered
+   * file's bytes are kept under its path, so the attributes a listing is asked for next
+   * (readdirplus) and the reads of a copy are answered from them.
+   */
+  private async listEntries(path: string, dir: number, batches: AsyncGenerator<Entry[]>): Promise<string[]> {
+    const base = path === '/' ? '/' : `${path}/`;
+    const safe: string[] = [];
+    let ids = new Uint32Array(256);
+    let dropped = 0;
+    for await (const batch of batches) {
+      for (const e of batch) {
+        if (!isSafeName(e.name)) {
+          dropped++;
+          continue;
+        }
+        const id = this.paths.child(dir, e.name);
+        this.paths.setKind(id, e.kind === 'dir' ? KIND_DIR : KIND_FILE);
+        if (e.bytes) this.content.put(base + e.name, e.bytes);
+        ids = grown(ids, safe.length + 1, (n) => new Uint32Array(n));
+        ids[safe.length] = id;
+        safe.push(e.name);
+      }
+    }
+    if (dropped) this.log.error({ path, dropped }, 'unsafe names dropped from listing');
+    this.paths.setListing(dir, ids.subarray(0, safe.length));
+    return safe;
   }
 
   async file(path: string): Promise<FileNode> {
@@ -269,6 +368,15 @@ export class Tree {
   }
 
   async read(path: string, offset: number, length: number): Promise<Buffer> {
+    const cached = this.content.peek(path);
+    if (cached) {
+      // The whole file is in memory: no node to resolve, no render.
+      this.gate(path, 'read');
+      const data = cached.subarray(offset, Math.min(cached.length, offset + length));
+      this.stats.bytesServed += data.length;
+      await this.trackHash(path, async () => cached.length, offset, data);
+      return data;
+    }
     const node = await this.file(path);
     this.stats.filesOpened--; // file() counts opens; reads are not opens
     let data: Buffer;
@@ -281,15 +389,33 @@ export class Tree {
       throw this.fail(path, 'read', e);
     }
     this.stats.bytesServed += data.length;
-    await this.trackHash(path, node, offset, data);
+    await this.trackHash(path, () => node.size(), offset, data);
     return data;
   }
 
+  /**
+   * A file's whole bytes when they are in memory, served as a read of the whole file would
+   * serve them (the gate passed, counted, hashed for CHECKSUMS), at once; null when they
+   * are not in memory or the gate refuses. For pushes into the kernel's page cache.
+   */
+  wholeIfCached(path: string): Buffer | null {
+    const b = this.content.peek(path);
+    if (!b) return null;
+    try {
+      this.gate(path, 'read');
+    } catch {
+      return null; // counted and logged by the gate; the file's own read reports it
+    }
+    this.stats.bytesServed += b.length;
+    if (b.length > 0 && path !== '/' + CHECKSUMS_FILE && !this.fileHashes.has(path)) this.fileHashes.set(path, sha256(b));
+    return b;
+  }
+
   /** Hash files that are read sequentially from byte 0 to the end: CHECKSUMS reuses the result. */
-  private async trackHash(path: string, node: FileNode, offset: number, data: Buffer): Promise<void> {
-    if (offset === 0 && data.length > 0 && path !== '/' + CHECKSUMS_FILE && data.length === (await node.size())) {
+  private async trackHash(path: string, sizeOf: () => Promise<number>, offset: number, data: Buffer): Promise<void> {
+    if (offset === 0 && data.length > 0 && path !== '/' + CHECKSUMS_FILE && data.length === (await sizeOf())) {
       // The whole file in one read (most files of this tree): hash it here, no tracking.
-      this.fileHashes.set(path, createHash('sha256').update(data).digest());
+      this.fileHashes.set(path, sha256(data));
       this.seq.delete(path);
       return;
     }
@@ -321,7 +447,7 @@ export class Tree {
       s.hash.update(next);
       s.pos += next.length;
     }
-    if (s.pos >= (await node.size())) {
+    if (s.pos >= (await sizeOf())) {
       this.fileHashes.set(path, s.hash.digest());
       this.seq.delete(path);
     }

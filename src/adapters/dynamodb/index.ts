@@ -18,7 +18,7 @@
  */
 import { decodeSegment, encodeSegment, isShaFallback } from '../../format/filename.js';
 import type { KV } from '../../source/types.js';
-import { RecordError, type DirNode, type FileNode, type Node } from '../../tree/node.js';
+import { RecordError, type DirNode, type Entry, type FileNode, type Node } from '../../tree/node.js';
 import { printableKey } from '../../tree/tree.js';
 import { LISTING_KEEP_MAX, type Adapter, type AdapterContext } from '../types.js';
 import { isDotName, KeySpace, type GenRange, type ItemNames } from './items.js';
@@ -202,6 +202,17 @@ class ItemsDir implements DirNode {
     return this.bundle;
   }
 
+  /** Hash-only tables: `<pk>.json` files with their bytes, from one scan with values. */
+  async *entries(): AsyncGenerator<Entry[]> {
+    const ks = await this.space();
+    if (this.jsonl || !ks.hashOnly) {
+      const kind = this.jsonl ? 'file' : 'dir';
+      yield (await this.list()).map((name): Entry => ({ name, kind }));
+      return;
+    }
+    yield* ks.entries((n) => (isDotName(n.h) ? null : n.h + JSON_EXT));
+  }
+
   async list(): Promise<string[]> {
     if (this.jsonl) return (await this.getBundle()).names();
     const ks = await this.space();
@@ -247,6 +258,13 @@ class HashDir implements DirNode {
     private readonly ks: KeySpace,
     private readonly h: string,
   ) {}
+
+  entries(): AsyncGenerator<Entry[]> {
+    return this.ks.entries(
+      (n) => (n.h !== this.h || n.r === null || isDotName(n.r) ? null : n.r + JSON_EXT),
+      (g) => this.ks.hashBounds(this.h, g).bounds,
+    );
+  }
 
   async list(): Promise<string[]> {
     const out = new Set<string>();

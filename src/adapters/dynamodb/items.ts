@@ -10,7 +10,8 @@
  */
 import { decodeSegment, encodeBinarySegment, encodeSegment, isShaFallback } from '../../format/filename.js';
 import { prefixEnd, type SnapshotView } from '../../source/range.js';
-import { RecordError } from '../../tree/node.js';
+import { RecordError, type Entry } from '../../tree/node.js';
+import type { KV } from '../../source/types.js';
 import {
   b64url,
   canonicalNumber,
@@ -25,7 +26,7 @@ import {
   readOrderedSegment,
 } from './keys.js';
 import { decodeItem, ProtoError, type Item, type TableSchema } from './proto.js';
-import { keyAttrSegment } from './render.js';
+import { keyAttrSegment, renderItem } from './render.js';
 
 export type KeyType = 'S' | 'N' | 'B';
 
@@ -59,6 +60,9 @@ type RawHint =
   | { kind: 'none' };
 
 const SHA_RAW_PREFIX = 64;
+const EMPTY_PART = Buffer.alloc(0);
+/** Name parts whose key bytes are remembered (isExactKey). */
+const PART_MEMO_MAX = 4096;
 const LEGACY_B64_PREFIX_BYTES = 63; // a whole number of base64 quanta
 
 function keyType(t: string | undefined): KeyType | null {
@@ -331,6 +335,77 @@ export class KeySpace {
         const n = await this.recordNames(kv.key, g);
         if (n) yield n;
       }
+    }
+  }
+
+  /**
+   * The listing of names() as DirNode entries, in one scan with values: each name once
+   * (first occurrence, as names() lists them), with the rendered bytes of every item a
+   * lookup resolves straight from its key (one generation shown, a name its key gives
+   * exactly: find() reads that very key). Other names, and records that fail to render,
+   * are listed without bytes and their own lookup decides.
+   */
+  async *entries(fileName: (n: ItemNames) => string | null, within?: (g: GenRange) => Bounds): AsyncGenerator<Entry[]> {
+    const direct = this.ranges.length === 1;
+    const seen = new Set<string>();
+    let batch: Entry[] = [];
+    for (const g of this.ranges) {
+      const b = within ? within(g) : this.whole(g);
+      if (isEmpty(b)) continue;
+      for await (const kv of this.view.scan(b.start, b.end, { keysOnly: !direct })) {
+        const fromKey = this.keyNames(kv.key, g);
+        const n = fromKey ?? (await this.recordNames(kv.key, g, direct ? kv.value : undefined));
+        const name = n ? fileName(n) : null;
+        if (name === null || seen.has(name)) continue;
+        seen.add(name);
+        batch.push({ name, kind: 'file', bytes: direct && fromKey && this.isExactKey(kv.key, fromKey, g) ? this.renderChecked(kv, fromKey) : undefined });
+        if (batch.length >= 256) {
+          yield batch;
+          batch = [];
+        }
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  /**
+   * Whether `key` is the definitive exact key exactKeys() gives for its names `n` (the key
+   * find() reads): the key bytes each name part maps back to, memoized per part (a pk
+   * directory's items share the hash part; range parts repeat across pk directories).
+   */
+  private isExactKey(key: Buffer, n: ItemNames, g: GenRange): boolean {
+    const h = this.partBytes('h', n.h, this.hashType, g, false);
+    if (!h) return false;
+    const r = this.hashOnly ? EMPTY_PART : n.r === null ? null : this.partBytes('r', n.r, this.rangeType, g, true);
+    if (!r) return false;
+    const p = g.prefix.length;
+    return key.length === p + h.length + r.length && key.compare(g.prefix, 0, p, 0, p) === 0 && key.compare(h, 0, h.length, p, p + h.length) === 0 && key.compare(r, 0, r.length, p + h.length) === 0;
+  }
+
+  private readonly partMemo = new Map<string, Buffer | null>();
+
+  /** exactKeys()' bytes for one name part, or null when that part is not definitive. */
+  private partBytes(which: 'h' | 'r', name: string, type: KeyType | null, g: GenRange, last: boolean): Buffer | null {
+    const memoKey = `${which}${g.gen}|${name}`;
+    let b = this.partMemo.get(memoKey);
+    if (b === undefined) {
+      const hint = this.rawHint(name, type, g.legacy);
+      b = hint.kind === 'exact' && !hint.guess ? this.partKey(hint.raw, g, last) : null;
+      if (this.partMemo.size >= PART_MEMO_MAX) this.partMemo.clear();
+      this.partMemo.set(memoKey, b);
+    }
+    return b;
+  }
+
+  /** An item's file bytes after load()'s checks, or undefined when the record fails them (its read reports it). */
+  private renderChecked(kv: KV, expect: ItemNames): Buffer | undefined {
+    try {
+      const item = this.decode(kv.key, kv.value);
+      const got = this.valueNames(kv.key, item);
+      return got.h === expect.h && got.r === expect.r ? renderItem(item) : undefined;
+    } catch (e) {
+      if (e instanceof RecordError) return undefined;
+      throw e;
     }
   }
 

@@ -19,7 +19,7 @@ import type { KV } from '../../source/types.js';
 import { nextKey, type SnapshotView } from '../../source/range.js';
 import { encodeSegment, needsKeymap, decodeSegment, isShaFallback } from '../../format/filename.js';
 import { keymapLine, KEYMAP_FILE } from '../../format/keymap.js';
-import { RecordError, type DirNode, type FileNode, type Node } from '../../tree/node.js';
+import { RecordError, type DirNode, type Entry, type FileNode, type Node } from '../../tree/node.js';
 import {
   DecodeError,
   decodeCountMeta,
@@ -613,7 +613,38 @@ class KeyDir implements DirNode {
     private readonly type: BlobKind | WideKind,
     private readonly path: string,
     private readonly files: AdapterContext['files'],
-  ) {}
+  ) {
+    if (type === 'strings' || type === 'hll') this.entries = () => this.blobEntries(type);
+  }
+
+  /** strings/ and hll/ (one record a file): names and bytes from one scan with values. */
+  readonly entries?: () => AsyncGenerator<Entry[]>;
+
+  private async *blobEntries(kind: BlobKind): AsyncGenerator<Entry[]> {
+    const prefix = kind === 'strings' ? P.str : P.hll;
+    const version = kind === 'strings' ? STR_VERSION : HLL_VERSION;
+    const ext = EXT[kind];
+    let batch: Entry[] = [];
+    for await (const kv of this.db.view.scanPrefix(prefix)) {
+      const uk = kv.key.subarray(prefix.length);
+      const seg = encodeSegment(uk);
+      if (needsKeymap(seg)) this.fallbacks.set(seg, Buffer.from(uk));
+      let bytes: Buffer | undefined;
+      try {
+        bytes = decodeSimpleValue(kv.value, version).body;
+      } catch (e) {
+        if (!(e instanceof DecodeError)) throw e;
+        // Listed without bytes: the file's own lookup and read report the record (EIO).
+      }
+      batch.push({ name: seg + ext, kind: 'file', bytes });
+      if (batch.length >= 256) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+    this.listed = true;
+  }
 
   async list(): Promise<string[]> {
     const names: string[] = [];
