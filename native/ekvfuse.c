@@ -10,11 +10,15 @@
  * Answered here, without a trip to JS: open (the first one with ENOSYS, after
  * which the kernel opens files itself with keep_cache; reported to JS),
  * statfs, xattrs (none), release / releasedir (releasedir is reported to JS),
- * and EROFS for every write-side operation. forget/forget_multi are reported to JS (the inode
+ * the readdir past a listing's end (after the page-cache pushes parked for
+ * that listing's files, see js_store_parked), and EROFS for every write-side
+ * operation. forget/forget_multi are reported to JS (the inode
  * table lives there) and need no reply.
  *
- * Threads: fuse worker threads only allocate a request record and queue it;
- * the request-id table, replies and session teardown belong to the JS thread.
+ * Threads: fuse worker threads only allocate a request record and queue it (and
+ * move parked pushes to the push queue, under its mutex); the request-id table,
+ * replies and session teardown belong to the JS thread; page-cache pushes and the
+ * answers queued behind them are written by a push thread of their own.
  */
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -79,6 +83,9 @@ typedef struct {
 
 /* Listing ends remembered (see ekv_mount.dir_ends). */
 #define DIR_ENDS 4096
+/* Directories with parked pushes at once, and their bytes together (beyond: dropped). */
+#define PARK_SLOTS 64
+#define PARK_MAX (16u << 20)
 
 typedef struct {
   struct fuse_session *se;
@@ -114,7 +121,16 @@ typedef struct {
   struct ekv_store *store_head, *store_tail;
   size_t store_bytes;
   int store_started, store_stop;
+  int store_busy; /* the push thread is writing one it has taken off the queue */
   pthread_t store_thread;
+  /* Pushes parked until the kernel asks for more of a listing (see js_store_parked), by
+   * directory inode (direct-mapped: a collision drops the older directory's pushes). */
+  struct {
+    uint64_t dir;
+    struct ekv_store *head, *tail;
+    size_t bytes;
+  } parked[PARK_SLOTS];
+  size_t parked_bytes;
 } ekv_mount;
 
 typedef struct ekv_store {
@@ -281,13 +297,20 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   post(req, r);
 }
 
+static int store_release_parked(ekv_mount *m, fuse_ino_t dir, fuse_req_t end_req);
+
 static void ll_readdir_common(int op, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   ekv_mount *m = fuse_req_userdata(req);
   pthread_mutex_lock(&m->ends_mu);
   int at_end = m->dir_ends[ino % DIR_ENDS].ino == ino && (uint64_t)off >= m->dir_ends[ino % DIR_ENDS].end;
   pthread_mutex_unlock(&m->ends_mu);
+  /* The kernel has taken in the entries of the last reply (it asks for more only then), so
+   * the pushes parked for their files can go now. The end of the listing (the kernel's last
+   * readdir of every directory) is answered behind them: the reader then finds the files'
+   * pages in the cache instead of racing the pushes with READs. */
+  if (store_release_parked(m, ino, at_end ? req : NULL)) return;
   if (at_end) {
-    fuse_reply_buf(req, NULL, 0); /* end of listing: the kernel's last readdir of every directory */
+    fuse_reply_buf(req, NULL, 0);
     return;
   }
   NEWREQ(r, op, req, ino, NULL);
@@ -642,6 +665,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     return NULL;
   }
   pthread_mutex_init(&m->ends_mu, NULL);
+  pthread_mutex_init(&m->store_mu, NULL);
+  pthread_cond_init(&m->store_cv, NULL);
   char *mnt = arg_string(env, argv[0]);
   char *opts = arg_string(env, argv[1]);
   bool debug = false;
@@ -961,6 +986,7 @@ static void *store_main(void *arg) {
     if (!q) break; /* stopped and drained */
     m->store_head = q->next;
     if (!m->store_head) m->store_tail = NULL;
+    m->store_busy = 1;
     pthread_mutex_unlock(&m->store_mu);
     if (q->req) {
       if (m->store_stop) fuse_reply_none(q->req);
@@ -971,6 +997,7 @@ static void *store_main(void *arg) {
       (void)fuse_lowlevel_notify_store(m->se, (fuse_ino_t)q->ino, q->off, &bv, 0); /* ENOENT: evicted; harmless */
     }
     pthread_mutex_lock(&m->store_mu);
+    m->store_busy = 0;
     m->store_bytes -= q->len;
     free(q);
   }
@@ -978,35 +1005,102 @@ static void *store_main(void *arg) {
   return NULL;
 }
 
-/* Stop the push thread (drops what is queued); before the session is destroyed. */
+/* Free a parked list (store_mu held). */
+static void park_drop(ekv_mount *m, int slot) {
+  for (ekv_store *q = m->parked[slot].head; q;) {
+    ekv_store *next = q->next;
+    free(q);
+    q = next;
+  }
+  m->parked_bytes -= m->parked[slot].bytes;
+  m->parked[slot].head = m->parked[slot].tail = NULL;
+  m->parked[slot].bytes = 0;
+}
+
+/* Stop the push thread (drops what is queued and parked); before the session is destroyed. */
 static void store_shutdown(ekv_mount *m) {
+  pthread_mutex_lock(&m->store_mu);
+  for (int i = 0; i < PARK_SLOTS; i++) park_drop(m, i);
+  pthread_mutex_unlock(&m->store_mu);
   if (!m->store_started) return;
   pthread_mutex_lock(&m->store_mu);
   m->store_stop = 1;
   pthread_cond_signal(&m->store_cv);
   pthread_mutex_unlock(&m->store_mu);
   pthread_join(m->store_thread, NULL);
+  pthread_mutex_lock(&m->store_mu);
   m->store_started = 0;
+  pthread_mutex_unlock(&m->store_mu);
 }
 
-/* Queue a push (req NULL) or a deferred READ answer; 0, or EAGAIN/ENOMEM/ENOTCONN when not queued. */
-static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, const void *data, size_t len) {
-  if (!m->se || m->loop_done) return ENOTCONN;
-  if (!m->store_started) {
-    pthread_mutex_init(&m->store_mu, NULL);
-    pthread_cond_init(&m->store_cv, NULL);
-    m->store_stop = 0;
-    if (pthread_create(&m->store_thread, NULL, store_main, m) != 0) return EAGAIN;
-    m->store_started = 1;
-  }
+/* A queue record (push, or an answer when req is set); NULL without memory. */
+static ekv_store *store_rec(fuse_req_t req, uint64_t ino, off_t off, const void *data, size_t len) {
   ekv_store *q = malloc(sizeof *q + (len ? len : 1));
-  if (!q) return ENOMEM;
+  if (!q) return NULL;
   q->next = NULL;
   q->req = req;
   q->ino = ino;
   q->off = off;
   q->len = len;
-  memcpy(q->data, data, len);
+  if (len) memcpy(q->data, data, len);
+  return q;
+}
+
+/* Start the push thread if needed (JS thread); 0 or EAGAIN/ENOTCONN. */
+static int store_start(ekv_mount *m) {
+  if (!m->se || m->loop_done) return ENOTCONN;
+  if (!m->store_started) {
+    m->store_stop = 0;
+    if (pthread_create(&m->store_thread, NULL, store_main, m) != 0) return EAGAIN;
+    pthread_mutex_lock(&m->store_mu); /* fuse threads read it (store_release_parked) */
+    m->store_started = 1;
+    pthread_mutex_unlock(&m->store_mu);
+  }
+  return 0;
+}
+
+/* Append records to the queue (store_mu held) and wake the push thread. */
+static void store_append(ekv_mount *m, ekv_store *head, ekv_store *tail, size_t bytes) {
+  if (m->store_tail) m->store_tail->next = head;
+  else m->store_head = head;
+  m->store_tail = tail;
+  m->store_bytes += bytes;
+  pthread_cond_signal(&m->store_cv);
+}
+
+/*
+ * A readdir of `dir` arrived (fuse thread): queue the pushes parked for it. With end_req
+ * (the readdir at the listing's end), that empty answer is queued behind whatever pushes
+ * are pending; returns 1 when it was (the caller must not answer it).
+ */
+static int store_release_parked(ekv_mount *m, fuse_ino_t dir, fuse_req_t end_req) {
+  int answered = 0;
+  pthread_mutex_lock(&m->store_mu);
+  int slot = (int)(dir % PARK_SLOTS);
+  if (m->parked[slot].dir == dir && m->parked[slot].head && m->store_started && !m->store_stop) {
+    size_t bytes = m->parked[slot].bytes;
+    store_append(m, m->parked[slot].head, m->parked[slot].tail, bytes);
+    m->parked_bytes -= bytes;
+    m->parked[slot].head = m->parked[slot].tail = NULL;
+    m->parked[slot].bytes = 0;
+  }
+  if (end_req && m->store_started && !m->store_stop && (m->store_head || m->store_busy)) {
+    ekv_store *q = store_rec(end_req, 0, 0, NULL, 0);
+    if (q) {
+      store_append(m, q, q, 0);
+      answered = 1;
+    }
+  }
+  pthread_mutex_unlock(&m->store_mu);
+  return answered;
+}
+
+/* Queue a push (req NULL) or a deferred READ answer; 0, or EAGAIN/ENOMEM/ENOTCONN when not queued. */
+static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, const void *data, size_t len) {
+  int err = store_start(m);
+  if (err) return err;
+  ekv_store *q = store_rec(req, ino, off, data, len);
+  if (!q) return ENOMEM;
   pthread_mutex_lock(&m->store_mu);
   /* Answers are always queued (they are bounded by max_read and by the requests in flight). */
   if (!req && m->store_bytes + len > STORE_QUEUE_MAX) {
@@ -1014,11 +1108,7 @@ static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, 
     free(q);
     return EAGAIN;
   }
-  if (m->store_tail) m->store_tail->next = q;
-  else m->store_head = q;
-  m->store_tail = q;
-  m->store_bytes += len;
-  pthread_cond_signal(&m->store_cv);
+  store_append(m, q, q, len);
   pthread_mutex_unlock(&m->store_mu);
   return 0;
 }
@@ -1050,6 +1140,54 @@ static napi_value js_store(napi_env env, napi_callback_info info) {
   size_t len = 0;
   if (buffer_arg(env, argv[3], &data, &len, "ekvfuse.store: data must be a Buffer") != 0) return NULL;
   int err = store_enqueue(m, NULL, (uint64_t)arg_double(env, argv[1]), (off_t)arg_double(env, argv[2]), data, len);
+  napi_create_int32(env, err, &out);
+  return out;
+}
+
+/*
+ * storeParked(h, dirIno, ino, offset, data) -> 0 (parked) or a positive errno. A push for a
+ * file of the listing reply about to be sent for directory dirIno: it is held until the
+ * kernel's next readdir of that directory, which comes only once the kernel has taken the
+ * reply in (its inodes exist, so the push cannot miss them), and the readdir at the end of
+ * the listing is answered after it. Parked before the reply is sent, so no readdir can
+ * overtake it. Parking for another directory in the same slot drops the older pushes.
+ */
+static napi_value js_store_parked(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, NULL, "ekvfuse.storeParked: too few arguments");
+    return NULL;
+  }
+  ekv_mount *m = get_mount(env, argv[0]);
+  if (!m) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  if (buffer_arg(env, argv[4], &data, &len, "ekvfuse.storeParked: data must be a Buffer") != 0) return NULL;
+  uint64_t dir = (uint64_t)arg_double(env, argv[1]);
+  int err = store_start(m);
+  ekv_store *q = err ? NULL : store_rec(NULL, (uint64_t)arg_double(env, argv[2]), (off_t)arg_double(env, argv[3]), data, len);
+  if (!err && !q) err = ENOMEM;
+  if (q) {
+    pthread_mutex_lock(&m->store_mu);
+    int slot = (int)(dir % PARK_SLOTS);
+    if (m->parked[slot].dir != dir) {
+      park_drop(m, slot);
+      m->parked[slot].dir = dir;
+    }
+    if (m->parked_bytes + len > PARK_MAX) {
+      free(q);
+      err = EAGAIN;
+    } else {
+      if (m->parked[slot].tail) m->parked[slot].tail->next = q;
+      else m->parked[slot].head = q;
+      m->parked[slot].tail = q;
+      m->parked[slot].bytes += len;
+      m->parked_bytes += len;
+    }
+    pthread_mutex_unlock(&m->store_mu);
+  }
   napi_create_int32(env, err, &out);
   return out;
 }
@@ -1108,6 +1246,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMalloc", NULL, js_trim_malloc, NULL, NULL, NULL, napi_enumerable, NULL},
       {"store", NULL, js_store, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"storeParked", NULL, js_store_parked, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

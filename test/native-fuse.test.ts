@@ -6,9 +6,10 @@
  * entry inside a listing.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ddbBenchEntries } from '../src/fixture/dynamodb.js';
 import { writeFsm } from './fixture/fsm-writer.js';
 import { diffAgainstExpected, goldenCases, type GoldenCase } from './helpers/golden.js';
 import { isMounted, mount, sh, tempDir, type Mounted } from './helpers/mount.js';
@@ -37,6 +38,12 @@ writeFsm(wideFsm, [
   // Current-format string header (magic 0xFF, version 1, has-TTL flag) with its TTL cut short.
   { key: '!redis|str|bad', value: Buffer.from([0xff, 0x01, 0x01, 0x00, 0x01]) },
 ]);
+
+// Many small directories (a DynamoDB table of 300 partition keys with 5 items each): a copy
+// walks them one after another, as it walks `items/<pk>/` of a real table.
+const dirsFsm = join(dir, 'dirs', '0000000000000064.fsm');
+mkdirSync(join(dir, 'dirs'));
+writeFsm(dirsFsm, ddbBenchEntries(1500, { table: 'small-dirs', perHash: 5 }));
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -246,6 +253,29 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       const ops = sessionOps(nat.stdout());
       expect(ops.prefilled).toBeGreaterThanOrEqual(files.length);
       expect(ops.read).toBe(0);
+    });
+
+    it('tar of many small directories reads every file from pushed pages: no READ, the bytes fuse-native gives', async () => {
+      // Each directory's files go with its listing's reply, parked until the kernel has taken the
+      // reply in, and the listing's end is answered behind them: nothing races them with a READ.
+      const nat = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+      let tarN: string;
+      try {
+        const t = await sh(`tar -C '${nat.mnt}' --mtime=@0 -cf - dynamodb | sha256sum`);
+        expect(t.code).toBe(0);
+        tarN = t.stdout;
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      expect(ops.prefilled).toBeGreaterThanOrEqual(1500);
+      expect(ops.read).toBe(0);
+      const ref = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'fuse-native']);
+      try {
+        expect((await sh(`tar -C '${ref.mnt}' --mtime=@0 -cf - dynamodb | sha256sum`)).stdout).toBe(tarN);
+      } finally {
+        await ref.unmount();
+      }
     });
 
     it('a copy of the whole mount builds CHECKSUMS from the hashes of bytes it read: listing the root does not read the tree', async () => {

@@ -42,6 +42,8 @@ interface Addon {
   pending(h: Handle): number;
   /** Push bytes into the kernel page cache of a known inode; 0 or a positive errno. */
   store(h: Handle, ino: number, offset: number, data: Buffer): number;
+  /** store(), held until the kernel's next readdir of dirIno (it has the reply's inodes then); the listing's end is answered after it. */
+  storeParked(h: Handle, dirIno: number, ino: number, offset: number, data: Buffer): number;
   /** replyBuf, sent once the pushes queued before it are in the page cache. */
   replyBufAfterStores(h: Handle, id: number, data: Buffer): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */
@@ -375,6 +377,8 @@ export class NativeFuseMount {
       return this.track(() => Promise.all(paths.map((p) => this.o.tree.listingAttr(p).then((a) => a, () => null)))).then((attrs) => {
         const h = this.h;
         if (!h) return;
+        const l = this.listings.get(path);
+        const mine = l !== undefined && l.names === names;
         const inos: number[] = [];
         for (let i = 0; i < attrs.length; i++) {
           const a = attrs[i];
@@ -383,25 +387,31 @@ export class NativeFuseMount {
           meta[3 * i] = childIno;
           meta[3 * i + 1] = a ? kindOf(a) : KIND_UNKNOWN;
           meta[3 * i + 2] = a ? a.size : 0;
-        }
-        const added = this.addon().replyDir(h, id, true, size, picked, meta, off, ino, names.length);
-        const l = this.listings.get(path);
-        if (l && l.names === names) {
-          for (let i = 0; i < added; i++) {
-            const a = attrs[i];
-            if (!inos[i] || !a) continue;
-            l.inos[off + i] = inos[i]!;
+          if (mine && a && childIno) {
+            l.inos[off + i] = childIno;
             l.sizes[off + i] = a.kind === 'file' && a.size > 0 && a.size <= PREFILL_MAX_FILE_BYTES ? a.size : -1;
-            l.pos.set(inos[i]!, off + i);
+            l.pos.set(childIno, off + i);
           }
         }
-        // Entries that did not make it into the reply were never counted by the kernel.
-        for (let i = added; i < inos.length; i++) if (inos[i]) this.inodes.forget(inos[i]!, 1);
-        // The first window's attributes are in: push its files now. A copy reads them next, and
-        // their bytes were rendered for these sizes; waiting for the first READ costs the round
-        // trip of one more request per directory (most directories of this tree fit in a window).
+        // The first window's attributes are in: push its files with this reply. A copy reads them
+        // next, and their bytes were rendered for these sizes; waiting for the first READ costs the
+        // round trip of one more request per directory (most directories of this tree fit in a
+        // window). The pushes of bytes at hand are parked in the addon until the kernel asks for
+        // more of the listing (it has the reply's inodes then), and the listing's end is answered
+        // behind them, so the reader finds the pages instead of racing the pushes with READs.
         // (pushedTo stays 0 only until then: a window push always moves it past its first entry.)
-        if (l && l.names === names && l.pushedTo === 0 && off + added >= Math.min(names.length, l.window)) this.pushAfter(l, -1);
+        if (mine && l.pushedTo === 0 && off + picked.length >= Math.min(names.length, l.window)) this.pushAfter(l, -1, ino);
+        const added = this.addon().replyDir(h, id, true, size, picked, meta, off, ino, names.length);
+        // Entries that did not make it into the reply were never counted by the kernel (nor can take pushes).
+        for (let i = added; i < inos.length; i++) {
+          if (!inos[i]) continue;
+          this.inodes.forget(inos[i]!, 1);
+          if (mine) {
+            l.inos[off + i] = 0;
+            l.sizes[off + i] = -1;
+            l.pos.delete(inos[i]!);
+          }
+        }
       });
     }).catch(this.fail(id));
   }
@@ -451,8 +461,12 @@ export class NativeFuseMount {
     return this.pushAfter(l, i);
   }
 
-  /** Push the window after entry `i` of a listing (-1: from its first entry); see prefill. */
-  private pushAfter(l: Listing, i: number): { queued: Promise<unknown>; defer: boolean; wait: boolean } | null {
+  /**
+   * Push the window after entry `i` of a listing (-1: from its first entry); see prefill.
+   * Files whose bytes are in memory go at once (parked for directory inode `parkDir` when
+   * given: see readdir); the others once rendered.
+   */
+  private pushAfter(l: Listing, i: number, parkDir = 0): { queued: Promise<unknown>; defer: boolean; wait: boolean } | null {
     const defer = !(i < l.pushedTo && l.sizes[i]! > 0);
     // Reads still well inside the pushed window need nothing; a read past it (or near its end) pushes more.
     if (i + 1 < l.pushedTo - (l.window >> 1)) return null;
@@ -481,24 +495,38 @@ export class NativeFuseMount {
     }
     l.pushedTo = j;
     if (jobs.length === 0) return null;
-    const queued = this.track(() =>
-      Promise.all(
-        jobs.map((k) =>
-          this.o.tree.read(this.inodes.path(l.inos[k]!) ?? child(l.dir, l.names[k]!), 0, l.sizes[k]!).then(
-            (data) => {
-              const h = this.h;
-              // Only whole files: the kernel then holds the file's every page.
-              if (h && data.length === l.sizes[k] && this.addon().store(h, l.inos[k]!, 0, data) === 0) {
-                this.prefilledFiles++;
-                if (this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
-              }
-            },
-            () => {}, // the file's own read reports the error
-          ),
-        ),
-      ),
-    );
+    const later: number[] = [];
+    for (const k of jobs) {
+      const data = this.o.tree.wholeIfCached(this.inodes.path(l.inos[k]!) ?? child(l.dir, l.names[k]!));
+      if (data && data.length === l.sizes[k]) this.push(l.inos[k]!, data, parkDir);
+      else later.push(k);
+    }
+    const queued =
+      later.length === 0
+        ? Promise.resolve()
+        : this.track(() =>
+            Promise.all(
+              later.map((k) =>
+                this.o.tree.read(this.inodes.path(l.inos[k]!) ?? child(l.dir, l.names[k]!), 0, l.sizes[k]!).then(
+                  // Only whole files: the kernel then holds the file's every page.
+                  (data) => (data.length === l.sizes[k] ? this.push(l.inos[k]!, data, 0) : undefined),
+                  () => {}, // the file's own read reports the error
+                ),
+              ),
+            ),
+          );
     return { queued, defer, wait };
+  }
+
+  /** One file's whole bytes into the kernel's page cache (parked for directory `parkDir` when not 0). */
+  private push(ino: number, data: Buffer, parkDir: number): void {
+    const h = this.h;
+    if (!h) return;
+    const rc = parkDir ? this.addon().storeParked(h, parkDir, ino, 0, data) : this.addon().store(h, ino, 0, data);
+    if (rc === 0) {
+      this.prefilledFiles++;
+      if (this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
+    }
   }
 
   private onExit(code: number): void {
