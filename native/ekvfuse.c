@@ -881,8 +881,8 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
     pos += ent;
     added++;
   }
-  fuse_reply_buf(req, buf, pos);
-  free(buf);
+  /* The end is known before the reply goes: the kernel's next readdir (answered here, behind
+   * the pushes parked for this reply's files) can follow the reply at once. */
   uint64_t dir = (uint64_t)arg_double(env, argv[7]);
   double total = arg_double(env, argv[8]);
   if (dir && total >= 0 && first + added >= total) {
@@ -891,6 +891,8 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
     m->dir_ends[dir % DIR_ENDS].end = (uint64_t)total;
     pthread_mutex_unlock(&m->ends_mu);
   }
+  fuse_reply_buf(req, buf, pos);
+  free(buf);
   napi_create_uint32(env, added, &result);
   return result;
 }
