@@ -47,7 +47,8 @@ export async function mount(args: string[], opts: { mnt?: string; env?: NodeJS.P
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the process's last output (the session-end debug line) is read by then.
+  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
   let dead = false;
   void exited.then(() => (dead = true));
   await waitFor(() => dead || /mounted at /.test(err), 60_000, `mount of ${mnt}\n${err}\n${out}`);
