@@ -57,6 +57,12 @@ export interface FileFactory {
    */
   cached(cacheKey: string): boolean;
   /**
+   * Keep the whole bytes of the file at `cacheKey` (its absolute path), rendered by a pass
+   * that read its record for something else: its size and reads are then answered from them
+   * while they stay in the cache.
+   */
+  keep(cacheKey: string, bytes: Buffer): void;
+  /**
    * A file produced by one streaming pass (messages.jsonl, a stream's .jsonl,
    * KEYMAP.jsonl, *_ttl.jsonl), under its absolute path as for rendered. `produce` writes chunks through `write`; content
    * beyond the memory bound spills to a temporary file. Produced at most once.

@@ -148,8 +148,8 @@ export class ContentStore implements FileFactory {
     return b;
   }
 
-  /** Keep a file's whole bytes, rendered by a listing pass (DirNode.entries), under its path. */
-  put(path: string, bytes: Buffer): void {
+  /** Keep a file's whole bytes under its path (rendered by a listing pass, DirNode.entries, or another pass of an adapter). */
+  keep(path: string, bytes: Buffer): void {
     this.stats.renders++;
     this.lru.set(path, this.arena.own(bytes));
   }

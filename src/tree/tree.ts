@@ -342,7 +342,7 @@ export class Tree {
         }
         const id = this.paths.child(dir, e.name);
         this.paths.setKind(id, e.kind === 'dir' ? KIND_DIR : KIND_FILE);
-        if (e.bytes) this.content.put(base + e.name, e.bytes);
+        if (e.bytes) this.content.keep(base + e.name, e.bytes);
         ids = grown(ids, safe.length + 1, (n) => new Uint32Array(n));
         ids[safe.length] = id;
         safe.push(e.name);

@@ -343,7 +343,7 @@ describe('redis laziness', () => {
     }
   });
 
-  it("mount and ls of db_0 need no full pass; ls of hashes/ pages only the hash key range, skipping each hash's fields", async () => {
+  it('ls of db_0 reads each string and hash row once, rendering strings/ and hashes/ on the way: their listings and reads then cost nothing', async () => {
     const entries: FsmEntry[] = [];
     for (let i = 0; i < 50; i++) entries.push(...redisHash(`h${i}`, Array.from({ length: 40 }, (_, j): [string, string] => [`f${j}`, 'v'])));
     for (let i = 0; i < 2000; i++) entries.push(...redisString(`s${i}`, 'v'));
@@ -352,15 +352,37 @@ describe('redis laziness', () => {
       t.src.reset();
       expect(await t.tree.readdir('/redis')).toEqual(['db_0']);
       expect(await t.tree.readdir('/redis/db_0')).toEqual(['strings', 'hashes']);
-      // db_0 sidecar probes (strings_ttl, KEYMAP) page the strings at most twice and skip-scan the hashes.
-      expect(t.src.rows).toBeLessThan(2 * 2000 + 50 * 16 + 100);
+      // db_0's sidecars (strings_ttl, KEYMAP) read each string once and each hash row once
+      // (50 meta rows, 2000 field rows), rendering strings/ and hashes/ on the way.
+      expect(t.src.rows).toBeLessThanOrEqual(2000 + 2050 + 20);
       t.src.reset();
       const names = await t.tree.readdir('/redis/db_0/hashes');
       expect(names.length).toBe(50);
-      expect(t.src.starts.every((s) => s.startsWith('!hs|'))).toBe(true);
-      // 50 hashes x 40 fields = 2000 field rows; the skip-scan touches far fewer.
-      expect(t.src.rows).toBeLessThan(50 * 16 + 50 + 10);
-      expect(t.src.rows).toBeLessThan(2000);
+      expect(t.src.rows + t.src.gets).toBe(0);
+      expect((await t.tree.readdir('/redis/db_0/strings')).length).toBe(2000);
+      expect(t.src.rows + t.src.gets).toBe(0);
+      for (const n of names) expect((await t.tree.read(`/redis/db_0/hashes/${n}`, 0, 1 << 16)).toString()).toContain('"name": "f39"');
+      expect(t.src.gets + t.src.pages).toBe(0);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("a collection directory whose rows exceed the room's cache share lists its names by skip-scans, reading no values past the share", async () => {
+    // 20 hashes of 40 fields with 8 KiB values: 6.4 MiB of rows against the 4 MiB share of a 1 MiB cache.
+    const big = 'v'.repeat(8 << 10);
+    const entries: FsmEntry[] = [];
+    for (let i = 0; i < 20; i++) entries.push(...redisHash(`h${String(i).padStart(2, '0')}`, Array.from({ length: 40 }, (_, j): [string, string] => [`f${j}`, big])));
+    const t = await countingTree(entries, 16);
+    try {
+      await t.tree.readdir('/redis/db_0');
+      t.src.reset();
+      const names = await t.tree.readdir('/redis/db_0/hashes');
+      expect(names).toEqual(Array.from({ length: 20 }, (_, i) => `h${String(i).padStart(2, '0')}.json`));
+      expect(t.src.valueBytes).toBeLessThan((4 << 20) + 2 * 16 * big.length);
+      // The files still render, each from its own rows.
+      const body = (await t.tree.read('/redis/db_0/hashes/h07.json', 0, 1 << 20)).toString();
+      expect(body).toContain('"name": "f39"');
     } finally {
       await t.close();
     }

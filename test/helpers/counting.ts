@@ -13,6 +13,8 @@ export class CountingSource implements PageSource {
   pages = 0;
   /** Keys returned by scan pages. */
   rows = 0;
+  /** Value bytes returned by scan pages. */
+  valueBytes = 0;
   maxLimit = 0;
   readonly starts: string[] = [];
   readonly calls: SourceCall[] = [];
@@ -33,6 +35,7 @@ export class CountingSource implements PageSource {
     this.calls.push({ op: 'scan', key: start.toString('latin1'), end: end?.toString('latin1') });
     const r = await this.inner.scanPage(start, end, ts, opts);
     this.rows += r.length;
+    for (const kv of r) this.valueBytes += kv.value.length;
     return r;
   }
 
@@ -47,7 +50,7 @@ export class CountingSource implements PageSource {
   }
 
   reset(): void {
-    this.gets = this.pages = this.rows = this.maxLimit = 0;
+    this.gets = this.pages = this.rows = this.valueBytes = this.maxLimit = 0;
     this.starts.length = 0;
     this.calls.length = 0;
   }

@@ -31,6 +31,7 @@ import {
   decodeZSetBlob,
   decodeZSetScore,
   HLL_VERSION,
+  type SimpleValue,
   isNewFormat,
   STR_VERSION,
   type InlineTtl,
@@ -41,6 +42,7 @@ import { hashJson, listJson, setJson, streamEntryLine, streamMetaLine, ttlLine, 
 export type BlobKind = 'strings' | 'hll';
 export type WideKind = 'hashes' | 'lists' | 'sets' | 'zsets' | 'streams';
 const WIDE_KINDS: WideKind[] = ['hashes', 'lists', 'sets', 'zsets', 'streams'];
+const COLLECTION_KINDS = ['hashes', 'lists', 'sets', 'zsets'] as const;
 
 export const STRINGS_TTL_FILE = 'strings_ttl.jsonl';
 export const HLL_TTL_FILE = 'hll_ttl.jsonl';
@@ -84,6 +86,8 @@ export class RedisDb {
   private readonly dirs = new Map<string, Promise<boolean>>();
   private readonly children = new Map<string, DirNode>();
   private readonly sidecarProbe = new Map<string, Promise<boolean>>();
+  private readonly blobCensuses = new Map<BlobKind, BlobCensus>();
+  private readonly collectionCensuses = new Map<Exclude<WideKind, 'streams'>, Promise<CollectionCensus | null>>();
 
   constructor(
     private readonly ctx: AdapterContext,
@@ -409,7 +413,7 @@ export class RedisDb {
    * emits the first part and marks which TTL records route here (a bit per
    * record); a keys-only pass over the TTL records emits the second part.
    */
-  private async *sidecarLines(kind: BlobKind): AsyncGenerator<string> {
+  private async *sidecarLines(kind: BlobKind, census?: BlobCensus): AsyncGenerator<string> {
     const own = kind === 'strings' ? P.str : P.hll;
     const other = kind === 'strings' ? P.hll : P.str;
     const version = kind === 'strings' ? STR_VERSION : HLL_VERSION;
@@ -432,19 +436,20 @@ export class RedisDb {
           const file = kind === 'strings' ? RedisDb.ttlSidecar(kv.value, o) : RedisDb.ttlSidecar(o, kv.value);
           if (file === kind) routed.push(idx);
         }
-        let v;
+        let v: SimpleValue | null = null;
         try {
           v = decodeSimpleValue(kv.value, version);
         } catch (e) {
-          if (e instanceof DecodeError) continue; // the record's own .bin reports it
-          throw e;
+          if (!(e instanceof DecodeError)) throw e; // else the record's own .bin reports it
         }
-        if (v.expireAtMs !== 0n) yield ttlLine(encodeSegment(uk), v.expireAtMs);
+        const seg = census ? census.add(uk, v) : null;
+        if (v !== null && v.expireAtMs !== 0n) yield ttlLine(seg ?? encodeSegment(uk), v.expireAtMs);
       }
     } finally {
       await ttlIt.return(undefined);
       await otherCur.close();
     }
+    if (census) this.blobCensuses.set(kind, census);
     if (routed.length === 0) return;
     let idx = 0;
     let next = 0;
@@ -467,30 +472,66 @@ export class RedisDb {
   private async *keymapLines(): AsyncGenerator<string> {
     const line = (k: Buffer): string => keymapLine(encodeSegment(k), k, 'sha-fallback');
     const fallback = (k: Buffer): boolean => needsKeymap(encodeSegment(k));
-    for (const kind of ['hll', 'strings'] as BlobKind[]) {
-      const prefix = kind === 'strings' ? P.str : P.hll;
-      for await (const kv of this.view.scanPrefix(prefix, { keysOnly: true })) {
-        const uk = kv.key.subarray(prefix.length);
-        if (!fallback(uk)) continue;
-        const raw = await this.view.get(kv.key);
-        if (raw === null) continue;
-        let ms = 0n;
-        try {
-          ms = decodeSimpleValue(raw, kind === 'strings' ? STR_VERSION : HLL_VERSION).expireAtMs;
-        } catch (e) {
-          if (!(e instanceof DecodeError)) throw e;
-        }
-        yield line(uk);
-        if (ms !== 0n) yield line(uk);
-      }
-    }
+    // Every type's pass starts now, side by side (the source serves one while this renders another).
+    const censuses = new Map(COLLECTION_KINDS.map((k) => [k, this.collectionCensus(k)] as const));
+    for (const p of censuses.values()) p.catch(() => {}); // awaited below, in order
+    // The blob types' lines come from the pass that makes their *_ttl.jsonl (see blobCensus).
+    const blobs = (['hll', 'strings'] as BlobKind[]).map((k) => this.blobCensus(k));
+    for (const p of blobs) p.catch(() => {});
+    for (const p of blobs) yield* (await p).keymap;
     for await (const kv of this.view.scanPrefix(P.ttl, { keysOnly: true })) {
       const uk = kv.key.subarray(P.ttl.length);
       if (!fallback(uk)) continue;
       const file = RedisDb.ttlSidecar(await this.view.get(cat(P.str, uk)), await this.view.get(cat(P.hll, uk)));
       if (file !== null) yield line(uk);
     }
-    for (const kind of WIDE_KINDS) for (const uk of await this.userKeys(kind, fallback)) yield line(uk);
+    for (const kind of WIDE_KINDS) {
+      const c = kind === 'streams' ? null : await censuses.get(kind)!;
+      const keys = c ? c.fallbackKeys : await this.userKeys(kind, fallback);
+      for (const uk of keys) yield line(uk);
+    }
+  }
+
+  /**
+   * What the pass over a blob type's values that makes its *_ttl.jsonl also learned: the
+   * type's file names, its KEYMAP lines, and (kept in the content cache) its files' bytes.
+   * Made by producing that sidecar (once; it is cached like any file), so a copy's listing of
+   * db_0 (it asks for the sidecars' sizes) reads each string once for the sidecar, KEYMAP.jsonl
+   * and strings/ together.
+   */
+  private async blobCensus(kind: BlobKind): Promise<BlobCensus> {
+    if (!this.blobCensuses.has(kind)) {
+      // The census is made once the pass over the values is done; what fails after it (a
+      // corrupt `!redis|ttl|` record routed to the sidecar) is the sidecar's own failure.
+      await this.sidecarFile(kind === 'strings' ? STRINGS_TTL_FILE : HLL_TTL_FILE)
+        .size()
+        .catch((e: unknown) => {
+          if (!this.blobCensuses.has(kind)) throw e;
+        });
+    }
+    return this.blobCensuses.get(kind)!;
+  }
+
+  /** The names a blob type's census learned, once (the directory's listing then keeps them); null when none are held. */
+  takeBlobNames(kind: BlobKind): { names: string[]; fallbacks: Map<string, Buffer> } | null {
+    const c = this.blobCensuses.get(kind);
+    const names = c?.takeNames();
+    return c && names ? { names, fallbacks: c.fallbacks } : null;
+  }
+
+  /**
+   * A collection type's files rendered once (collectionEntries) and kept in the content
+   * cache, for its directory's listing and KEYMAP.jsonl alike; null when its rows exceed the
+   * room's share (then both fall back to keys-only passes).
+   */
+  collectionCensus(kind: Exclude<WideKind, 'streams'>): Promise<CollectionCensus | null> {
+    let p = this.collectionCensuses.get(kind);
+    if (!p) {
+      p = this.collectionEntries(kind).then((keys) => (keys ? new CollectionCensus(kind, keys, this.files, `${this.dirPath}/${kind}`) : null));
+      this.collectionCensuses.set(kind, p);
+      p.catch(() => this.collectionCensuses.delete(kind));
+    }
+    return p;
   }
 
   private sidecar(name: string): { gen: () => AsyncGenerator<string> } {
@@ -502,6 +543,22 @@ export class RedisDb {
   /** Whether a sidecar has at least one line (the owner writes no empty sidecar). */
   private hasSidecar(name: string): Promise<boolean> {
     let p = this.sidecarProbe.get(name);
+    if (!p && name !== KEYMAP_FILE) {
+      // A *_ttl.jsonl is produced whole to say: KEYMAP.jsonl needs the same pass (blobCensus),
+      // and a listing of db_0 with attributes asks for the sidecar's size next anyway.
+      p = this.sidecarFile(name)
+        .size()
+        .then(
+          (size) => size > 0,
+          (e: unknown) => {
+            // A corrupt record: list the file, and let reading it fail (EIO).
+            if (e instanceof RecordError) return true;
+            throw e;
+          },
+        );
+      this.sidecarProbe.set(name, p);
+      p.catch(() => this.sidecarProbe.delete(name));
+    }
     if (!p) {
       p = (async () => {
         const it = this.sidecar(name).gen();
@@ -525,7 +582,9 @@ export class RedisDb {
   private sidecarFile(name: string): FileNode {
     return this.files.streamed(`${this.dirPath}/${name}`, async (write) => {
       let batch = '';
-      for await (const l of this.sidecar(name).gen()) {
+      const kind: BlobKind | null = name === STRINGS_TTL_FILE ? 'strings' : name === HLL_TTL_FILE ? 'hll' : null;
+      const lines = kind ? this.sidecarLines(kind, new BlobCensus(kind, this.files, `${this.dirPath}/${kind}`, this.ctx.roomCacheBytes)) : this.sidecar(name).gen();
+      for await (const l of lines) {
         batch += l;
         if (batch.length >= 64 << 10) {
           write(Buffer.from(batch, 'utf8'));
@@ -549,8 +608,11 @@ export class RedisDb {
 
   async list(): Promise<string[]> {
     const out: string[] = [];
+    // The sidecars' passes run side by side with each other and with the subdirectory probes.
+    const sidecars = RedisDb.SIDECARS.map((s) => this.hasSidecar(s));
+    for (const p of sidecars) p.catch(() => {}); // awaited below, in order
     for (const k of RedisDb.SUBDIRS) if (await this.hasDir(k)) out.push(k);
-    for (const s of RedisDb.SIDECARS) if (await this.hasSidecar(s)) out.push(s);
+    for (let i = 0; i < sidecars.length; i++) if (await sidecars[i]) out.push(RedisDb.SIDECARS[i]!);
     return out;
   }
 
@@ -573,6 +635,95 @@ export class RedisDb {
     return d;
   }
 
+  /**
+   * The files of hashes/, lists/, sets/ or zsets/ in listing order (by user key), from one
+   * pass over the type's meta and member rows with values, each rendered as its lookup would
+   * render it. A key whose file depends on more than its own rows is listed without bytes and
+   * its lookup decides: no meta carrying an inline TTL (a `!redis|ttl|` record may then route
+   * to it), a legacy zset blob, a row that does not decode. Null when the rows held exceed
+   * the room's cache share (a huge collection): the caller lists names only.
+   */
+  async collectionEntries(kind: Exclude<WideKind, 'streams'>): Promise<CollectionKey[] | null> {
+    const budget = this.ctx.roomCacheBytes;
+    const keys = new Map<string, CollectionKey>();
+    let held = 0;
+    const at = (uk: Buffer): CollectionKey => {
+      const m = mk(uk);
+      let c = keys.get(m);
+      if (!c) keys.set(m, (c = { uk: Buffer.from(uk), meta: null, rows: [], legacy: false }));
+      return c;
+    };
+    const hold = (b: Buffer): boolean => (held += b.length + 48) <= budget;
+    const prefixes = { hashes: [P.hashMeta, P.hashMetaDelta, P.hashField], sets: [P.setMeta, P.setMetaDelta, P.setMember], zsets: [P.zsetMeta, P.zsetMetaDelta, P.zsetMember], lists: [P.listMeta, P.listMetaDelta, P.listItem] }[kind];
+    const [meta, delta, member] = prefixes as [Buffer, Buffer, Buffer];
+    for (const [s, e] of this.metaRanges(meta, delta)) {
+      for await (const kv of this.view.scan(s, e)) {
+        if (kind === 'lists') {
+          at(kv.key.subarray(meta.length)).meta = kv.value;
+        } else {
+          const p = parseWide(kv.key, meta);
+          if (!p) continue;
+          // Only the exact `<meta><len><k>` row is the key's meta; a longer one only says the key has state.
+          const c = at(p.userKey);
+          if (p.tail.length === 0) c.meta = kv.value;
+        }
+        if (!hold(kv.value)) return null;
+      }
+    }
+    for await (const kv of this.view.scan(member, endOf(member), { keysOnly: kind === 'sets' })) {
+      if (kind === 'lists') {
+        const rest = kv.key.subarray(member.length);
+        if (rest.length < LIST_SEQ_BYTES) continue;
+        at(rest.subarray(0, rest.length - LIST_SEQ_BYTES)).rows.push(kv.value);
+        if (!hold(kv.value)) return null;
+        continue;
+      }
+      const p = parseWide(kv.key, member);
+      if (!p) continue;
+      const c = at(p.userKey);
+      if (kind === 'sets') c.rows.push(Buffer.from(p.tail));
+      else {
+        c.rows.push(Buffer.from(p.tail), kv.value);
+        if (!hold(kv.value)) return null;
+      }
+      if (!hold(p.tail)) return null;
+    }
+    if (kind === 'zsets') for await (const kv of this.view.scanPrefix(P.zsetLegacy, { keysOnly: true })) at(kv.key.subarray(P.zsetLegacy.length)).legacy = true;
+    const out = [...keys.values()].sort((a, b) => Buffer.compare(a.uk, b.uk));
+    for (const c of out) c.bytes = this.renderCollection(kind, c);
+    return out;
+  }
+
+  /** The file of one collection from its own rows, or undefined when it needs its lookup (see collectionEntries). */
+  private renderCollection(kind: Exclude<WideKind, 'streams'>, c: CollectionKey): Buffer | undefined {
+    if (c.meta === null || c.legacy) return undefined;
+    try {
+      const inline = kind === 'lists' ? decodeListMeta(c.meta) : decodeCountMeta(c.meta);
+      if (inline === null) return undefined;
+      const ttl = inline === 0n ? null : inline;
+      const r = c.rows;
+      switch (kind) {
+        case 'hashes': {
+          const fields: [Buffer, Buffer][] = [];
+          for (let i = 0; i + 1 < r.length; i += 2) fields.push([r[i]!, r[i + 1]!]);
+          return hashJson(fields, ttl);
+        }
+        case 'lists':
+          return listJson(r, ttl);
+        case 'sets':
+          return setJson(r, ttl);
+        case 'zsets': {
+          const members: [Buffer, number][] = [];
+          for (let i = 0; i + 1 < r.length; i += 2) members.push([r[i]!, decodeZSetScore(r[i + 1]!)]);
+          return zsetJson(members, ttl);
+        }
+      }
+    } catch (e) {
+      if (e instanceof DecodeError) return undefined; // the file's own read reports the record
+      throw e;
+    }
+  }
+
   /** All file-bearing user keys of a subdirectory. */
   async dirUserKeys(kind: BlobKind | WideKind): Promise<Buffer[]> {
     if (kind === 'strings' || kind === 'hll') {
@@ -589,6 +740,95 @@ export class RedisDb {
     if (kind === 'streams') return (await this.view.get(wideKey(P.streamMeta, userKey))) !== null;
     return this.hasState(kind, userKey);
   }
+}
+
+/**
+ * What one pass over a blob type's values learns besides its *_ttl.jsonl lines: each
+ * file's name, the KEYMAP lines of its SHA-fallback names (a blob line, and one more for an
+ * inline TTL), and each file's bytes, kept in the content cache under the file's path.
+ * Names are held until the directory's listing takes them, up to a byte budget.
+ */
+class BlobCensus {
+  private names: string[] | null = [];
+  private held = 0;
+  readonly fallbacks = new Map<string, Buffer>();
+  readonly keymap: string[] = [];
+  private readonly ext: string;
+
+  constructor(
+    kind: BlobKind,
+    private readonly files: FileFactory,
+    private readonly dir: string,
+    private readonly budget: number,
+  ) {
+    this.ext = EXT[kind];
+  }
+
+  /** One record of the pass (v null: it does not decode); returns its encoded segment. */
+  add(uk: Buffer, v: SimpleValue | null): string {
+    const seg = encodeSegment(uk);
+    const name = seg + this.ext;
+    if (needsKeymap(seg)) {
+      this.fallbacks.set(seg, Buffer.from(uk));
+      const line = keymapLine(seg, uk, 'sha-fallback');
+      this.keymap.push(line);
+      if (v !== null && v.expireAtMs !== 0n) this.keymap.push(line);
+    }
+    if (this.names) {
+      this.held += name.length + 16;
+      if (this.held > this.budget) this.names = null; // too many to hold: the listing makes its own pass
+      else this.names.push(name);
+    }
+    if (v !== null) this.files.keep(`${this.dir}/${name}`, v.body);
+    return seg;
+  }
+
+  takeNames(): string[] | null {
+    const n = this.names;
+    this.names = null;
+    return n;
+  }
+}
+
+/** A collection type rendered once (collectionEntries): bytes in the content cache, names until the listing takes them. */
+class CollectionCensus {
+  private names: string[] | null;
+  readonly fallbacks = new Map<string, Buffer>();
+  /** User keys with SHA-fallback names, ascending (KEYMAP.jsonl's lines for the type). */
+  readonly fallbackKeys: Buffer[] = [];
+
+  constructor(kind: Exclude<WideKind, 'streams'>, keys: CollectionKey[], files: FileFactory, dir: string) {
+    const ext = EXT[kind];
+    this.names = [];
+    for (const c of keys) {
+      const seg = encodeSegment(c.uk);
+      if (needsKeymap(seg)) {
+        this.fallbacks.set(seg, c.uk);
+        this.fallbackKeys.push(c.uk);
+      }
+      const name = seg + ext;
+      this.names.push(name);
+      if (c.bytes) files.keep(`${dir}/${name}`, c.bytes);
+    }
+  }
+
+  takeNames(): string[] | null {
+    const n = this.names;
+    this.names = null;
+    return n;
+  }
+}
+
+/** One user key of a collection directory while its listing is made (collectionEntries). */
+interface CollectionKey {
+  uk: Buffer;
+  /** The exact meta row's value, if any. */
+  meta: Buffer | null;
+  /** Member rows in key order: values (lists), members (sets), or name/value pairs (hashes: field, value; zsets: member, score). */
+  rows: Buffer[];
+  /** A legacy zset blob exists for the key. */
+  legacy: boolean;
+  bytes?: Buffer;
 }
 
 const EXT: Record<BlobKind | WideKind, string> = {
@@ -615,12 +855,35 @@ class KeyDir implements DirNode {
     private readonly files: AdapterContext['files'],
   ) {
     if (type === 'strings' || type === 'hll') this.entries = () => this.blobEntries(type);
+    else if (type !== 'streams') this.entries = () => this.collectionEntries(type);
+  }
+
+  /** hashes/, lists/, sets/, zsets/: names and bytes from one pass over the type's rows. */
+  private async *collectionEntries(kind: Exclude<WideKind, 'streams'>): AsyncGenerator<Entry[]> {
+    // Rendered once for the database (the files' bytes are in the content cache): the names, once.
+    const c = await this.db.collectionCensus(kind);
+    const names = c?.takeNames();
+    if (!c || !names) {
+      yield (await this.list()).map((name): Entry => ({ name, kind: 'file' }));
+      return;
+    }
+    for (const [seg, uk] of c.fallbacks) this.fallbacks.set(seg, uk);
+    this.listed = true;
+    yield names.map((name): Entry => ({ name, kind: 'file' }));
   }
 
   /** strings/ and hll/ (one record a file): names and bytes from one scan with values. */
   readonly entries?: () => AsyncGenerator<Entry[]>;
 
   private async *blobEntries(kind: BlobKind): AsyncGenerator<Entry[]> {
+    // The pass that made the type's *_ttl.jsonl (a copy lists db_0 first) named every file and cached its bytes.
+    const known = this.db.takeBlobNames(kind);
+    if (known) {
+      for (const [seg, uk] of known.fallbacks) this.fallbacks.set(seg, uk);
+      this.listed = true;
+      yield known.names.map((name): Entry => ({ name, kind: 'file' }));
+      return;
+    }
     const prefix = kind === 'strings' ? P.str : P.hll;
     const version = kind === 'strings' ? STR_VERSION : HLL_VERSION;
     const ext = EXT[kind];
