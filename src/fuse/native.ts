@@ -16,8 +16,8 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { grown, type PathTable } from '../tree/paths.js';
-import type { Attr } from '../tree/tree.js';
+import { grown, KIND_DIR as PATH_DIR, KIND_FILE as PATH_FILE, type PathTable } from '../tree/paths.js';
+import type { Attr, DirListing } from '../tree/tree.js';
 import { TreeError } from '../tree/tree.js';
 import { isMounted, type MountOptions } from './mount.js';
 
@@ -141,14 +141,13 @@ class Inodes {
     return ino < this.counts.length && this.counts[ino]! > 0 ? this.paths.path(ino) : undefined;
   }
 
-  /** The inode number `name` in directory `dir` has or will have (a dirent's d_ino); no count. */
-  number(dir: number, name: string): number {
-    return this.paths.child(dir, name);
-  }
-
   /** The inode for `name` in directory inode `dir`, counting one kernel lookup. */
   ref(dir: number, name: string): number {
-    const ino = this.paths.child(dir, name);
+    return this.refId(this.paths.child(dir, name));
+  }
+
+  /** Count one kernel lookup of inode `ino` (a path id the tree handed out); returns it. */
+  refId(ino: number): number {
     this.counts = grown(this.counts, ino + 1, (n) => new Uint32Array(n));
     const held = this.counts[ino]!;
     if (held === 0) this.live++;
@@ -196,6 +195,8 @@ const LISTINGS_KEPT = 4;
 interface Listing {
   dir: string;
   names: string[];
+  /** Each entry's path id (its inode number once the kernel holds it). */
+  ids: Uint32Array;
   /** Kernel inode (0: none yet) and size (-1: not a small regular file) per entry, from readdirplus. */
   inos: Float64Array;
   sizes: Float64Array;
@@ -210,6 +211,8 @@ function child(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
 
+const DIR_ATTR: Attr = { kind: 'dir', size: 4096 };
+
 function kindOf(a: Attr): number {
   return a.kind === 'dir' ? KIND_DIR : KIND_FILE;
 }
@@ -218,7 +221,7 @@ export class NativeFuseMount {
   private h: Handle | null = null;
   private readonly inodes: Inodes;
   /** Listings of open directories, by directory handle. */
-  private readonly dirs = new Map<number, string[]>();
+  private readonly dirs = new Map<number, DirListing>();
   private nextFh = 1;
   private readonly mountedAt = new Date();
   private readonly uid = process.getuid?.() ?? 0;
@@ -332,10 +335,10 @@ export class NativeFuseMount {
   private opendir(id: number, ino: number): void {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
-    this.track(() => this.o.tree.readdir(path)).then((names) => {
+    this.track(() => this.o.tree.dirListing(path)).then((listing) => {
       const fh = this.nextFh++;
-      this.dirs.set(fh, names);
-      this.remember(path, names);
+      this.dirs.set(fh, listing);
+      this.remember(path, listing);
       this.answer((A, h) => A.replyOpen(h, id, fh, OPEN_KEEP_CACHE | OPEN_CACHE_DIR));
     }, this.fail(id));
   }
@@ -344,14 +347,14 @@ export class NativeFuseMount {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
     // fh 0: zero-message opendirs (the addon answered OPENDIR), so the listing is found by path.
-    const cached = fh ? this.dirs.get(fh) : this.listings.get(path)?.names;
+    const cached = fh ? this.dirs.get(fh) : this.listings.get(path);
     const listing = cached
       ? Promise.resolve(cached)
-      : this.track(() => this.o.tree.readdir(path)).then((names) => {
-          if (!fh) this.remember(path, names);
-          return names;
+      : this.track(() => this.o.tree.dirListing(path)).then((l) => {
+          if (!fh) this.remember(path, l);
+          return l;
         });
-    listing.then((names) => {
+    listing.then(({ names, ids }) => {
       // The entries from `off` that fit in `size` bytes.
       const picked: string[] = [];
       let used = 0;
@@ -365,16 +368,35 @@ export class NativeFuseMount {
       const meta = new Float64Array(picked.length * 3);
       if (!plus) {
         for (let i = 0; i < picked.length; i++) {
-          meta[3 * i] = this.inodes.number(ino, picked[i]!);
+          meta[3 * i] = ids[off + i]!;
           meta[3 * i + 1] = KIND_UNKNOWN;
         }
         this.answer((A, h) => A.replyDir(h, id, false, size, picked, meta, off, ino, names.length));
         return;
       }
-      const paths = picked.map((n) => child(path, n));
-      // A child whose attributes fail (e.g. EIO for a corrupt record), or would cost a pass over
-      // the tree (CHECKSUMS), is listed without them; its own lookup then answers, as with fuse-native.
-      return this.track(() => Promise.all(paths.map((p) => this.o.tree.listingAttr(p).then((a) => a, () => null)))).then((attrs) => {
+      // Attributes the listing has at hand: a directory, or a file whose whole bytes are in memory
+      // (a listing that renders its files). The others (all of them when the pin's gate refuses)
+      // are asked of the tree; a child whose attributes fail there (e.g. EIO for a corrupt record),
+      // or would cost a pass over the tree (CHECKSUMS), is listed without them, and its own lookup
+      // then answers, as with fuse-native.
+      const tree = this.o.tree;
+      const attrs = new Array<Attr | null>(picked.length);
+      const slow: number[] = [];
+      let gated = true;
+      try {
+        tree.gateListing(path);
+      } catch {
+        gated = false;
+      }
+      for (let i = 0; i < picked.length; i++) {
+        const kind = gated ? tree.paths.kind(ids[off + i]!) : 0;
+        const size = kind === PATH_FILE ? tree.cachedSize(ids[off + i]!) : -1;
+        if (kind === PATH_DIR) attrs[i] = DIR_ATTR;
+        else if (size >= 0) attrs[i] = { kind: 'file', size };
+        else slow.push(i);
+      }
+      const asked = slow.length === 0 ? null : this.track(() => Promise.all(slow.map((i) => tree.listingAttr(child(path, picked[i]!)).then((a) => (attrs[i] = a), () => (attrs[i] = null)))));
+      const reply = (): void => {
         const h = this.h;
         if (!h) return;
         const l = this.listings.get(path);
@@ -382,7 +404,7 @@ export class NativeFuseMount {
         const inos: number[] = [];
         for (let i = 0; i < attrs.length; i++) {
           const a = attrs[i];
-          const childIno = a ? this.inodes.ref(ino, picked[i]!) : 0;
+          const childIno = a ? this.inodes.refId(ids[off + i]!) : 0;
           inos.push(childIno);
           meta[3 * i] = childIno;
           meta[3 * i + 1] = a ? kindOf(a) : KIND_UNKNOWN;
@@ -412,7 +434,9 @@ export class NativeFuseMount {
             l.pos.delete(inos[i]!);
           }
         }
-      });
+      };
+      if (!asked) return reply();
+      return asked.then(reply);
     }).catch(this.fail(id));
   }
 
@@ -438,11 +462,11 @@ export class NativeFuseMount {
       }, this.fail(id));
   }
 
-  private remember(dir: string, names: string[]): void {
+  private remember(dir: string, { names, ids }: DirListing): void {
     if (this.listings.get(dir)?.names === names) return;
     this.listings.delete(dir);
     const n = names.length;
-    const l: Listing = { dir, names, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST };
+    const l: Listing = { dir, names, ids, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST };
     this.listings.set(dir, l);
     if (this.listings.size > LISTINGS_KEPT) this.listings.delete(this.listings.keys().next().value!);
   }
@@ -497,7 +521,7 @@ export class NativeFuseMount {
     if (jobs.length === 0) return null;
     const later: number[] = [];
     for (const k of jobs) {
-      const data = this.o.tree.wholeIfCached(this.inodes.path(l.inos[k]!) ?? child(l.dir, l.names[k]!));
+      const data = this.o.tree.wholeIfCachedId(l.inos[k]!);
       if (data && data.length === l.sizes[k]) this.push(l.inos[k]!, data, parkDir);
       else later.push(k);
     }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { FileFactory } from '../adapters/types.js';
 import type { FileNode } from './node.js';
+import { PathTable } from './paths.js';
 
 export interface ContentStats {
   hits: number;
@@ -36,9 +37,10 @@ async function collect(produce: (write: (chunk: Buffer) => void, drain: () => Pr
 }
 
 /**
- * What one LRU entry really costs beyond its payload and key: the Buffer and ArrayBuffer
- * objects, the backing store's bookkeeping, the LRU's slots. Measured: 200k entries of
- * 80 bytes under 56-byte keys cost 362 B of heap and 160 B of external memory each.
+ * What one LRU entry really costs beyond its payload: the Buffer and ArrayBuffer objects,
+ * the backing store's bookkeeping, the LRU's slots. Measured: 200k entries of 80 bytes
+ * under 56-byte string keys cost 362 B of heap and 160 B of external memory each; keys are
+ * path ids now (the path's bytes live in the tree's path table once, whatever is cached).
  */
 const ENTRY_OVERHEAD = 400;
 
@@ -89,23 +91,28 @@ export interface ContentStoreOptions {
   spillThreshold?: number;
   /** Parent directory for spill files (default: os.tmpdir()). */
   spillDir?: string;
+  /** The tree's path table: cached files are keyed by their path's id (default: a table of its own). */
+  paths?: PathTable;
 }
 
 export class ContentStore implements FileFactory {
   readonly stats: ContentStats = { hits: 0, misses: 0, renders: 0, spilledFiles: 0, spilledBytes: 0 };
-  private readonly lru: LRUCache<string, Buffer>;
+  /** Whole bytes of files, by their path's id. */
+  private readonly lru: LRUCache<number, Buffer>;
   private readonly arena = new CacheArena();
-  private readonly inflight = new Map<string, Promise<Buffer>>();
-  private readonly produced = new Map<string, Promise<Produced>>();
+  private readonly inflight = new Map<number, Promise<Buffer>>();
+  private readonly produced = new Map<number, Promise<Produced>>();
+  private readonly paths: PathTable;
   private readonly spillThreshold: number;
   private spillRoot: string | null = null;
   private readonly spillParent: string;
   private spillSeq = 0;
 
   constructor(opts: ContentStoreOptions) {
-    this.lru = new LRUCache<string, Buffer>({
+    this.paths = opts.paths ?? new PathTable();
+    this.lru = new LRUCache<number, Buffer>({
       maxSize: Math.max(1, opts.cacheBytes),
-      sizeCalculation: (b, key) => b.length + 2 * key.length + ENTRY_OVERHEAD,
+      sizeCalculation: (b) => b.length + ENTRY_OVERHEAD,
       // A single file larger than the whole cache is still served (rendered on demand), just not kept.
       maxEntrySize: Math.max(1, opts.cacheBytes),
     });
@@ -117,7 +124,7 @@ export class ContentStore implements FileFactory {
     return this.lru.calculatedSize ?? 0;
   }
 
-  private async getRendered(key: string, render: () => Promise<Buffer>): Promise<Buffer> {
+  private async getRendered(key: number, render: () => Promise<Buffer>): Promise<Buffer> {
     const hit = this.lru.get(key);
     if (hit) {
       this.stats.hits++;
@@ -138,31 +145,44 @@ export class ContentStore implements FileFactory {
   }
 
   cached(cacheKey: string): boolean {
-    return this.lru.has(cacheKey) || this.produced.has(cacheKey);
+    const id = this.paths.lookup(cacheKey);
+    return id !== 0 && (this.lru.has(id) || this.produced.has(id));
   }
 
   /** The whole bytes of the file at `path` while they are in memory (a hit counts as use). */
   peek(path: string): Buffer | undefined {
-    const b = this.lru.get(path);
+    const id = this.paths.lookup(path);
+    return id === 0 ? undefined : this.peekId(id);
+  }
+
+  /** peek() by the path's id in the tree's path table. */
+  peekId(id: number): Buffer | undefined {
+    const b = this.lru.get(id);
     if (b) this.stats.hits++;
     return b;
   }
 
   /** Keep a file's whole bytes under its path (rendered by a listing pass, DirNode.entries, or another pass of an adapter). */
   keep(path: string, bytes: Buffer): void {
+    this.keepId(this.paths.intern(path), bytes);
+  }
+
+  /** keep() by the path's id in the tree's path table. */
+  keepId(id: number, bytes: Buffer): void {
     this.stats.renders++;
-    this.lru.set(path, this.arena.own(bytes));
+    this.lru.set(id, this.arena.own(bytes));
   }
 
   rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode {
+    const id = this.paths.intern(cacheKey);
     // The size, once rendered, is the node's own: getattr and the hash tracker ask for it
     // again without an LRU lookup (the bytes may be evicted; their length cannot change).
     let size = -1;
     return {
       kind: 'file',
-      size: async () => (size >= 0 ? size : (size = (await this.getRendered(cacheKey, render)).length)),
+      size: async () => (size >= 0 ? size : (size = (await this.getRendered(id, render)).length)),
       read: async (offset, length) => {
-        const b = await this.getRendered(cacheKey, render);
+        const b = await this.getRendered(id, render);
         return b.subarray(offset, Math.min(b.length, offset + length));
       },
     };
@@ -173,7 +193,7 @@ export class ContentStore implements FileFactory {
     return this.spillRoot;
   }
 
-  private produce(key: string, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): Promise<Produced> {
+  private produce(key: number, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): Promise<Produced> {
     let p = this.produced.get(key);
     if (p) return p;
     p = (async (): Promise<Produced> => {
@@ -229,15 +249,16 @@ export class ContentStore implements FileFactory {
   }
 
   streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): FileNode {
+    const id = this.paths.intern(cacheKey);
     return {
       kind: 'file',
-      size: async () => (await this.produce(cacheKey, produce)).size,
+      size: async () => (await this.produce(id, produce)).size,
       read: async (offset, length) => {
-        const pr = await this.produce(cacheKey, produce);
+        const pr = await this.produce(id, produce);
         const end = Math.min(pr.size, offset + length);
         if (end <= offset) return Buffer.alloc(0);
         if (!pr.file) {
-          const b = await this.getRendered(cacheKey, () => collect(produce));
+          const b = await this.getRendered(id, () => collect(produce));
           return b.subarray(offset, end);
         }
         const out = Buffer.allocUnsafe(end - offset);

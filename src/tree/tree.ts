@@ -38,6 +38,12 @@ export interface TreeOptions {
   guard?: () => void;
 }
 
+/** A directory's names and each child's path id, in listing order. */
+export interface DirListing {
+  names: string[];
+  ids: Uint32Array;
+}
+
 export interface Attr {
   kind: 'dir' | 'file';
   size: number;
@@ -114,14 +120,17 @@ export class Tree {
   private aheadBytes = 0;
   private readonly loggedErrors = new Set<string>();
   /** Listings being made, by path: a readdir of a directory being read ahead waits for it. */
-  private readonly listingsInFlight = new Map<string, Promise<string[]>>();
+  private readonly listingsInFlight = new Map<string, Promise<DirListing>>();
   /** Where the last directory read-ahead stood: a parent's id and the index in its listing. */
   private readonly siblingCursor = { parent: 0, at: 0 };
   private checksumsBuilt = false;
 
+  /** CHECKSUMS' path id (never hashed into itself). */
+  private readonly checksumsId = this.paths.intern('/' + CHECKSUMS_FILE);
+
   constructor(private readonly opts: TreeOptions) {
     this.log = opts.log;
-    this.content = new ContentStore({ cacheBytes: opts.cacheBytes, spillDir: opts.spillDir });
+    this.content = new ContentStore({ cacheBytes: opts.cacheBytes, spillDir: opts.spillDir, paths: this.paths });
     this.ctx = { view: opts.view, options: opts.options, files: this.content, log: opts.log, roomCacheBytes: auxCacheBytes(opts.cacheBytes) };
     this.root = this.makeRoot();
   }
@@ -236,13 +245,21 @@ export class Tree {
   }
 
   async readdir(path: string): Promise<string[]> {
-    const names = await this.listing(path);
-    this.prefetchSiblings(path, names.length);
-    return names;
+    return (await this.dirListing(path)).names;
   }
 
-  /** A directory's names: kept from before, the listing being made, or a new one. */
-  private listing(path: string): Promise<string[]> {
+  /**
+   * A directory's listing: its names, and each child's id in the path table (the kernel's
+   * inode number of it; cachedSize() and wholeIfCachedId() take it).
+   */
+  async dirListing(path: string): Promise<DirListing> {
+    const l = await this.listing(path);
+    this.prefetchSiblings(path, l.names.length);
+    return l;
+  }
+
+  /** A directory's listing: kept from before, the listing being made, or a new one. */
+  private listing(path: string): Promise<DirListing> {
     try {
       this.gate(path, 'readdir');
     } catch (e) {
@@ -255,7 +272,7 @@ export class Tree {
     if (kept) {
       const names = new Array<string>(kept.length);
       for (let i = 0; i < kept.length; i++) names[i] = this.paths.name(kept[i]!);
-      return Promise.resolve(names);
+      return Promise.resolve({ names, ids: kept.slice() });
     }
     let p = this.listingsInFlight.get(path);
     if (!p) {
@@ -300,7 +317,7 @@ export class Tree {
     }
   }
 
-  private async makeListing(path: string): Promise<string[]> {
+  private async makeListing(path: string): Promise<DirListing> {
     let node: Node | null;
     try {
       node = await this.resolve(path);
@@ -318,7 +335,7 @@ export class Tree {
       const ids = new Uint32Array(safe.length);
       for (let i = 0; i < safe.length; i++) ids[i] = this.paths.child(dir, safe[i]!);
       this.paths.setListing(dir, ids);
-      return safe;
+      return { names: safe, ids };
     } catch (e) {
       throw this.fail(path, 'readdir', e);
     }
@@ -329,8 +346,7 @@ export class Tree {
    * file's bytes are kept under its path, so the attributes a listing is asked for next
    * (readdirplus) and the reads of a copy are answered from them.
    */
-  private async listEntries(path: string, dir: number, batches: AsyncGenerator<Entry[]>): Promise<string[]> {
-    const base = path === '/' ? '/' : `${path}/`;
+  private async listEntries(path: string, dir: number, batches: AsyncGenerator<Entry[]>): Promise<DirListing> {
     const safe: string[] = [];
     let ids = new Uint32Array(256);
     let dropped = 0;
@@ -342,15 +358,16 @@ export class Tree {
         }
         const id = this.paths.child(dir, e.name);
         this.paths.setKind(id, e.kind === 'dir' ? KIND_DIR : KIND_FILE);
-        if (e.bytes) this.content.keep(base + e.name, e.bytes);
+        if (e.bytes) this.content.keepId(id, e.bytes);
         ids = grown(ids, safe.length + 1, (n) => new Uint32Array(n));
         ids[safe.length] = id;
         safe.push(e.name);
       }
     }
     if (dropped) this.log.error({ path, dropped }, 'unsafe names dropped from listing');
-    this.paths.setListing(dir, ids.subarray(0, safe.length));
-    return safe;
+    const kept = ids.slice(0, safe.length);
+    this.paths.setListing(dir, kept);
+    return { names: safe, ids: kept };
   }
 
   async file(path: string): Promise<FileNode> {
@@ -398,17 +415,28 @@ export class Tree {
    * serve them (the gate passed, counted, hashed for CHECKSUMS), at once; null when they
    * are not in memory or the gate refuses. For pushes into the kernel's page cache.
    */
-  wholeIfCached(path: string): Buffer | null {
-    const b = this.content.peek(path);
+  wholeIfCachedId(id: number): Buffer | null {
+    const b = this.content.peekId(id);
     if (!b) return null;
     try {
-      this.gate(path, 'read');
-    } catch {
-      return null; // counted and logged by the gate; the file's own read reports it
+      this.opts.guard?.();
+    } catch (e) {
+      this.fail(this.paths.path(id) ?? `#${id}`, 'read', e); // counted and logged; the file's own read reports it
+      return null;
     }
     this.stats.bytesServed += b.length;
-    if (b.length > 0 && path !== '/' + CHECKSUMS_FILE && !this.fileHashes.has(path)) this.fileHashes.set(path, sha256(b));
+    if (b.length > 0 && id !== this.checksumsId && !this.fileHashes.hasId(id)) this.fileHashes.setId(id, sha256(b));
     return b;
+  }
+
+  /** The size of the file with path id `id` when its whole bytes are in memory, else -1. */
+  cachedSize(id: number): number {
+    return this.content.peekId(id)?.length ?? -1;
+  }
+
+  /** The live pin check for a listing's attributes: throws the EIO a refused gate gives. */
+  gateListing(path: string): void {
+    this.gate(path, 'readdir');
   }
 
   /** Hash files that are read sequentially from byte 0 to the end: CHECKSUMS reuses the result. */
@@ -571,8 +599,15 @@ class DigestTable {
     return this.idOf(path) !== 0;
   }
 
+  hasId(id: number): boolean {
+    return this.known[id] === 1;
+  }
+
   set(path: string, digest: Buffer): void {
-    const id = this.paths.intern(path);
+    this.setId(this.paths.intern(path), digest);
+  }
+
+  setId(id: number, digest: Buffer): void {
     this.arena = grown(this.arena, (id + 1) * 32, (n) => Buffer.allocUnsafe(n));
     this.known = grown(this.known, id + 1, (n) => new Uint8Array(n));
     digest.copy(this.arena, id * 32, 0, 32);
