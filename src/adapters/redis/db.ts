@@ -47,6 +47,16 @@ const COLLECTION_KINDS = ['hashes', 'lists', 'sets', 'zsets'] as const;
 export const STRINGS_TTL_FILE = 'strings_ttl.jsonl';
 export const HLL_TTL_FILE = 'hll_ttl.jsonl';
 
+/** A blob value decoded, or null when it does not decode (the record's own .bin then reports it). */
+function simpleOrNull(raw: Buffer, version: number): SimpleValue | null {
+  try {
+    return decodeSimpleValue(raw, version);
+  } catch (e) {
+    if (e instanceof DecodeError) return null;
+    throw e;
+  }
+}
+
 /** Run a decoder; a DecodeError becomes a RecordError naming the key. */
 function decoded<T>(key: Buffer, f: () => T): T {
   try {
@@ -436,12 +446,7 @@ export class RedisDb {
           const file = kind === 'strings' ? RedisDb.ttlSidecar(kv.value, o) : RedisDb.ttlSidecar(o, kv.value);
           if (file === kind) routed.push(idx);
         }
-        let v: SimpleValue | null = null;
-        try {
-          v = decodeSimpleValue(kv.value, version);
-        } catch (e) {
-          if (!(e instanceof DecodeError)) throw e; // else the record's own .bin reports it
-        }
+        const v = simpleOrNull(kv.value, version);
         const seg = census ? census.add(uk, v) : null;
         if (v !== null && v.expireAtMs !== 0n) yield ttlLine(seg ?? encodeSegment(uk), v.expireAtMs);
       }
@@ -742,16 +747,27 @@ export class RedisDb {
   }
 }
 
+/** A directory's file names learned by a pass over its records, held until its listing takes them; SHA-fallback names -> user keys. */
+class Census {
+  protected names: string[] | null = [];
+  readonly fallbacks = new Map<string, Buffer>();
+
+  /** The names, once (the directory's listing keeps them from then on); null when none were held. */
+  takeNames(): string[] | null {
+    const n = this.names;
+    this.names = null;
+    return n;
+  }
+}
+
 /**
  * What one pass over a blob type's values learns besides its *_ttl.jsonl lines: each
  * file's name, the KEYMAP lines of its SHA-fallback names (a blob line, and one more for an
  * inline TTL), and each file's bytes, kept in the content cache under the file's path.
  * Names are held until the directory's listing takes them, up to a byte budget.
  */
-class BlobCensus {
-  private names: string[] | null = [];
+class BlobCensus extends Census {
   private held = 0;
-  readonly fallbacks = new Map<string, Buffer>();
   readonly keymap: string[] = [];
   private readonly ext: string;
 
@@ -761,6 +777,7 @@ class BlobCensus {
     private readonly dir: string,
     private readonly budget: number,
   ) {
+    super();
     this.ext = EXT[kind];
   }
 
@@ -782,24 +799,16 @@ class BlobCensus {
     if (v !== null) this.files.keep(`${this.dir}/${name}`, v.body);
     return seg;
   }
-
-  takeNames(): string[] | null {
-    const n = this.names;
-    this.names = null;
-    return n;
-  }
 }
 
 /** A collection type rendered once (collectionEntries): bytes in the content cache, names until the listing takes them. */
-class CollectionCensus {
-  private names: string[] | null;
-  readonly fallbacks = new Map<string, Buffer>();
+class CollectionCensus extends Census {
   /** User keys with SHA-fallback names, ascending (KEYMAP.jsonl's lines for the type). */
   readonly fallbackKeys: Buffer[] = [];
 
   constructor(kind: Exclude<WideKind, 'streams'>, keys: CollectionKey[], files: FileFactory, dir: string) {
+    super();
     const ext = EXT[kind];
-    this.names = [];
     for (const c of keys) {
       const seg = encodeSegment(c.uk);
       if (needsKeymap(seg)) {
@@ -807,15 +816,9 @@ class CollectionCensus {
         this.fallbackKeys.push(c.uk);
       }
       const name = seg + ext;
-      this.names.push(name);
+      this.names!.push(name);
       if (c.bytes) files.keep(`${dir}/${name}`, c.bytes);
     }
-  }
-
-  takeNames(): string[] | null {
-    const n = this.names;
-    this.names = null;
-    return n;
   }
 }
 
@@ -884,29 +887,15 @@ class KeyDir implements DirNode {
       yield known.names.map((name): Entry => ({ name, kind: 'file' }));
       return;
     }
+    // Else a pass of its own, learning what that pass learns (a record that does not decode
+    // is named without bytes: its own lookup and read report it).
     const prefix = kind === 'strings' ? P.str : P.hll;
     const version = kind === 'strings' ? STR_VERSION : HLL_VERSION;
-    const ext = EXT[kind];
-    let batch: Entry[] = [];
-    for await (const kv of this.db.view.scanPrefix(prefix)) {
-      const uk = kv.key.subarray(prefix.length);
-      const seg = encodeSegment(uk);
-      if (needsKeymap(seg)) this.fallbacks.set(seg, Buffer.from(uk));
-      let bytes: Buffer | undefined;
-      try {
-        bytes = decodeSimpleValue(kv.value, version).body;
-      } catch (e) {
-        if (!(e instanceof DecodeError)) throw e;
-        // Listed without bytes: the file's own lookup and read report the record (EIO).
-      }
-      batch.push({ name: seg + ext, kind: 'file', bytes });
-      if (batch.length >= 256) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
+    const c = new BlobCensus(kind, this.files, this.path, Infinity);
+    for await (const kv of this.db.view.scanPrefix(prefix)) c.add(kv.key.subarray(prefix.length), simpleOrNull(kv.value, version));
+    for (const [seg, uk] of c.fallbacks) this.fallbacks.set(seg, uk);
     this.listed = true;
+    yield c.takeNames()!.map((name): Entry => ({ name, kind: 'file' }));
   }
 
   async list(): Promise<string[]> {
