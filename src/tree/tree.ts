@@ -505,23 +505,24 @@ export class Tree {
    * subdirectory's name with its "/" (every path below it starts so), which makes the
    * depth-first walk globally sorted without holding every path of the tree.
    */
-  async *walkFilesSorted(dir = '/'): AsyncGenerator<string> {
-    const entries: { key: string; path: string; dir: boolean }[] = [];
-    for (const name of await this.readdir(dir)) {
+  async *walkFilesSorted(dir = '/'): AsyncGenerator<{ path: string; id: number }> {
+    const entries: { key: string; path: string; id: number; dir: boolean }[] = [];
+    const { names, ids } = await this.dirListing(dir);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
       const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
-      const kind = await this.kindOf(p);
-      if (kind) entries.push({ key: byteOrderKey(kind === 'dir' ? `${name}/` : name), path: p, dir: kind === 'dir' });
+      const k = this.paths.kind(ids[i]!);
+      const kind = k === KIND_DIR ? 'dir' : k === KIND_FILE ? 'file' : (await this.resolve(p))?.kind;
+      if (kind) entries.push({ key: byteOrderKey(kind === 'dir' ? `${name}/` : name), path: p, id: ids[i]!, dir: kind === 'dir' });
     }
     entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     for (const e of entries) {
       if (e.dir) yield* this.walkFilesSorted(e.path);
-      else yield e.path;
+      else yield e;
     }
   }
 
   private async hashOf(path: string): Promise<string> {
-    const known = this.fileHashes.hex(path);
-    if (known) return known;
     const node = await this.file(path);
     this.stats.filesOpened--;
     const h = createHash('sha256');
@@ -538,10 +539,10 @@ export class Tree {
     let files = 0;
     let batch = '';
     let hashedNow = 0;
-    for await (const p of this.walkFilesSorted()) {
-      if (p === '/' + CHECKSUMS_FILE) continue;
+    for await (const { path: p, id } of this.walkFilesSorted()) {
+      if (id === this.checksumsId) continue;
       files++;
-      const known = this.fileHashes.hex(p);
+      const known = this.fileHashes.hexId(id);
       if (!known) hashedNow++;
       batch += checksumLine(known ?? (await this.hashOf(p)), p.slice(1));
       if (batch.length > 64 * 1024) {
@@ -614,8 +615,7 @@ class DigestTable {
     this.known[id] = 1;
   }
 
-  hex(path: string): string | null {
-    const id = this.idOf(path);
-    return id === 0 ? null : this.arena.toString('hex', id * 32, id * 32 + 32);
+  hexId(id: number): string | null {
+    return id === 0 || this.known[id] !== 1 ? null : this.arena.toString('hex', id * 32, id * 32 + 32);
   }
 }
