@@ -280,9 +280,19 @@ function parseRat(text: string): Rat | null {
   return { num: neg ? -num : num, den };
 }
 
+/** A plain decimal integer small enough for a double to hold exactly. */
+const SMALL_INT = /^[+-]?[0-9]{1,15}$/;
+
 /** The owner's canonicalDDBNumber: big.Rat round-trip, or the trimmed text when it does not parse. */
 export function canonicalNumber(v: string): string {
   const t = goTrimSpace(v);
+  // Most numbers are small integers: their big.Rat string is the integer's ("+07" -> "7", "-0" -> "0").
+  if (SMALL_INT.test(t)) return String(Number(t) + 0);
+  return ratCanonical(t);
+}
+
+/** canonicalNumber() through big.Rat's parser (any form); exported for the fast path's test. */
+export function ratCanonical(t: string): string {
   const r = parseRat(t);
   return r ? ratString(r) : t;
 }
@@ -373,6 +383,8 @@ export function numericKeyToCanonical(raw: Buffer): string | null {
   if (!e || body[e.next] !== 0x00) return null;
   const digits = body.subarray(e.next + 1).toString('latin1');
   if (!/^[0-9]+$/.test(digits) || digits[0] === '0' || digits.endsWith('0')) return null;
+  // An integer of at most 15 digits (most keys): its digits, then exp - n zeros.
+  if (e.v >= BigInt(digits.length) && e.v <= 15n) return (negative ? '-' : '') + digits + '0'.repeat(Number(e.v) - digits.length);
   // value = 0.digits × 10^exp = digits × 10^(exp - n)
   const shift = e.v - BigInt(digits.length);
   if (shift > BigInt(MAX_EXP5) || shift < -BigInt(MAX_EXP5)) return null;
