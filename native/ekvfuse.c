@@ -11,7 +11,7 @@
  * which the kernel opens files itself with keep_cache; reported to JS),
  * statfs, xattrs (none), release / releasedir (releasedir is reported to JS),
  * the readdir past a listing's end (after the page-cache pushes parked for
- * that listing's files, see js_store_parked), and EROFS for every write-side
+ * that listing's files, see js_store), and EROFS for every write-side
  * operation. forget/forget_multi are reported to JS (the inode
  * table lives there) and need no reply.
  *
@@ -123,7 +123,7 @@ typedef struct {
   int store_started, store_stop;
   int store_busy; /* the push thread is writing one it has taken off the queue */
   pthread_t store_thread;
-  /* Pushes parked until the kernel asks for more of a listing (see js_store_parked), by
+  /* Pushes parked until the kernel asks for more of a listing (see js_store), by
    * directory inode (direct-mapped: a collision drops the older directory's pushes). */
   struct {
     uint64_t dir;
@@ -1122,17 +1122,50 @@ static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len, cons
   return -1;
 }
 
+/* Park a push for directory `dir` (see js_store); 0, or EAGAIN/ENOMEM/ENOTCONN when not parked. */
+static int store_park(ekv_mount *m, uint64_t dir, uint64_t ino, off_t off, const void *data, size_t len) {
+  int err = store_start(m);
+  if (err) return err;
+  ekv_store *q = store_rec(NULL, ino, off, data, len);
+  if (!q) return ENOMEM;
+  pthread_mutex_lock(&m->store_mu);
+  int slot = (int)(dir % PARK_SLOTS);
+  if (m->parked[slot].dir != dir) {
+    park_drop(m, slot);
+    m->parked[slot].dir = dir;
+  }
+  if (m->parked_bytes + len > PARK_MAX) {
+    free(q);
+    err = EAGAIN;
+  } else {
+    if (m->parked[slot].tail) m->parked[slot].tail->next = q;
+    else m->parked[slot].head = q;
+    m->parked[slot].tail = q;
+    m->parked[slot].bytes += len;
+    m->parked_bytes += len;
+  }
+  pthread_mutex_unlock(&m->store_mu);
+  return err;
+}
+
 /*
- * store(h, ino, offset, data) -> 0 (queued) or a positive errno. Pushes bytes into the
- * kernel's page cache for an inode the kernel already knows (fuse_lowlevel_notify_store),
+ * store(h, ino, offset, data, parkDir) -> 0 (queued) or a positive errno. Pushes bytes into
+ * the kernel's page cache for an inode the kernel already knows (fuse_lowlevel_notify_store),
  * so later reads of them need no READ round trip. The tree is immutable, so stored pages
  * never go stale. EAGAIN: the queue is full; ENOTCONN: the session has ended.
+ *
+ * parkDir (not 0): a push for a file of the listing reply about to be sent for that
+ * directory. It is held until the kernel's next readdir of the directory, which comes only
+ * once the kernel has taken the reply in (its inodes exist, so the push cannot miss them),
+ * and the readdir at the end of the listing is answered after it. Parked before the reply is
+ * sent, so no readdir can overtake it. Parking for another directory in the same slot drops
+ * the older pushes.
  */
 static napi_value js_store(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], out;
+  size_t argc = 5;
+  napi_value argv[5], out;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
+  if (argc < 5) {
     napi_throw_type_error(env, NULL, "ekvfuse.store: too few arguments");
     return NULL;
   }
@@ -1141,55 +1174,10 @@ static napi_value js_store(napi_env env, napi_callback_info info) {
   void *data = NULL;
   size_t len = 0;
   if (buffer_arg(env, argv[3], &data, &len, "ekvfuse.store: data must be a Buffer") != 0) return NULL;
-  int err = store_enqueue(m, NULL, (uint64_t)arg_double(env, argv[1]), (off_t)arg_double(env, argv[2]), data, len);
-  napi_create_int32(env, err, &out);
-  return out;
-}
-
-/*
- * storeParked(h, dirIno, ino, offset, data) -> 0 (parked) or a positive errno. A push for a
- * file of the listing reply about to be sent for directory dirIno: it is held until the
- * kernel's next readdir of that directory, which comes only once the kernel has taken the
- * reply in (its inodes exist, so the push cannot miss them), and the readdir at the end of
- * the listing is answered after it. Parked before the reply is sent, so no readdir can
- * overtake it. Parking for another directory in the same slot drops the older pushes.
- */
-static napi_value js_store_parked(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], out;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "ekvfuse.storeParked: too few arguments");
-    return NULL;
-  }
-  ekv_mount *m = get_mount(env, argv[0]);
-  if (!m) return NULL;
-  void *data = NULL;
-  size_t len = 0;
-  if (buffer_arg(env, argv[4], &data, &len, "ekvfuse.storeParked: data must be a Buffer") != 0) return NULL;
-  uint64_t dir = (uint64_t)arg_double(env, argv[1]);
-  int err = store_start(m);
-  ekv_store *q = err ? NULL : store_rec(NULL, (uint64_t)arg_double(env, argv[2]), (off_t)arg_double(env, argv[3]), data, len);
-  if (!err && !q) err = ENOMEM;
-  if (q) {
-    pthread_mutex_lock(&m->store_mu);
-    int slot = (int)(dir % PARK_SLOTS);
-    if (m->parked[slot].dir != dir) {
-      park_drop(m, slot);
-      m->parked[slot].dir = dir;
-    }
-    if (m->parked_bytes + len > PARK_MAX) {
-      free(q);
-      err = EAGAIN;
-    } else {
-      if (m->parked[slot].tail) m->parked[slot].tail->next = q;
-      else m->parked[slot].head = q;
-      m->parked[slot].tail = q;
-      m->parked[slot].bytes += len;
-      m->parked_bytes += len;
-    }
-    pthread_mutex_unlock(&m->store_mu);
-  }
+  uint64_t ino = (uint64_t)arg_double(env, argv[1]);
+  off_t off = (off_t)arg_double(env, argv[2]);
+  uint64_t dir = (uint64_t)arg_double(env, argv[4]);
+  int err = dir ? store_park(m, dir, ino, off, data, len) : store_enqueue(m, NULL, ino, off, data, len);
   napi_create_int32(env, err, &out);
   return out;
 }
@@ -1248,7 +1236,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMalloc", NULL, js_trim_malloc, NULL, NULL, NULL, napi_enumerable, NULL},
       {"store", NULL, js_store, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"storeParked", NULL, js_store_parked, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

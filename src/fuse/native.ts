@@ -40,10 +40,12 @@ interface Addon {
   /** total: the listing's length (a reply reaching it lets the addon answer readdirs past it); -1: unknown. */
   replyDir(h: Handle, id: number, plus: boolean, size: number, names: string[], meta: Float64Array, firstOff: number, dirIno: number, total: number): number;
   pending(h: Handle): number;
-  /** Push bytes into the kernel page cache of a known inode; 0 or a positive errno. */
-  store(h: Handle, ino: number, offset: number, data: Buffer): number;
-  /** store(), held until the kernel's next readdir of dirIno (it has the reply's inodes then); the listing's end is answered after it. */
-  storeParked(h: Handle, dirIno: number, ino: number, offset: number, data: Buffer): number;
+  /**
+   * Push bytes into the kernel page cache of a known inode; 0 or a positive errno. parkDir (not
+   * 0): held until the kernel's next readdir of that directory (it has the reply's inodes then),
+   * and the listing's end is answered after it.
+   */
+  store(h: Handle, ino: number, offset: number, data: Buffer, parkDir: number): number;
   /** replyBuf, sent once the pushes queued before it are in the page cache. */
   replyBufAfterStores(h: Handle, id: number, data: Buffer): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */
@@ -546,7 +548,7 @@ export class NativeFuseMount {
   private push(ino: number, data: Buffer, parkDir: number): void {
     const h = this.h;
     if (!h) return;
-    const rc = parkDir ? this.addon().storeParked(h, parkDir, ino, 0, data) : this.addon().store(h, ino, 0, data);
+    const rc = this.addon().store(h, ino, 0, data, parkDir);
     if (rc === 0) {
       this.prefilledFiles++;
       if (this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
