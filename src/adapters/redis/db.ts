@@ -517,11 +517,9 @@ export class RedisDb {
     return this.blobCensuses.get(kind)!;
   }
 
-  /** The names a blob type's census learned, once (the directory's listing then keeps them); null when none are held. */
-  takeBlobNames(kind: BlobKind): { names: string[]; fallbacks: Map<string, Buffer> } | null {
-    const c = this.blobCensuses.get(kind);
-    const names = c?.takeNames();
-    return c && names ? { names, fallbacks: c.fallbacks } : null;
+  /** A blob type's census, if the pass that makes its *_ttl.jsonl has run (it does not start one). */
+  blobCensusMade(kind: BlobKind): BlobCensus | undefined {
+    return this.blobCensuses.get(kind);
   }
 
   /**
@@ -861,41 +859,40 @@ class KeyDir implements DirNode {
     else if (type !== 'streams') this.entries = () => this.collectionEntries(type);
   }
 
-  /** hashes/, lists/, sets/, zsets/: names and bytes from one pass over the type's rows. */
-  private async *collectionEntries(kind: Exclude<WideKind, 'streams'>): AsyncGenerator<Entry[]> {
-    // Rendered once for the database (the files' bytes are in the content cache): the names, once.
-    const c = await this.db.collectionCensus(kind);
-    const names = c?.takeNames();
-    if (!c || !names) {
-      yield (await this.list()).map((name): Entry => ({ name, kind: 'file' }));
-      return;
-    }
-    for (const [seg, uk] of c.fallbacks) this.fallbacks.set(seg, uk);
-    this.listed = true;
-    yield names.map((name): Entry => ({ name, kind: 'file' }));
-  }
-
-  /** strings/ and hll/ (one record a file): names and bytes from one scan with values. */
+  /**
+   * Every type but streams: the listing from a census (a pass over the type's records that
+   * named its files and kept their bytes in the content cache), so the listing pass renders
+   * nothing twice.
+   */
   readonly entries?: () => AsyncGenerator<Entry[]>;
 
+  /** The listing a census learned (taken once), its SHA-fallback names noted; null when it holds none. */
+  private fromCensus(c: Census | null | undefined): Entry[] | null {
+    const names = c?.takeNames();
+    if (!c || !names) return null;
+    for (const [seg, uk] of c.fallbacks) this.fallbacks.set(seg, uk);
+    this.listed = true;
+    return names.map((name): Entry => ({ name, kind: 'file' }));
+  }
+
+  /** hashes/, lists/, sets/, zsets/: rendered once for the database (collectionCensus), else names only. */
+  private async *collectionEntries(kind: Exclude<WideKind, 'streams'>): AsyncGenerator<Entry[]> {
+    yield this.fromCensus(await this.db.collectionCensus(kind)) ?? (await this.list()).map((name): Entry => ({ name, kind: 'file' }));
+  }
+
+  /** strings/ and hll/: the census of the pass that made the type's *_ttl.jsonl (a copy lists db_0 first), else a pass of its own. */
   private async *blobEntries(kind: BlobKind): AsyncGenerator<Entry[]> {
-    // The pass that made the type's *_ttl.jsonl (a copy lists db_0 first) named every file and cached its bytes.
-    const known = this.db.takeBlobNames(kind);
+    const known = this.fromCensus(this.db.blobCensusMade(kind));
     if (known) {
-      for (const [seg, uk] of known.fallbacks) this.fallbacks.set(seg, uk);
-      this.listed = true;
-      yield known.names.map((name): Entry => ({ name, kind: 'file' }));
+      yield known;
       return;
     }
-    // Else a pass of its own, learning what that pass learns (a record that does not decode
-    // is named without bytes: its own lookup and read report it).
+    // A record that does not decode is named without bytes: its own lookup and read report it.
     const prefix = kind === 'strings' ? P.str : P.hll;
     const version = kind === 'strings' ? STR_VERSION : HLL_VERSION;
     const c = new BlobCensus(kind, this.files, this.path, Infinity);
     for await (const kv of this.db.view.scanPrefix(prefix)) c.add(kv.key.subarray(prefix.length), simpleOrNull(kv.value, version));
-    for (const [seg, uk] of c.fallbacks) this.fallbacks.set(seg, uk);
-    this.listed = true;
-    yield c.takeNames()!.map((name): Entry => ({ name, kind: 'file' }));
+    yield this.fromCensus(c)!;
   }
 
   async list(): Promise<string[]> {
