@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CacheArena, ContentStore } from '../src/tree/content.js';
+import { ContentStore, ownedCopy } from '../src/tree/content.js';
 import { tempDir } from './helpers/mount.js';
 
 describe('ContentStore', () => {
@@ -53,26 +53,49 @@ describe('ContentStore', () => {
   });
 });
 
-describe('CacheArena', () => {
-  it('copies small entries back to back into shared slabs that pin nothing else; large ones own exactly their bytes', () => {
-    const arena = new CacheArena();
+describe('small files in slabs', () => {
+  it('copies small files back to back into shared 64 KiB slabs that pin nothing else; large ones own exactly their bytes', () => {
+    const cs = new ContentStore({ cacheBytes: 64 << 20 });
     const page = Buffer.alloc(1 << 20);
     for (let i = 0; i < page.length; i++) page[i] = (i * 7) & 0xff;
-    const small = Array.from({ length: 1000 }, (_, i) => arena.own(page.subarray(i * 300, i * 300 + 200)));
+    for (let i = 0; i < 1000; i++) cs.keepId(i + 1, page.subarray(i * 300, i * 300 + 200));
+    const small = Array.from({ length: 1000 }, (_, i) => cs.peekId(i + 1)!);
     small.forEach((b, i) => expect(b.equals(page.subarray(i * 300, i * 300 + 200))).toBe(true));
     const slabs = new Set(small.map((b) => b.buffer));
     // 1000 x 200 B (8-aligned) in 64 KiB slabs: 4 slabs, none of them the 1 MiB page or Node's 8 KiB pool.
     expect(slabs.size).toBe(4);
     for (const ab of slabs) expect(ab.byteLength).toBe(64 * 1024);
+    expect(cs.sizeOfId(1000)).toBe(200);
+    expect(cs.sizeOfId(1001)).toBe(-1);
     // Copies: rewriting the source changes nothing cached.
     page.fill(0);
-    expect(small[999]![0]).toBe((999 * 300 * 7) & 0xff);
+    expect(cs.peekId(1000)![0]).toBe((999 * 300 * 7) & 0xff);
     // A large view of a larger buffer is copied to an exact-size allocation; a buffer owning its store is kept.
     const big = Buffer.alloc(1 << 20, 1);
-    const view = arena.own(big.subarray(0, 10_000));
-    expect(view.buffer.byteLength).toBe(10_000);
-    expect(arena.own(big)).toBe(big);
-    expect(arena.own(Buffer.alloc(0)).length).toBe(0);
+    expect(ownedCopy(big.subarray(0, 10_000)).buffer.byteLength).toBe(10_000);
+    expect(ownedCopy(big)).toBe(big);
+    cs.keepId(5000, big.subarray(0, 10_000));
+    expect(cs.peekId(5000)!.buffer.byteLength).toBe(10_000);
+    cs.keepId(5001, Buffer.alloc(0));
+    expect(cs.sizeOfId(5001)).toBe(0);
+    expect(cs.peekId(5001)!.length).toBe(0);
+  });
+
+  it('slabs age out of the byte bound as LRU entries: a file read recently keeps its slab, the others of an evicted slab miss', () => {
+    // Room for 4 slabs of 64 KiB; each file of 1 KiB, 64 to a slab.
+    const cs = new ContentStore({ cacheBytes: 4 * 64 * 1024 });
+    const body = (i: number): Buffer => Buffer.alloc(1024, i & 0xff);
+    for (let i = 1; i <= 64 * 3; i++) cs.keepId(i, body(i));
+    expect(cs.peekId(1)!.equals(body(1))).toBe(true); // slab 1 is now the most recently used
+    for (let i = 64 * 3 + 1; i <= 64 * 6; i++) cs.keepId(i, body(i)); // three more slabs: slabs 2 and 3 go
+    expect(cs.cachedBytes).toBeLessThanOrEqual(4 * 64 * 1024);
+    expect(cs.peekId(2)!.equals(body(2))).toBe(true);
+    expect(cs.peekId(65)).toBeUndefined();
+    expect(cs.sizeOfId(64 * 2 + 5)).toBe(-1);
+    expect(cs.peekId(64 * 6)!.equals(body(64 * 6))).toBe(true);
+    // A file kept again after its slab went is found in its new place.
+    cs.keepId(65, body(65));
+    expect(cs.peekId(65)!.equals(body(65))).toBe(true);
   });
 
   it('a ContentStore of many small renders holds them in slabs, not one pool slab each', async () => {

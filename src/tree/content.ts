@@ -1,6 +1,6 @@
 /**
- * Rendered-content store: one byte-bounded LRU for small rendered files, and
- * spill files on disk for large whole-scope files. Each file is produced at most
+ * Rendered-content store: one byte-bounded LRU for rendered files (small ones packed
+ * into slabs), and spill files on disk for large whole-scope files. Each file is produced at most
  * once while cached; concurrent readers share one in-flight render.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { FileFactory } from '../adapters/types.js';
 import type { FileNode } from './node.js';
-import { PathTable } from './paths.js';
+import { grown, PathTable } from './paths.js';
 
 export interface ContentStats {
   hits: number;
@@ -37,51 +37,23 @@ async function collect(produce: (write: (chunk: Buffer) => void, drain: () => Pr
 }
 
 /**
- * What one LRU entry really costs beyond its payload: the Buffer and ArrayBuffer objects,
- * the backing store's bookkeeping, the LRU's slots. Measured: 200k entries of 80 bytes
- * under 56-byte string keys cost 362 B of heap and 160 B of external memory each; keys are
- * path ids now (the path's bytes live in the tree's path table once, whatever is cached).
+ * What one large LRU entry really costs beyond its payload: the Buffer and ArrayBuffer
+ * objects, the backing store's bookkeeping, the LRU's slots. Measured: 200k entries of 80
+ * bytes under 56-byte string keys cost 362 B of heap and 160 B of external memory each.
  */
 const ENTRY_OVERHEAD = 400;
 
-/** Cached entries up to this size are copied into the cache's own slabs. */
-const SLAB_ENTRY_MAX = 2048;
+/** Cached files up to this size are copied into the store's slabs (no object of their own). */
+export const SLAB_ENTRY_MAX = 2048;
+/** Slab size (smaller under a cache too small to hold a few of them). */
 const SLAB_BYTES = 64 * 1024;
 
-/**
- * Memory for cached content that does not pin more than it holds. A small rendered
- * file is usually a view into something larger: a snapshot page, a decode buffer, or
- * Node's shared 8 KiB pool, where one cached 200-byte item keeps a whole slab of
- * other allocations' garbage alive (measured after a tar of 100k DynamoDB items:
- * 14.8k pool slabs, 116 MiB, held up by 20 MiB of cached items). So small entries
- * are copied, back to back, into 64 KiB slabs that hold cached bytes only: entries
- * cached one after another share a slab and age out of the LRU together, and
- * there is one ArrayBuffer per slab instead of one per entry for the collector.
- * Larger entries keep their buffer when it owns most of its backing store, and are
- * copied into an exact-size allocation otherwise.
- */
-export class CacheArena {
-  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-  private used = 0;
-
-  own(b: Buffer): Buffer {
-    const n = b.length;
-    if (n === 0) return b;
-    if (n <= SLAB_ENTRY_MAX) {
-      if (this.used + n > SLAB_BYTES) {
-        this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-        this.used = 0;
-      }
-      const out = this.slab.subarray(this.used, this.used + n);
-      b.copy(out);
-      this.used = (this.used + n + 7) & ~7; // 8-aligned starts
-      return out;
-    }
-    if (b.buffer.byteLength <= 2 * n + 64) return b;
-    const out = Buffer.allocUnsafeSlow(n);
-    b.copy(out);
-    return out;
-  }
+/** A large entry's own allocation: kept when it owns most of its backing store, else copied to an exact size. */
+export function ownedCopy(b: Buffer): Buffer {
+  if (b.length === 0 || b.buffer.byteLength <= 2 * b.length + 64) return b;
+  const out = Buffer.allocUnsafeSlow(b.length);
+  b.copy(out);
+  return out;
 }
 
 export interface ContentStoreOptions {
@@ -95,11 +67,32 @@ export interface ContentStoreOptions {
   paths?: PathTable;
 }
 
+/**
+ * The rendered-content cache. Most files of this tree are small (a DynamoDB item, a Redis
+ * string: a few hundred bytes), and a copy caches a few hundred thousand of them. An LRU
+ * entry per file costs ~400 B of objects beside its bytes (a Buffer, its slot in the LRU's
+ * map and lists), and every full collection marks them all. So a small file is copied into
+ * the current 64 KiB slab and found through three typed arrays indexed by its path id
+ * (slab, offset, length): no object per file, and a cached byte pins nothing but cached
+ * bytes (a rendered item is usually a view of a decode buffer, a snapshot page or Node's
+ * shared 8 KiB pool). Slabs are entries of the byte-bounded LRU themselves (a hit touches
+ * its slab), so files age out together with the files cached beside them; an index entry
+ * whose slab was evicted is a miss. Larger files are LRU entries of their own, under
+ * their id.
+ */
 export class ContentStore implements FileFactory {
   readonly stats: ContentStats = { hits: 0, misses: 0, renders: 0, spilledFiles: 0, spilledBytes: 0 };
-  /** Whole bytes of files, by their path's id. */
+  /** Large files by their path's id (> 0), and the slabs of small ones by -(slab number). */
   private readonly lru: LRUCache<number, Buffer>;
-  private readonly arena = new CacheArena();
+  /** Small files, by path id: slab number (0: none), offset in it, length. */
+  private slabOf = new Uint32Array(1024);
+  private offOf = new Uint32Array(1024);
+  private lenOf = new Uint16Array(1024);
+  private readonly slabBytes: number;
+  /** The slab being filled (null: start one), its number and fill. */
+  private slab: Buffer | null = null;
+  private slabNo = 0;
+  private slabUsed = 0;
   private readonly inflight = new Map<number, Promise<Buffer>>();
   private readonly produced = new Map<number, Promise<Produced>>();
   private readonly paths: PathTable;
@@ -110,11 +103,18 @@ export class ContentStore implements FileFactory {
 
   constructor(opts: ContentStoreOptions) {
     this.paths = opts.paths ?? new PathTable();
+    const maxSize = Math.max(1, opts.cacheBytes);
+    // A cache too small for 64 KiB slabs still holds a few small files (tests, tiny --cache-size).
+    this.slabBytes = Math.max(SLAB_ENTRY_MAX, Math.min(SLAB_BYTES, Math.floor(maxSize / 4)));
     this.lru = new LRUCache<number, Buffer>({
-      maxSize: Math.max(1, opts.cacheBytes),
-      sizeCalculation: (b) => b.length + ENTRY_OVERHEAD,
+      maxSize,
+      sizeCalculation: (b, key) => (key < 0 ? b.length : b.length + ENTRY_OVERHEAD),
       // A single file larger than the whole cache is still served (rendered on demand), just not kept.
-      maxEntrySize: Math.max(1, opts.cacheBytes),
+      maxEntrySize: maxSize,
+      // The slab being filled went: the next small file starts another.
+      dispose: (_b, key) => {
+        if (key === -this.slabNo) this.slab = null;
+      },
     });
     this.spillThreshold = opts.spillThreshold ?? 8 << 20;
     this.spillParent = opts.spillDir ?? tmpdir();
@@ -124,8 +124,48 @@ export class ContentStore implements FileFactory {
     return this.lru.calculatedSize ?? 0;
   }
 
+  /** A file's cached bytes (a view of its slab for a small one), touching them; undefined when not in memory. */
+  private lookup(id: number): Buffer | undefined {
+    const no = id < this.slabOf.length ? this.slabOf[id]! : 0;
+    if (no === 0) return this.lru.get(id);
+    const slab = this.lru.get(-no);
+    if (!slab) {
+      this.slabOf[id] = 0; // its slab was evicted
+      return undefined;
+    }
+    const at = this.offOf[id]!;
+    return slab.subarray(at, at + this.lenOf[id]!);
+  }
+
+  /** Keep a file's whole bytes under its id: a copy into the current slab, or an entry of its own. */
+  private put(id: number, b: Buffer): void {
+    const n = b.length;
+    if (n > SLAB_ENTRY_MAX) {
+      if (id < this.slabOf.length) this.slabOf[id] = 0;
+      this.lru.set(id, ownedCopy(b));
+      return;
+    }
+    if (this.slabBytes > this.lru.maxSize) return; // a cache smaller than one slab keeps no small files
+    if (!this.slab || this.slabUsed + n > this.slabBytes) {
+      this.slab = Buffer.allocUnsafeSlow(this.slabBytes);
+      this.slabUsed = 0;
+      this.lru.set(-++this.slabNo, this.slab);
+    }
+    if (this.slabOf.length <= id) {
+      this.slabOf = grown(this.slabOf, id + 1, (k) => new Uint32Array(k));
+      this.offOf = grown(this.offOf, id + 1, (k) => new Uint32Array(k));
+      this.lenOf = grown(this.lenOf, id + 1, (k) => new Uint16Array(k));
+    }
+    if (this.lru.has(id)) this.lru.delete(id);
+    b.copy(this.slab, this.slabUsed);
+    this.slabOf[id] = this.slabNo;
+    this.offOf[id] = this.slabUsed;
+    this.lenOf[id] = n;
+    this.slabUsed = (this.slabUsed + n + 7) & ~7; // 8-aligned starts
+  }
+
   private async getRendered(key: number, render: () => Promise<Buffer>): Promise<Buffer> {
-    const hit = this.lru.get(key);
+    const hit = this.lookup(key);
     if (hit) {
       this.stats.hits++;
       return hit;
@@ -136,7 +176,7 @@ export class ContentStore implements FileFactory {
       p = (async () => {
         const b = await render();
         this.stats.renders++;
-        this.lru.set(key, this.arena.own(b));
+        this.put(key, b);
         return b;
       })().finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
@@ -146,7 +186,7 @@ export class ContentStore implements FileFactory {
 
   cached(cacheKey: string): boolean {
     const id = this.paths.lookup(cacheKey);
-    return id !== 0 && (this.lru.has(id) || this.produced.has(id));
+    return id !== 0 && (this.sizeOfId(id) >= 0 || this.produced.has(id));
   }
 
   /** The whole bytes of the file at `path` while they are in memory (a hit counts as use). */
@@ -157,9 +197,16 @@ export class ContentStore implements FileFactory {
 
   /** peek() by the path's id in the tree's path table. */
   peekId(id: number): Buffer | undefined {
-    const b = this.lru.get(id);
+    const b = this.lookup(id);
     if (b) this.stats.hits++;
     return b;
+  }
+
+  /** The size of a file whose bytes are in memory, by path id; -1 when they are not. Not a use. */
+  sizeOfId(id: number): number {
+    const no = id < this.slabOf.length ? this.slabOf[id]! : 0;
+    if (no !== 0) return this.lru.has(-no) ? this.lenOf[id]! : -1;
+    return this.lru.peek(id)?.length ?? -1;
   }
 
   /** Keep a file's whole bytes under its path (rendered by a listing pass, DirNode.entries, or another pass of an adapter). */
@@ -170,7 +217,7 @@ export class ContentStore implements FileFactory {
   /** keep() by the path's id in the tree's path table. */
   keepId(id: number, bytes: Buffer): void {
     this.stats.renders++;
-    this.lru.set(id, this.arena.own(bytes));
+    this.put(id, bytes);
   }
 
   rendered(cacheKey: string, render: () => Promise<Buffer>): FileNode {
@@ -241,7 +288,7 @@ export class ContentStore implements FileFactory {
         return { size, file };
       }
       // Small results live in the byte-bounded LRU like rendered files (produced again if evicted).
-      this.lru.set(key, this.arena.own(Buffer.concat(chunks)));
+      this.put(key, Buffer.concat(chunks));
       return { size };
     })();
     this.produced.set(key, p);

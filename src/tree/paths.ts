@@ -16,7 +16,7 @@ export const KIND_DIR = 2;
 const EMPTY_SLOT = 0;
 
 /** `a`, or a copy of it at least `need` long (doubling), made by `make`. */
-export function grown<T extends Uint8Array | Uint32Array | Int32Array>(a: T, need: number, make: (n: number) => T): T {
+export function grown<T extends Uint8Array | Uint16Array | Uint32Array | Int32Array>(a: T, need: number, make: (n: number) => T): T {
   if (need <= a.length) return a;
   let n = a.length * 2;
   while (n < need) n *= 2;

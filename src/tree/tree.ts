@@ -431,7 +431,7 @@ export class Tree {
 
   /** The size of the file with path id `id` when its whole bytes are in memory, else -1. */
   cachedSize(id: number): number {
-    return this.content.peekId(id)?.length ?? -1;
+    return this.content.sizeOfId(id);
   }
 
   /** The live pin check for a listing's attributes: throws the EIO a refused gate gives. */
