@@ -150,6 +150,8 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       ].join('\n');
       const r = await sh(`python3 -c '${py}' MANIFEST.json CHECKSUMS .`, nat.mnt);
       expect(r.stderr).toBe('');
+      // fuse-native answers alike.
+      expect((await sh(`python3 -c '${py}' MANIFEST.json CHECKSUMS .`, ref.mnt)).stdout).toBe(r.stdout);
       // Per path: no names listed; EOPNOTSUPP (95) for security.selinux and user.x, not ENODATA (61)
       // from a trip to the daemon each; the ACL name the kernel may answer itself without asking us.
       const got = r.stdout.trim().split(' ');

@@ -158,7 +158,8 @@ export class FuseMount {
       statfs: (path: string, cb: (code: number, st?: unknown) => void) => {
         cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 });
       },
-      getxattr: (path: string, name: string, position: number, cb: (code: number) => void) => cb(-61 /* ENODATA */),
+      // ENOSYS: no file has one, and the kernel stops asking (EOPNOTSUPP), as the native backend answers.
+      getxattr: (path: string, name: string, position: number, cb: (code: number) => void) => cb(-38 /* ENOSYS */),
       listxattr: (path: string, cb: (code: number, list?: string[]) => void) => cb(0, []),
       write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => cb(EROFS),
       create: rofs,
