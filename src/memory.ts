@@ -29,6 +29,8 @@ export interface HeapGovernor {
   readonly stats: HeapGovernorStats;
   /** One check now (the timer calls this). */
   check(): void;
+  /** A full collection (and trim) now, whatever the heap's growth. */
+  collect(): void;
   stop(): void;
 }
 
@@ -84,6 +86,9 @@ export function startHeapGovernor(opts: HeapGovernorOptions): HeapGovernor {
       if (used < before) trim();
       return;
     }
+    collect(used);
+  };
+  const collect = (used = getHeapStatistics().used_heap_size): void => {
     const t0 = performance.now();
     gc();
     const ms = performance.now() - t0;
@@ -95,5 +100,5 @@ export function startHeapGovernor(opts: HeapGovernorOptions): HeapGovernor {
   };
   const iv = setInterval(check, opts.intervalMs ?? 500);
   iv.unref();
-  return { stats, check, stop: () => clearInterval(iv) };
+  return { stats, check, collect: () => collect(), stop: () => clearInterval(iv) };
 }

@@ -225,6 +225,11 @@ export async function runMount(cfg: MountConfig): Promise<number> {
     const progress = startProgress(t, log, cfg.progressIntervalSeconds);
     const slack = cfg.heapSlackBytes ?? heapSlackBytes(cfg.cacheBytes);
     const governor = slack > 0 ? startHeapGovernor({ slackBytes: slack, log, trim: mallocTrimmer() ?? undefined }) : null;
+    // Indexing a .fsm (an object per entry) and the mount's first scans leave old-space pages
+    // committed that the walk never needs again: 11 MiB more after the 2.1 GiB bench .fsm than
+    // after the half-size one. One collection now returns them, so the daemon's size does not
+    // start out by the size of the snapshot.
+    governor?.collect();
     const poll = setInterval(() => {
       if (!isMounted(mountpoint)) stop('unmounted');
     }, 500);
