@@ -226,9 +226,10 @@ export async function runMount(cfg: MountConfig): Promise<number> {
     const slack = cfg.heapSlackBytes ?? heapSlackBytes(cfg.cacheBytes);
     const governor = slack > 0 ? startHeapGovernor({ slackBytes: slack, log, trim: mallocTrimmer() ?? undefined }) : null;
     // Indexing a .fsm (an object per entry) and the mount's first scans leave old-space pages
-    // committed that the walk never needs again: 11 MiB more after the 2.1 GiB bench .fsm than
-    // after the half-size one. One collection now returns them, so the daemon's size does not
-    // start out by the size of the snapshot.
+    // committed that the walk never needs again: 21 MiB of old space after the 2.1 GiB bench
+    // .fsm, 10 after the half-size one, ~10 live in both. One collection now returns them
+    // (idle RssAnon 64 -> ~51 MiB after the bench .fsm; the high-water mark of the index pass
+    // itself stays).
     governor?.collect();
     const poll = setInterval(() => {
       if (!isMounted(mountpoint)) stop('unmounted');
