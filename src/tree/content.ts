@@ -140,8 +140,8 @@ export class ContentStore implements FileFactory {
   /** Keep a file's whole bytes under its id: a copy into the current slab, or an entry of its own. */
   private put(id: number, b: Buffer): void {
     const n = b.length;
+    // A file's bytes never change (the tree is immutable), so its size picks the one place it is kept.
     if (n > SLAB_ENTRY_MAX) {
-      if (id < this.slabOf.length) this.slabOf[id] = 0;
       this.lru.set(id, ownedCopy(b));
       return;
     }
@@ -156,7 +156,6 @@ export class ContentStore implements FileFactory {
       this.offOf = grown(this.offOf, id + 1, (k) => new Uint32Array(k));
       this.lenOf = grown(this.lenOf, id + 1, (k) => new Uint16Array(k));
     }
-    if (this.lru.has(id)) this.lru.delete(id);
     b.copy(this.slab, this.slabUsed);
     this.slabOf[id] = this.slabNo;
     this.offOf[id] = this.slabUsed;
