@@ -5,6 +5,7 @@
  * CHECKSUMS is built from hashes of bytes already streamed).
  */
 import { createHash, hash, type Hash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import type { Adapter, AdapterContext, AdapterName, DecodeOptions } from '../adapters/types.js';
@@ -12,6 +13,7 @@ import { checksumLine, CHECKSUMS_FILE } from '../format/checksums.js';
 import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { ContentStore } from './content.js';
+import { DigestStore } from './digests.js';
 import { BufferFile, RecordError, type DirNode, type Entry, type FileNode, type Node } from './node.js';
 import { grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
 
@@ -32,6 +34,8 @@ export interface TreeOptions {
   log: Logger;
   cacheBytes: number;
   spillDir?: string;
+  /** Pages of CHECKSUMS digests kept in memory (tests shrink it; default DIGEST_PAGES_IN_MEMORY). */
+  digestPages?: number;
   /** Renders MANIFEST.json. */
   manifest: () => Promise<Buffer> | Buffer;
   /** Optional gate run before every data access (the live pin check). */
@@ -107,8 +111,8 @@ export class Tree {
   private readonly ctx: AdapterContext;
   /** Every path the daemon keeps state about for the whole mount, as small ids (the FUSE adapter's inodes too). */
   readonly paths = new PathTable();
-  /** sha256 of files read start-to-end, by path. */
-  private readonly fileHashes = new DigestTable(this.paths);
+  /** sha256 of files read start-to-end, by path id. */
+  private readonly fileHashes: DigestStore;
   /** Files being hashed as they stream through; a file read only in part ages out. */
   private readonly seq = new LRUCache<string, SeqHash>({
     max: HASH_FILES_IN_PROGRESS,
@@ -131,6 +135,7 @@ export class Tree {
   constructor(private readonly opts: TreeOptions) {
     this.log = opts.log;
     this.content = new ContentStore({ cacheBytes: opts.cacheBytes, spillDir: opts.spillDir, paths: this.paths });
+    this.fileHashes = new DigestStore({ dir: opts.spillDir ?? tmpdir(), maxPages: opts.digestPages, log: opts.log });
     this.ctx = { view: opts.view, options: opts.options, files: this.content, log: opts.log, roomCacheBytes: auxCacheBytes(opts.cacheBytes) };
     this.root = this.makeRoot();
   }
@@ -443,11 +448,11 @@ export class Tree {
   private async trackHash(path: string, sizeOf: () => Promise<number>, offset: number, data: Buffer): Promise<void> {
     if (offset === 0 && data.length > 0 && path !== '/' + CHECKSUMS_FILE && data.length === (await sizeOf())) {
       // The whole file in one read (most files of this tree): hash it here, no tracking.
-      this.fileHashes.set(path, sha256(data));
+      this.fileHashes.setId(this.paths.intern(path), sha256(data));
       this.seq.delete(path);
       return;
     }
-    if (this.fileHashes.has(path) || path === '/' + CHECKSUMS_FILE) return;
+    if (path === '/' + CHECKSUMS_FILE || this.fileHashes.hasId(this.paths.lookup(path))) return;
     let s = this.seq.get(path);
     if (!s) {
       if (offset !== 0) return;
@@ -476,7 +481,7 @@ export class Tree {
       s.pos += next.length;
     }
     if (s.pos >= (await sizeOf())) {
-      this.fileHashes.set(path, s.hash.digest());
+      this.fileHashes.setId(this.paths.intern(path), s.hash.digest());
       this.seq.delete(path);
     }
   }
@@ -530,7 +535,7 @@ export class Tree {
     const step = 1 << 20;
     for (let off = 0; off < size; off += step) h.update(await node.read(off, Math.min(step, size - off)));
     const d = h.digest();
-    this.fileHashes.set(path, d);
+    this.fileHashes.setId(this.paths.intern(path), d);
     return d.toString('hex');
   }
 
@@ -557,6 +562,7 @@ export class Tree {
   }
 
   async close(): Promise<void> {
+    this.fileHashes.close();
     await this.content.close();
   }
 }
@@ -577,45 +583,3 @@ export function printableKey(k: Buffer): string {
 }
 
 export { BufferFile };
-
-/**
- * sha256 digests by path, compactly: 32-byte slots in one growing arena, indexed by the
- * path's id in the tree's PathTable (a Buffer per digest would cost an ArrayBuffer each,
- * a Map keyed by path strings some 150 bytes a file). Slots exist up to the highest id
- * hashed, directories and listed-only entries included: at most 32 bytes per path.
- */
-class DigestTable {
-  private arena = Buffer.allocUnsafe(32 * 1024);
-  /** 1 where a digest is set, by path id. */
-  private known = new Uint8Array(1024);
-
-  constructor(private readonly paths: PathTable) {}
-
-  private idOf(path: string): number {
-    const id = this.paths.lookup(path);
-    return id !== 0 && this.known[id] === 1 ? id : 0;
-  }
-
-  has(path: string): boolean {
-    return this.idOf(path) !== 0;
-  }
-
-  hasId(id: number): boolean {
-    return this.known[id] === 1;
-  }
-
-  set(path: string, digest: Buffer): void {
-    this.setId(this.paths.intern(path), digest);
-  }
-
-  setId(id: number, digest: Buffer): void {
-    this.arena = grown(this.arena, (id + 1) * 32, (n) => Buffer.allocUnsafe(n));
-    this.known = grown(this.known, id + 1, (n) => new Uint8Array(n));
-    digest.copy(this.arena, id * 32, 0, 32);
-    this.known[id] = 1;
-  }
-
-  hexId(id: number): string | null {
-    return id === 0 || this.known[id] !== 1 ? null : this.arena.toString('hex', id * 32, id * 32 + 32);
-  }
-}
