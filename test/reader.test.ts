@@ -48,6 +48,21 @@ describe('.fsm reader', () => {
     await src.close();
   });
 
+  it('maxCommitTS: the newest commit of any entry (64-bit, both halves compared), or the header when that is newer', async () => {
+    const newer = (1n << 40n) + 5n; // differs from the runner-up in the high half only
+    const src = await SnapshotSource.open(fsm([
+      { key: 'a', value: 'A', ts: (1n << 32n) + 7n },
+      { key: 'b', value: 'B', ts: newer },
+      { key: 'b', value: 'B0', ts: 12n },
+      { key: 'c', value: 'C', ts: (1n << 40n) + 4n }, // same high half as `newer`, lower low half
+    ], 99n));
+    expect(src.maxCommitTS).toBe(newer);
+    await src.close();
+    const old = await SnapshotSource.open(fsm([{ key: 'a', value: 'A', ts: 3n }], 5000n));
+    expect(old.maxCommitTS).toBe(5000n);
+    await old.close();
+  });
+
   it('an empty snapshot (header only) mounts with no keys', async () => {
     const src = await SnapshotSource.open(fsm([], 7n));
     expect(await all(src, 7n)).toEqual([]);
