@@ -179,74 +179,78 @@ const BLOCK_KEYS_CACHED = 2048;
 type Parsed = FsmEntry | { meta: true; next: number } | null;
 
 /**
- * The framing of one entry, as `frame` finds it: offsets into the reader's window (w*)
- * and into the file. One struct, reused: the index pass reads every entry of the file
- * and allocates nothing per entry (no object, key view or BigInt). Its garbage, 630k
- * entries' worth for the bench's 2.1 GiB .fsm, grew V8's young generation to its
- * maximum and left those pages resident for the life of the daemon.
+ * The framing of one entry, as `frame` finds it, in offsets into the reader's window.
+ * One struct, reused: the index pass reads every entry of the file and allocates nothing
+ * per entry (no object, key view or BigInt). Its garbage, 630k entries' worth for the
+ * bench's 2.1 GiB .fsm, grew V8's young generation to its maximum and left those pages
+ * resident for the life of the daemon. Window offsets also stay small integers where
+ * file offsets pass 2^31 (the last 100 MB of that file), which V8 would box one by one.
  */
 interface Frame {
   kind: typeof FRAME_ENTRY | typeof FRAME_META | typeof FRAME_EOF;
-  /** Window offset of the user key, and its length (the encoded key less the ts suffix). */
+  /** The user key (the encoded key less the ts suffix): window offset and length. */
   wKey: number;
   userKeyLen: number;
-  /** Window offset of the value header (flags, expireAt). */
+  /** The value header (flags, expireAt). */
   wHeader: number;
-  valueOffset: number;
+  /** The user value body, and its length. */
+  wValue: number;
   valueLength: number;
-  next: number;
+  /** The next entry. */
+  wNext: number;
 }
 const FRAME_ENTRY = 0;
 const FRAME_META = 1;
 const FRAME_EOF = 2;
+function newFrame(): Frame {
+  return { kind: FRAME_EOF, wKey: 0, userKeyLen: 0, wHeader: 0, wValue: 0, valueLength: 0, wNext: 0 };
+}
 /** parseSync's frame (read synchronously, right after it is filled). */
-const scratch: Frame = { kind: FRAME_EOF, wKey: 0, userKeyLen: 0, wHeader: 0, valueOffset: 0, valueLength: 0, next: 0 };
+const scratch = newFrame();
 
 /**
- * Check the entry framing at file offset `pos` against the reader's window and fill `f`.
- * Returns 0 when `f` is filled, or the number of bytes from `pos` the window must hold
- * to parse it. Every length is checked against the store's limits before anything is
- * sized from it.
+ * Check the framing of the entry at window offset `o` of the reader and fill `f`.
+ * Returns 0 when `f` is filled, or the number of bytes from the entry the window must
+ * hold to parse it. Every length is checked against the store's limits before anything
+ * is sized from it.
  */
-function frame(r: ChunkReader, pos: number, f: Frame): number {
-  const size = r.fileSize;
-  if (pos === size) {
+function frame(r: ChunkReader, o: number, f: Frame): number {
+  const w = r.buf;
+  /** Bytes from the entry to the end of the file. */
+  const left = r.fileSize - r.bufStart - o;
+  if (left === 0) {
     f.kind = FRAME_EOF;
     return 0;
   }
-  const w = r.buf;
-  const o = pos - r.bufStart;
   const avail = w.length - o;
-  if (pos + 8 > size) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (partial key length)`);
+  if (left < 8) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${r.bufStart + o} (partial key length)`);
   if (avail < 8) return 8;
   const keyLen = u64(w, o);
-  if (keyLen > MAX_ENCODED_KEY) throw new SourceError('key-too-large', `snapshot key length ${keyLen} at offset ${pos} exceeds limit ${MAX_ENCODED_KEY}`);
-  const vlPos = pos + 8 + keyLen;
-  if (vlPos + 8 > size) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (key of ${keyLen} bytes or value length runs past end of file)`);
+  if (keyLen > MAX_ENCODED_KEY) throw new SourceError('key-too-large', `snapshot key length ${keyLen} at offset ${r.bufStart + o} exceeds limit ${MAX_ENCODED_KEY}`);
+  if (16 + keyLen > left) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${r.bufStart + o} (key of ${keyLen} bytes or value length runs past end of file)`);
   if (avail < 16 + keyLen) return 16 + keyLen;
   const valLen = u64(w, o + 8 + keyLen);
-  if (valLen > MAX_ENCODED_VALUE) throw new SourceError('value-too-large', `snapshot value length ${valLen} at offset ${vlPos} exceeds limit ${MAX_ENCODED_VALUE}`);
-  const valPos = vlPos + 8;
-  f.next = valPos + valLen;
-  if (f.next > size) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos} (value of ${valLen} bytes runs past end of file)`);
+  if (valLen > MAX_ENCODED_VALUE) throw new SourceError('value-too-large', `snapshot value length ${valLen} at offset ${r.bufStart + o + 8 + keyLen} exceeds limit ${MAX_ENCODED_VALUE}`);
+  if (16 + keyLen + valLen > left) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${r.bufStart + o} (value of ${valLen} bytes runs past end of file)`);
+  const h = o + 16 + keyLen;
+  f.wNext = h + valLen;
   if (keyLen < 32 && keyLen > 8 && w[o + 8] === 0x5f && PEBBLE_META_KEYS.has(w.toString('latin1', o + 8, o + 8 + keyLen))) {
     f.kind = FRAME_META;
     return 0;
   }
-  if (keyLen < TS_SUFFIX_BYTES) throw new SourceError('short-key', `encoded key at offset ${pos} is ${keyLen} bytes, shorter than the 8-byte timestamp suffix`);
-  if (valLen < VALUE_HEADER_BYTES) throw new SourceError('short-value', `encoded value at offset ${vlPos} is ${valLen} bytes, shorter than the 9-byte value header`);
+  if (keyLen < TS_SUFFIX_BYTES) throw new SourceError('short-key', `encoded key at offset ${r.bufStart + o} is ${keyLen} bytes, shorter than the 8-byte timestamp suffix`);
+  if (valLen < VALUE_HEADER_BYTES) throw new SourceError('short-value', `encoded value at offset ${r.bufStart + o + 8 + keyLen} is ${valLen} bytes, shorter than the 9-byte value header`);
   if (avail < 16 + keyLen + VALUE_HEADER_BYTES) return 16 + keyLen + VALUE_HEADER_BYTES;
-  const h = o + 16 + keyLen;
   const flags = w[h]!;
-  if (flags & FLAG_RESERVED_MASK) throw new SourceError('encrypted-reserved', `value header at offset ${valPos} carries reserved flag bits (0x${flags.toString(16)})`);
+  if (flags & FLAG_RESERVED_MASK) throw new SourceError('encrypted-reserved', `value header at offset ${r.bufStart + h} carries reserved flag bits (0x${flags.toString(16)})`);
   const enc = (flags & FLAG_ENC_STATE_MASK) >> 1;
-  if (enc === 1) throw new SourceError('encrypted', `snapshot contains encrypted entries (offset ${pos}); ekv-mount does not hold the decryption keyring`);
-  if (enc !== 0) throw new SourceError('encrypted-reserved', `value header at offset ${valPos} carries reserved encryption state ${enc}`);
+  if (enc === 1) throw new SourceError('encrypted', `snapshot contains encrypted entries (offset ${r.bufStart + o}); ekv-mount does not hold the decryption keyring`);
+  if (enc !== 0) throw new SourceError('encrypted-reserved', `value header at offset ${r.bufStart + h} carries reserved encryption state ${enc}`);
   f.kind = FRAME_ENTRY;
   f.wKey = o + 8;
   f.userKeyLen = keyLen - TS_SUFFIX_BYTES;
   f.wHeader = h;
-  f.valueOffset = valPos + VALUE_HEADER_BYTES;
+  f.wValue = h + VALUE_HEADER_BYTES;
   f.valueLength = valLen - VALUE_HEADER_BYTES;
   return 0;
 }
@@ -262,10 +266,11 @@ function frameCommitTS(w: Buffer, f: Frame): bigint {
  * bytes from `pos` the window must hold to parse it.
  */
 function parseSync(r: ChunkReader, pos: number): Parsed | number {
-  const need = frame(r, pos, scratch);
+  const need = frame(r, pos - r.bufStart, scratch);
   if (need !== 0) return need;
   if (scratch.kind === FRAME_EOF) return null;
-  if (scratch.kind === FRAME_META) return { meta: true, next: scratch.next };
+  const base = r.bufStart;
+  if (scratch.kind === FRAME_META) return { meta: true, next: base + scratch.wNext };
   const w = r.buf;
   return {
     offset: pos,
@@ -273,9 +278,9 @@ function parseSync(r: ChunkReader, pos: number): Parsed | number {
     commitTS: frameCommitTS(w, scratch),
     tombstone: (w[scratch.wHeader]! & FLAG_TOMBSTONE) !== 0,
     expireAt: w.readBigUInt64LE(scratch.wHeader + 1),
-    valueOffset: scratch.valueOffset,
+    valueOffset: base + scratch.wValue,
     valueLength: scratch.valueLength,
-    next: scratch.next,
+    next: base + scratch.wNext,
   };
 }
 
@@ -291,6 +296,103 @@ async function parseEntry(r: ChunkReader, pos: number): Promise<Parsed> {
 
 function isMeta(p: Parsed): p is { meta: true; next: number } {
   return p !== null && 'meta' in p;
+}
+
+/**
+ * Bytewise comparison of a[as, ae) with b[bs, be), and a copy of src[s, e) to the start
+ * of dst. Buffer#compare and Buffer#copy with offsets each make a view object per call:
+ * two per entry in the index pass.
+ */
+function compareRange(a: Buffer, as: number, ae: number, b: Buffer, bs: number, be: number): number {
+  const n = Math.min(ae - as, be - bs);
+  for (let i = 0; i < n; i++) {
+    const d = a[as + i]! - b[bs + i]!;
+    if (d !== 0) return d;
+  }
+  return ae - as - (be - bs);
+}
+
+function copyRange(src: Buffer, s: number, e: number, dst: Buffer): void {
+  for (let i = s; i < e; i++) dst[i - s] = src[i]!;
+}
+
+/**
+ * The index pass over the whole file, one window at a time: `run` is synchronous, so its
+ * offsets stay unboxed numbers (in an async function every assignment past 2^31, the
+ * last 100 MB of the 2.1 GiB bench file, would box a heap number).
+ */
+class IndexPass {
+  pos = HEADER_BYTES;
+  /** The newest commit is the smallest ^commitTS suffix (compared as bytes: no BigInt, nor a number past 2^31, per entry). */
+  readonly minSuffix = Buffer.alloc(TS_SUFFIX_BYTES, 0xff);
+  any = false;
+  private readonly f: Frame = newFrame();
+  /** The running maximum user key, in one reusable buffer. */
+  private readonly maxBuf = Buffer.allocUnsafe(MAX_ENCODED_KEY);
+  private maxLen = -1;
+  private lastPointPos = -Infinity;
+  private sincePoint = Infinity;
+
+  constructor(
+    private readonly index: IndexPoint[],
+    private readonly displaced: Displaced[],
+    private readonly stats: SnapshotStats,
+  ) {}
+
+  /** Index entries from `pos` while the window holds them. Returns 0 at the end of the file, or the bytes the window must hold at `pos`. */
+  run(r: ChunkReader): number {
+    const f = this.f;
+    const maxBuf = this.maxBuf;
+    const w = r.buf;
+    // Offsets into the window: small integers, however large the file.
+    let o = this.pos - r.bufStart;
+    try {
+      for (;;) {
+        const need = frame(r, o, f);
+        if (need !== 0) return need;
+        if (f.kind === FRAME_EOF) return 0;
+        if (f.kind === FRAME_META) {
+          this.stats.metaKeys++;
+          o = f.wNext;
+          continue;
+        }
+        this.stats.entries++;
+        const ks = f.wKey;
+        const ke = ks + f.userKeyLen;
+        if (compareRange(w, ke, ke + TS_SUFFIX_BYTES, this.minSuffix, 0, TS_SUFFIX_BYTES) <= 0) {
+          copyRange(w, ke, ke + TS_SUFFIX_BYTES, this.minSuffix);
+          this.any = true;
+        }
+        const cmp = this.maxLen < 0 ? 1 : compareRange(w, ks, ke, maxBuf, 0, this.maxLen);
+        if (cmp < 0) {
+          this.displaced.push({
+            key: Buffer.from(w.subarray(ks, ke)),
+            commitTS: frameCommitTS(w, f),
+            tombstone: (w[f.wHeader]! & FLAG_TOMBSTONE) !== 0,
+            expireAt: w.readBigUInt64LE(f.wHeader + 1),
+            valueOffset: r.bufStart + f.wValue,
+            valueLength: f.valueLength,
+          });
+        } else {
+          if (cmp > 0) {
+            copyRange(w, ks, ke, maxBuf);
+            this.maxLen = ke - ks;
+            // Index points only at the first version of a user key in the main sequence.
+            if (r.bufStart + o - this.lastPointPos >= INDEX_EVERY_BYTES || this.sincePoint >= INDEX_EVERY_ENTRIES) {
+              const pos = r.bufStart + o;
+              this.index.push({ offset: pos, key: Buffer.from(w.subarray(ks, ke)) });
+              this.lastPointPos = pos;
+              this.sincePoint = 0;
+            }
+          }
+          this.sincePoint++;
+        }
+        o = f.wNext;
+      }
+    } finally {
+      this.pos = r.bufStart + o;
+    }
+  }
 }
 
 export interface SnapshotStats {
@@ -350,68 +452,19 @@ export class SnapshotSource implements PageSource {
 
   private async buildIndex(): Promise<void> {
     const r = new ChunkReader(this.fh, this.fileSize, 4 << 20);
-    const f: Frame = { ...scratch };
-    let pos = HEADER_BYTES;
-    // The running maximum user key lives in one reusable buffer: no allocation per entry.
-    const maxBuf = Buffer.allocUnsafe(MAX_ENCODED_KEY);
-    let maxLen = -1;
-    let lastPointPos = -Infinity;
-    let sincePoint = Infinity;
-    // The newest commit is the smallest ^commitTS suffix, kept as two u32 halves (no BigInt per entry).
-    let minHi = 0xffff_ffff;
-    let minLo = 0xffff_ffff;
-    let any = false;
-    await r.window(pos, 256);
+    const pass = new IndexPass(this.index, this.displaced, this.stats);
+    await r.window(pass.pos, 256);
     for (;;) {
-      let need = frame(r, pos, f);
-      if (need !== 0) {
-        await r.window(pos, Math.max(need, 256));
-        need = frame(r, pos, f);
-        if (need !== 0) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pos}`);
+      const at = pass.pos;
+      let need = pass.run(r);
+      if (need === 0) break;
+      if (pass.pos === at && r.bufStart === at && r.buf.length >= Math.min(need, this.fileSize - at)) {
+        throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${at}`);
       }
-      if (f.kind === FRAME_EOF) break;
-      if (f.kind === FRAME_META) {
-        this.stats.metaKeys++;
-        pos = f.next;
-        continue;
-      }
-      this.stats.entries++;
-      const w = r.buf;
-      const ks = f.wKey;
-      const ke = ks + f.userKeyLen;
-      const hi = w.readUInt32BE(ke);
-      const lo = w.readUInt32BE(ke + 4);
-      if (hi < minHi || (hi === minHi && lo <= minLo)) {
-        minHi = hi;
-        minLo = lo;
-        any = true;
-      }
-      const cmp = maxLen < 0 ? 1 : w.compare(maxBuf, 0, maxLen, ks, ke);
-      if (cmp < 0) {
-        this.displaced.push({
-          key: Buffer.from(w.subarray(ks, ke)),
-          commitTS: frameCommitTS(w, f),
-          tombstone: (w[f.wHeader]! & FLAG_TOMBSTONE) !== 0,
-          expireAt: w.readBigUInt64LE(f.wHeader + 1),
-          valueOffset: f.valueOffset,
-          valueLength: f.valueLength,
-        });
-      } else {
-        if (cmp > 0) {
-          w.copy(maxBuf, 0, ks, ke);
-          maxLen = ke - ks;
-          // Index points only at the first version of a user key in the main sequence.
-          if (pos - lastPointPos >= INDEX_EVERY_BYTES || sincePoint >= INDEX_EVERY_ENTRIES) {
-            this.index.push({ offset: pos, key: Buffer.from(w.subarray(ks, ke)) });
-            lastPointPos = pos;
-            sincePoint = 0;
-          }
-        }
-        sincePoint++;
-      }
-      pos = f.next;
+      need = Math.max(need, 256);
+      await r.window(pass.pos, need);
     }
-    if (any) this.newestTS = TWO64 - 1n - ((BigInt(minHi) << 32n) | BigInt(minLo));
+    if (pass.any) this.newestTS = TWO64 - 1n - pass.minSuffix.readBigUInt64BE(0);
     this.displaced.sort((a, b) => compareKeys(a.key, b.key) || (a.commitTS > b.commitTS ? -1 : a.commitTS < b.commitTS ? 1 : 0));
     this.stats.displaced = this.displaced.length;
     this.stats.indexPoints = this.index.length;
