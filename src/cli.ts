@@ -28,7 +28,7 @@ export function buildCommand(): Command {
     .option('--cache-size <size>', 'bytes of rendered content kept in memory', '256MiB')
     .option('--heap-slack <size>', 'collect the JS heap once it grows this much past what was live (0: leave it to V8; default: a quarter of --cache-size, 32-64 MiB)')
     .option('--page-size <n>', 'keys per scan page', '1024')
-    .option('--spill-dir <dir>', 'where large whole-scope files (messages.jsonl, CHECKSUMS, …) spill to disk (default: $TMPDIR)')
+    .option('--spill-dir <dir>', 'where large whole-scope files (messages.jsonl, CHECKSUMS, …) and CHECKSUMS digests spill to disk (default: $TMPDIR)')
     .addOption(new Option('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .option('--log-file <file>', 'write JSON logs here instead of stdout (daemon mode: otherwise logs are discarded)')
     .option('--daemon', 'return once the mount answers; keep serving in the background', false)
