@@ -323,9 +323,8 @@ function copyRange(src: Buffer, s: number, e: number, dst: Buffer): void {
  */
 class IndexPass {
   pos = HEADER_BYTES;
-  /** The newest commit is the smallest ^commitTS suffix (compared as bytes: no BigInt, nor a number past 2^31, per entry). */
+  /** The newest commit is the smallest ^commitTS suffix (compared as bytes: no BigInt, nor a number past 2^31, per entry); all ones is commit 0. */
   readonly minSuffix = Buffer.alloc(TS_SUFFIX_BYTES, 0xff);
-  any = false;
   private readonly f: Frame = newFrame();
   /** The running maximum user key, in one reusable buffer. */
   private readonly maxBuf = Buffer.allocUnsafe(MAX_ENCODED_KEY);
@@ -359,10 +358,7 @@ class IndexPass {
         this.stats.entries++;
         const ks = f.wKey;
         const ke = ks + f.userKeyLen;
-        if (compareRange(w, ke, ke + TS_SUFFIX_BYTES, this.minSuffix, 0, TS_SUFFIX_BYTES) <= 0) {
-          copyRange(w, ke, ke + TS_SUFFIX_BYTES, this.minSuffix);
-          this.any = true;
-        }
+        if (compareRange(w, ke, ke + TS_SUFFIX_BYTES, this.minSuffix, 0, TS_SUFFIX_BYTES) < 0) copyRange(w, ke, ke + TS_SUFFIX_BYTES, this.minSuffix);
         const cmp = this.maxLen < 0 ? 1 : compareRange(w, ks, ke, maxBuf, 0, this.maxLen);
         if (cmp < 0) {
           this.displaced.push({
@@ -454,17 +450,15 @@ export class SnapshotSource implements PageSource {
     const r = new ChunkReader(this.fh, this.fileSize, 4 << 20);
     const pass = new IndexPass(this.index, this.displaced, this.stats);
     await r.window(pass.pos, 256);
-    for (;;) {
-      const at = pass.pos;
-      let need = pass.run(r);
+    for (let refilledAt = -1; ; ) {
+      const need = pass.run(r);
       if (need === 0) break;
-      if (pass.pos === at && r.bufStart === at && r.buf.length >= Math.min(need, this.fileSize - at)) {
-        throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${at}`);
-      }
-      need = Math.max(need, 256);
-      await r.window(pass.pos, need);
+      // The window was refilled for this entry and still does not hold it (frame reports a real truncation first).
+      if (pass.pos === refilledAt) throw new SourceError('truncated', `snapshot truncated mid-entry at offset ${pass.pos}`);
+      refilledAt = pass.pos;
+      await r.window(pass.pos, Math.max(need, 256));
     }
-    if (pass.any) this.newestTS = TWO64 - 1n - pass.minSuffix.readBigUInt64BE(0);
+    this.newestTS = TWO64 - 1n - pass.minSuffix.readBigUInt64BE(0);
     this.displaced.sort((a, b) => compareKeys(a.key, b.key) || (a.commitTS > b.commitTS ? -1 : a.commitTS < b.commitTS ? 1 : 0));
     this.stats.displaced = this.displaced.length;
     this.stats.indexPoints = this.index.length;
