@@ -32,6 +32,8 @@ export interface MountConfig {
   heapSlackBytes?: number;
   pageSize: number;
   spillDir?: string;
+  /** Node and V8 flags in effect (logged when mounted). */
+  nodeFlags?: string[];
   logLevel: string;
   logFile?: string;
   decode: DecodeOptions;
@@ -212,7 +214,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       if (!cfg.readyIpc) process.stderr.write(`ekv-mount: ${msg}\n`);
       return 1;
     }
-    log.info({ mountpoint, ...opened.describe, cache_size: formatSize(cfg.cacheBytes) }, 'mounted');
+    log.info({ mountpoint, ...opened.describe, cache_size: formatSize(cfg.cacheBytes), node_flags: cfg.nodeFlags ?? process.execArgv }, 'mounted');
     const notices = opened.notices ?? [];
     if (!cfg.readyIpc) {
       for (const n of notices) process.stderr.write(`ekv-mount: ${n}\n`);

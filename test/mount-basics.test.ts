@@ -2,7 +2,7 @@ import { writeFileSync, readFileSync, statSync, readdirSync, mkdirSync } from 'n
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFsm } from './fixture/fsm-writer.js';
-import { configFromArgs, daemonExecArgv } from '../src/cli.js';
+import { configFromArgs, daemonExecArgv, foregroundRuntimeFlags } from '../src/cli.js';
 import { BIN, execFileP, isMounted, mount, sh, tempDir, waitFor } from './helpers/mount.js';
 
 const dir = tempDir('ekv-basics-');
@@ -66,6 +66,25 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     // A small cache gets a small young generation, unless the operator chose one.
     expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8', G]);
     expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1', G]);
+  });
+
+  it('a foreground mount (the default) sets the growth factor at run time, unless the operator gave one', async () => {
+    expect(foregroundRuntimeFlags([])).toEqual(['--heap-growing-percent=300']);
+    expect(foregroundRuntimeFlags(['--heap-growing-percent=50'])).toEqual([]);
+    const flagsOf = (out: string): string[] => JSON.parse(out.split('\n').find((l) => l.includes('"msg":"mounted"'))!).node_flags;
+    const m = await mount(['--snapshot', empty]);
+    try {
+      expect(flagsOf(m.stdout())).toContain('--heap-growing-percent=300');
+    } finally {
+      expect(await m.unmount()).toBe(0);
+    }
+    // (Node refuses V8 flags such as this one in NODE_OPTIONS: on node's command line only.)
+    const chosen = await mount(['--snapshot', empty], { nodeArgs: ['--heap-growing-percent=120'] });
+    try {
+      expect(flagsOf(chosen.stdout())).toEqual(['--heap-growing-percent=120']);
+    } finally {
+      expect(await chosen.unmount()).toBe(0);
+    }
   });
 
   it('--daemon returns 0 only once the mount answers; fusermount -u ends the daemon', async () => {

@@ -39,10 +39,10 @@ export function tempDir(prefix: string): string {
 }
 
 /** Start `ekv-mount <mnt> ...args` in the foreground and wait until the mount answers. */
-export async function mount(args: string[], opts: { mnt?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Mounted> {
+export async function mount(args: string[], opts: { mnt?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<Mounted> {
   if (!existsSync('/dev/fuse')) throw new Error('/dev/fuse is missing: FUSE tests cannot run on this machine');
   const mnt = opts.mnt ?? tempDir('ekv-mnt-');
-  const proc = spawn(process.execPath, [BIN, mnt, '--log-level', 'info', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, mnt, '--log-level', 'info', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
