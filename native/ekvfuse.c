@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1230,6 +1231,44 @@ static napi_value js_trim_malloc(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * reexec(path, argv): execv, so a foreground mount can restart itself (same pid, stdio and
+ * environment) with node flags that only take effect when Node starts. Returns only when
+ * execv fails: the errno.
+ */
+static napi_value js_reexec(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_value out;
+  uint32_t n = 0;
+  int err = EINVAL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 2 && napi_get_array_length(env, argv[1], &n) == napi_ok) {
+    char *path = arg_string(env, argv[0]);
+    char **args = calloc((size_t)n + 1, sizeof *args);
+    bool ok = path && args;
+    for (uint32_t i = 0; ok && i < n; i++) {
+      napi_value v;
+      ok = napi_get_element(env, argv[1], i, &v) == napi_ok && (args[i] = arg_string(env, v)) != NULL;
+    }
+    if (ok) {
+      /* libuv marks the stdio descriptors close-on-exec; the new image writes to the same ones. */
+      for (int fd = 0; fd <= 2; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && (fl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+      }
+      execv(path, args);
+      err = errno;
+    } else {
+      err = ENOMEM;
+    }
+    for (uint32_t i = 0; args && i < n; i++) free(args[i]);
+    free(args);
+    free(path);
+  }
+  napi_create_int32(env, err, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1242,6 +1281,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMalloc", NULL, js_trim_malloc, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reexec", NULL, js_reexec, NULL, NULL, NULL, napi_enumerable, NULL},
       {"store", NULL, js_store, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
   };

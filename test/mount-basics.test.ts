@@ -2,7 +2,7 @@ import { writeFileSync, readFileSync, statSync, readdirSync, mkdirSync } from 'n
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFsm } from './fixture/fsm-writer.js';
-import { configFromArgs, daemonExecArgv, foregroundRuntimeFlags } from '../src/cli.js';
+import { configFromArgs, daemonExecArgv, foregroundRuntimeFlags, startupOnlyFlags } from '../src/cli.js';
 import { BIN, execFileP, isMounted, mount, sh, tempDir, waitFor } from './helpers/mount.js';
 
 const dir = tempDir('ekv-basics-');
@@ -81,7 +81,43 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     // (Node refuses V8 flags such as this one in NODE_OPTIONS: on node's command line only.)
     const chosen = await mount(['--snapshot', empty], { nodeArgs: ['--heap-growing-percent=120'] });
     try {
-      expect(flagsOf(chosen.stdout())).toEqual(['--heap-growing-percent=120']);
+      expect(flagsOf(chosen.stdout())).toContain('--heap-growing-percent=120');
+      expect(flagsOf(chosen.stdout())).not.toContain('--heap-growing-percent=300');
+    } finally {
+      expect(await chosen.unmount()).toBe(0);
+    }
+  });
+
+  it('a foreground mount restarts itself (same pid) with the flags that only work from Node\'s start; ones the operator gave are kept', async () => {
+    const MiB = 2 ** 20;
+    expect(startupOnlyFlags([], 256 * MiB, 2)).toEqual(['--v8-pool-size=1']);
+    expect(startupOnlyFlags([], 256 * MiB, 16)).toEqual([]); // what Node starts with anyway
+    expect(startupOnlyFlags([], 64 * MiB, 16)).toEqual(['--max-semi-space-size=8']);
+    expect(startupOnlyFlags(['--v8-pool-size=1', '--max-semi-space-size=4'], 64 * MiB, 2)).toEqual([]);
+    const flagsOf = (out: string): string[] => JSON.parse(out.split('\n').find((l) => l.includes('"msg":"mounted"'))!).node_flags;
+    // A cache under 128 MiB wants small semi-spaces on any machine: the restart happens here whatever the cores.
+    const m = await mount(['--snapshot', empty, '--cache-size', '64MiB']);
+    try {
+      const cmdline = readFileSync(`/proc/${m.proc.pid}/cmdline`, 'utf8').split('\0');
+      expect(cmdline).toContain('--max-semi-space-size=8');
+      expect(cmdline).toContain(BIN);
+      expect(flagsOf(m.stdout())).toEqual(expect.arrayContaining(['--max-semi-space-size=8', '--heap-growing-percent=300']));
+      expect(m.stderr()).not.toMatch(/could not restart/);
+      expect(readdirSync(m.mnt)).toContain('MANIFEST.json');
+    } finally {
+      expect(await m.unmount()).toBe(0);
+    }
+    // A process that restarted once never restarts again (the marker it restarts with).
+    const again = await mount(['--snapshot', empty, '--cache-size', '64MiB'], { env: { EKV_MOUNT_REEXECED: '--max-semi-space-size=8' } });
+    try {
+      expect(readFileSync(`/proc/${again.proc.pid}/cmdline`, 'utf8').split('\0')).not.toContain('--max-semi-space-size=8');
+    } finally {
+      expect(await again.unmount()).toBe(0);
+    }
+    const chosen = await mount(['--snapshot', empty, '--cache-size', '64MiB'], { nodeArgs: ['--max-semi-space-size=4', '--v8-pool-size=2'] });
+    try {
+      const cmdline = readFileSync(`/proc/${chosen.proc.pid}/cmdline`, 'utf8').split('\0');
+      expect(cmdline.filter((a) => a.startsWith('--max-semi-space-size') || a.startsWith('--v8-pool-size'))).toEqual(['--max-semi-space-size=4', '--v8-pool-size=2']);
     } finally {
       expect(await chosen.unmount()).toBe(0);
     }

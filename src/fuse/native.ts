@@ -50,6 +50,8 @@ interface Addon {
   replyBufAfterStores(h: Handle, id: number, data: Buffer): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */
   trimMalloc(): boolean;
+  /** execv(path, argv): returns only on failure, with the errno. */
+  reexec(path: string, argv: string[]): number;
 }
 
 const OP_LOOKUP = 1;
@@ -115,6 +117,20 @@ export function mallocTrimmer(): (() => boolean) | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Replace this process with `argv` (execv: same pid, fds and environment). Returns only when
+ * it could not: the errno, or the reason the addon did not load.
+ */
+export function reexecProcess(path: string, argv: string[]): string {
+  let A: Addon;
+  try {
+    A = loadAddon();
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  return `execv failed: errno ${A.reexec(path, argv)}`;
 }
 
 /** Size of a FUSE dirent / direntplus record for a name of `len` bytes (struct layout, 8-aligned). */
