@@ -174,7 +174,7 @@ export function configFromArgs(argv: string[]): MountConfig {
  *    51.2-53.0 s CPU without, 37.7/37.6/33.1 s and 37.1-42.7 s CPU with; peak RSS
  *    433-440 against 437-445 MiB. At --cache-size 64MiB: 41.9/39.7 -> 34.3/39.5 s, CPU
  *    52.3/49.9 -> 38.6/43.6 s, peak RSS 312/301 -> 318/318 MiB.
- * A foreground mount gets what can be set once Node runs: see foregroundRuntimeFlags.
+ * A foreground mount gets the same: see startupOnlyFlags and foregroundRuntimeFlags.
  */
 export function daemonExecArgv(execArgv: string[], cacheBytes: number, cores = availableParallelism()): string[] {
   const given = (flag: string): boolean => nodeFlagGiven(execArgv, flag);
@@ -190,17 +190,18 @@ function nodeFlagGiven(execArgv: string[], flag: string): boolean {
   return execArgv.some((a) => a.startsWith(flag)) || (process.env.NODE_OPTIONS ?? '').includes(flag);
 }
 
+/** The flag of daemonExecArgv V8 reads at each collection, so a running process can still set it. */
+const RUNTIME_FLAG = '--heap-growing-percent';
+
 /**
- * What a foreground mount (the default; systemd units run it so) can still take of
- * daemonExecArgv once Node is running: the old generation's growth factor, which V8 reads
- * at each collection. The helper-thread pool and the young generation are fixed when Node
- * starts (NODE_OPTIONS sets them; Node refuses --heap-growing-percent there). Snapshot tar of the half-size bench tree in the
- * foreground, alternated: 12.8/15.3 s and 14.2/17.5 s CPU as Node starts; 12.1/13.0 s and
- * 12.9/13.8 s CPU with the factor set at run time (as the startup flag: 11.6/13.0 s,
- * 12.4/13.7 s CPU).
+ * What a foreground mount (the default; systemd units run it so) sets of daemonExecArgv
+ * once Node is running: the old generation's growth factor. (Node refuses that flag in
+ * NODE_OPTIONS.) Snapshot tar of the half-size bench tree in the foreground, alternated:
+ * 12.8/15.3 s and 14.2/17.5 s CPU as Node starts; 12.1/13.0 s and 12.9/13.8 s CPU with the
+ * factor set at run time (as the startup flag: 11.6/13.0 s, 12.4/13.7 s CPU).
  */
 export function foregroundRuntimeFlags(execArgv: string[]): string[] {
-  return nodeFlagGiven(execArgv, '--heap-growing-percent') ? [] : ['--heap-growing-percent=300'];
+  return nodeFlagGiven(execArgv, RUNTIME_FLAG) ? [] : [`${RUNTIME_FLAG}=300`];
 }
 
 /** Node's own V8 helper-thread pool size. */
@@ -217,7 +218,7 @@ const NODE_DEFAULT_POOL = '--v8-pool-size=4';
 export function startupOnlyFlags(execArgv: string[], cacheBytes: number, cores = availableParallelism()): string[] {
   return daemonExecArgv(execArgv, cacheBytes, cores)
     .slice(execArgv.length)
-    .filter((f) => f !== NODE_DEFAULT_POOL && !foregroundRuntimeFlags([]).includes(f));
+    .filter((f) => f !== NODE_DEFAULT_POOL && !f.startsWith(RUNTIME_FLAG));
 }
 
 /** Env marker of a process that restarted itself with startup flags (it never restarts twice). */
@@ -266,7 +267,7 @@ export async function main(argv: string[]): Promise<void> {
   const startup = startupOnlyFlags(process.execArgv, cfg.cacheBytes);
   if (startup.length > 0 && process.env[REEXEC_ENV] === undefined) {
     process.env[REEXEC_ENV] = startup.join(' ');
-    const why = reexecProcess(process.execPath, [process.execPath, ...process.execArgv, ...startup, ...process.argv.slice(1)]);
+    const why = reexecProcess(process.execPath, [process.execPath, ...process.execArgv, ...startup, ...argv.slice(1)]);
     // Still here: mount without them (the mounted line lists the flags in effect).
     process.stderr.write(`ekv-mount: could not restart with ${startup.join(' ')} (${why}); mounting without\n`);
   }
