@@ -9,11 +9,11 @@ import { Command, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { ADAPTER_NAMES, defaultDecodeOptions, type AdapterName, type DecodeOptions } from './adapters/types.js';
 import { parseDurationMs, parseSize } from './units.js';
-import { runMount, type MountConfig } from './runner.js';
+import type { MountConfig } from './runner.js';
 import { readPinFile } from './session/pinfile.js';
 import { pinTokenFromText, pinTokenToText } from './session/session.js';
-import { DEFAULT_FUSE_BACKEND, FUSE_BACKENDS, type FuseBackend } from './fuse/index.js';
-import { reexecProcess } from './fuse/native.js';
+import { DEFAULT_FUSE_BACKEND, FUSE_BACKENDS, type FuseBackend } from './fuse/backends.js';
+import { reexecProcess } from './fuse/addon.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -274,6 +274,8 @@ export async function main(argv: string[]): Promise<void> {
   delete process.env[REEXEC_ENV];
   const runtime = foregroundRuntimeFlags(process.execArgv);
   for (const f of runtime) setFlagsFromString(f);
+  // Loaded only now: a process about to restart itself need not load the whole mount first.
+  const { runMount } = await import('./runner.js');
   const code = await runMount({ ...cfg, nodeFlags: [...process.execArgv, ...runtime] });
   process.exit(code);
 }

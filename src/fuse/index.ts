@@ -6,10 +6,9 @@
  */
 import { FuseMount, type MountOptions } from './mount.js';
 import { loadAddon, NativeFuseMount } from './native.js';
+import { DEFAULT_FUSE_BACKEND, type FuseBackend } from './backends.js';
 
-export type FuseBackend = 'native' | 'fuse-native';
-export const FUSE_BACKENDS: readonly FuseBackend[] = ['native', 'fuse-native'];
-export const DEFAULT_FUSE_BACKEND: FuseBackend = 'native';
+export { DEFAULT_FUSE_BACKEND, FUSE_BACKENDS, type FuseBackend } from './backends.js';
 
 /** What runMount needs of a mount. */
 export interface KernelMount {

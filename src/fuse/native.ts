@@ -13,46 +13,13 @@
  * entries, attributes, pages (keep_cache) and listings (cache_readdir) get long
  * kernel lifetimes.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { grown, KIND_DIR as PATH_DIR, KIND_FILE as PATH_FILE, type PathTable } from '../tree/paths.js';
 import type { Attr, DirListing } from '../tree/tree.js';
 import { TreeError } from '../tree/tree.js';
 import { isMounted, type MountOptions } from './mount.js';
+import { loadAddon, type Addon, type Dispatch, type Handle } from './addon.js';
 
-declare const handleBrand: unique symbol;
-/** Opaque native mount handle (a napi external). */
-interface Handle {
-  readonly [handleBrand]: true;
-}
-
-type Dispatch = (op: number, id: number, ino: number, a: number, b: number, fh: number, name: string | undefined) => void;
-
-interface Addon {
-  mount(mountpoint: string, options: string, debug: boolean, uid: number, gid: number, timeSec: number, timeout: number, readdirplus: number, dispatch: Dispatch): Handle;
-  unmount(h: Handle, cb: (err: string | null) => void): void;
-  replyErr(h: Handle, id: number, errno: number): void;
-  replyEntry(h: Handle, id: number, ino: number, kind: number, size: number): void;
-  replyAttr(h: Handle, id: number, ino: number, kind: number, size: number): void;
-  replyOpen(h: Handle, id: number, fh: number, flags: number): void;
-  replyBuf(h: Handle, id: number, data: Buffer): void;
-  /** total: the listing's length (a reply reaching it lets the addon answer readdirs past it); -1: unknown. */
-  replyDir(h: Handle, id: number, plus: boolean, size: number, names: string[], meta: Float64Array, firstOff: number, dirIno: number, total: number): number;
-  pending(h: Handle): number;
-  /**
-   * Push bytes into the kernel page cache of a known inode; 0 or a positive errno. parkDir (not
-   * 0): held until the kernel's next readdir of that directory (it has the reply's inodes then),
-   * and the listing's end is answered after it.
-   */
-  store(h: Handle, ino: number, offset: number, data: Buffer, parkDir: number): number;
-  /** replyBuf, sent once the pushes queued before it are in the page cache. */
-  replyBufAfterStores(h: Handle, id: number, data: Buffer): void;
-  /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */
-  trimMalloc(): boolean;
-  /** execv(path, argv): returns only on failure, with the errno. */
-  reexec(path: string, argv: string[]): number;
-}
+export { ADDON_PATH, loadAddon, mallocTrimmer } from './addon.js';
 
 const OP_LOOKUP = 1;
 const OP_GETATTR = 2;
@@ -86,51 +53,6 @@ const ESTALE = 116;
 
 function errnoOf(e: unknown): number {
   return e instanceof TreeError ? ERRNO[e.errno] : ERRNO.EIO;
-}
-
-/** Where the addon is built (native/build.sh), relative to dist/fuse/ and src/fuse/ alike. */
-export const ADDON_PATH = fileURLToPath(new URL('../../native/build/ekvfuse.node', import.meta.url));
-
-let addon: Addon | null = null;
-let loadError: Error | null = null;
-
-/** Load the addon once; throws (with the reason) when it is missing or cannot load. */
-export function loadAddon(): Addon {
-  if (addon) return addon;
-  if (loadError) throw loadError;
-  try {
-    if (!existsSync(ADDON_PATH)) throw new Error(`${ADDON_PATH} is missing (run native/build.sh or scripts/setup.sh)`);
-    const require = createRequire(import.meta.url);
-    addon = require(ADDON_PATH) as Addon;
-    return addon;
-  } catch (e) {
-    loadError = e instanceof Error ? e : new Error(String(e));
-    throw loadError;
-  }
-}
-
-/** glibc's malloc_trim through the addon, or null when the addon cannot load (fuse-native without a build). */
-export function mallocTrimmer(): (() => boolean) | null {
-  try {
-    const A = loadAddon();
-    return () => A.trimMalloc();
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Replace this process with `argv` (execv: same pid, fds and environment). Returns only when
- * it could not: the errno, or the reason the addon did not load.
- */
-export function reexecProcess(path: string, argv: string[]): string {
-  let A: Addon;
-  try {
-    A = loadAddon();
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-  return `execv failed: errno ${A.reexec(path, argv)}`;
 }
 
 /** Size of a FUSE dirent / direntplus record for a name of `len` bytes (struct layout, 8-aligned). */
