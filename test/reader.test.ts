@@ -63,6 +63,22 @@ describe('.fsm reader', () => {
     await old.close();
   });
 
+  it('a keys-only scan past large values reads around each header, not a page per key (S3 chunk keys)', async () => {
+    const n = 40;
+    const big = 'v'.repeat(300 * 1024);
+    const src = await SnapshotSource.open(fsm(Array.from({ length: n }, (_, i) => ({ key: `!s3|blob|k${String(i).padStart(3, '0')}`, value: big }))));
+    const before = { ...src.io };
+    const page = await src.scanPage(b('!s3|blob|'), b('!s3|blob}'), 1000n, { limit: 1000, keysOnly: true });
+    expect(page.map((kv) => kv.key.toString())).toEqual(Array.from({ length: n }, (_, i) => `!s3|blob|k${String(i).padStart(3, '0')}`));
+    // One 128 KiB page per key was 5 MiB here; a 4 KiB read per header is 160 KiB.
+    expect(src.io.bytes - before.bytes).toBeLessThan(n * 16 * 1024);
+    // The values still read whole and right, through the same reader.
+    const vals = await src.scanPage(b('!s3|blob|'), b('!s3|blob}'), 1000n, { limit: 3, keysOnly: false });
+    expect(vals.map((kv) => kv.value.length)).toEqual([big.length, big.length, big.length]);
+    expect(vals.every((kv) => kv.value.toString() === big)).toBe(true);
+    await src.close();
+  });
+
   it('an empty snapshot (header only) mounts with no keys', async () => {
     const src = await SnapshotSource.open(fsm([], 7n));
     expect(await all(src, 7n)).toEqual([]);

@@ -62,6 +62,8 @@ interface Displaced {
 
 /** Page size of the reader's page cache. */
 export const PAGE_BYTES = 128 * 1024;
+/** What a header read after a skipped large value reads (see ChunkReader.window). */
+const SKIP_READ_BYTES = 4096;
 /** Bytes of file pages kept by default (256 x 128 KiB). */
 export const DEFAULT_PAGE_CACHE_BYTES = 32 << 20;
 
@@ -79,8 +81,20 @@ class PageCache {
     private readonly fh: FileHandle,
     private readonly fileSize: number,
     cacheBytes: number,
+    private readonly io: IoStats,
   ) {
     this.pages = new LRUCache<number, Buffer>({ max: Math.max(4, Math.floor(cacheBytes / PAGE_BYTES)) });
+  }
+
+  /** The cached page holding [pos, pos+len), or null (not cached, or not inside one page). */
+  cached(pos: number, len: number): { buf: Buffer; start: number } | null {
+    const n = Math.floor(pos / PAGE_BYTES);
+    const start = n * PAGE_BYTES;
+    if (pos + len > start + PAGE_BYTES) return null;
+    const hit = this.pages.get(n);
+    if (!hit) return null;
+    this.hits++;
+    return { buf: hit, start };
   }
 
   /** The page holding byte `pos`, or null when [pos, pos+len) is not inside one page. */
@@ -88,16 +102,13 @@ class PageCache {
     const n = Math.floor(pos / PAGE_BYTES);
     const start = n * PAGE_BYTES;
     if (pos + len > start + PAGE_BYTES) return null;
-    const hit = this.pages.get(n);
-    if (hit) {
-      this.hits++;
-      return { buf: hit, start };
-    }
+    const hit = this.cached(pos, len);
+    if (hit) return hit;
     let p = this.inflight.get(n);
     if (!p) {
       this.misses++;
       const b = Buffer.allocUnsafe(Math.min(PAGE_BYTES, this.fileSize - start));
-      p = readFully(this.fh, b, start).then(() => b);
+      p = readFully(this.fh, b, start, this.io).then(() => b);
       this.inflight.set(n, p);
       p.then(
         (b) => {
@@ -118,6 +129,7 @@ class ChunkReader {
   constructor(
     private readonly fh: FileHandle,
     readonly fileSize: number,
+    private readonly io: IoStats,
     private readonly chunk = READ_CHUNK,
     private readonly cache: PageCache | null = null,
   ) {}
@@ -126,28 +138,43 @@ class ChunkReader {
   async window(pos: number, need: number): Promise<void> {
     const want = Math.min(need, this.fileSize - pos);
     if (pos >= this.bufStart && pos + want <= this.bufStart + this.buf.length) return;
+    let len = Math.min(Math.max(this.chunk, need), this.fileSize - pos);
     if (this.cache) {
-      const pg = await this.cache.page(pos, want);
+      // Past a value of a page or more (an S3 chunk), only the next entry's header is
+      // wanted: read around it, not a whole page, unless that page is cached already.
+      // A keys-only scan of S3 chunk keys read a 128 KiB page per key.
+      const skipped = this.buf.length > 0 && pos >= this.bufStart + this.buf.length + PAGE_BYTES;
+      const pg = skipped ? this.cache.cached(pos, want) : await this.cache.page(pos, want);
       if (pg) {
         this.buf = pg.buf;
         this.bufStart = pg.start;
         return;
       }
+      if (skipped) len = Math.min(Math.max(SKIP_READ_BYTES, need), this.fileSize - pos);
     }
-    const len = Math.min(Math.max(this.chunk, need), this.fileSize - pos);
     const b = this.buf.length === len && !this.cache ? this.buf : Buffer.allocUnsafe(len);
-    await readFully(this.fh, b, pos);
+    await readFully(this.fh, b, pos, this.io);
     this.buf = b;
     this.bufStart = pos;
   }
 }
 
-async function readFully(fh: FileHandle, into: Buffer, pos: number): Promise<void> {
+/** Reads of the file (after the index pass): count and bytes. */
+export interface IoStats {
+  reads: number;
+  bytes: number;
+}
+
+async function readFully(fh: FileHandle, into: Buffer, pos: number, io?: IoStats): Promise<void> {
   let done = 0;
   while (done < into.length) {
     const { bytesRead } = await fh.read(into, done, into.length - done, pos + done);
     if (bytesRead === 0) throw new SourceError('truncated', `snapshot truncated: unexpected EOF at offset ${pos + done}`);
     done += bytesRead;
+  }
+  if (io) {
+    io.reads++;
+    io.bytes += into.length;
   }
 }
 
@@ -404,6 +431,8 @@ export class SnapshotSource implements PageSource {
   private index: IndexPoint[] = [];
   private displaced: Displaced[] = [];
   private readonly pages: PageCache;
+  /** Reads of the file since it was indexed. */
+  readonly io: IoStats = { reads: 0, bytes: 0 };
   private readonly blocks = new LRUCache<number, Promise<BlockKeys>>({ max: BLOCK_KEYS_CACHED });
   stats: SnapshotStats = { entries: 0, metaKeys: 0, displaced: 0, indexPoints: 0, fileSize: 0 };
 
@@ -415,7 +444,7 @@ export class SnapshotSource implements PageSource {
     pageCacheBytes: number,
   ) {
     this.label = `snapshot:${path}`;
-    this.pages = new PageCache(fh, fileSize, pageCacheBytes);
+    this.pages = new PageCache(fh, fileSize, pageCacheBytes, this.io);
   }
 
   private newestTS = 0n;
@@ -447,7 +476,7 @@ export class SnapshotSource implements PageSource {
   }
 
   private async buildIndex(): Promise<void> {
-    const r = new ChunkReader(this.fh, this.fileSize, 4 << 20);
+    const r = new ChunkReader(this.fh, this.fileSize, { reads: 0, bytes: 0 }, 4 << 20);
     const pass = new IndexPass(this.index, this.displaced, this.stats);
     await r.window(pass.pos, 256);
     for (let refilledAt = -1; ; ) {
@@ -480,7 +509,7 @@ export class SnapshotSource implements PageSource {
    * (or null when hidden), merged across the main sequence and displaced entries.
    */
   private async *walk(start: Buffer, end: Buffer | null, ts: bigint): AsyncGenerator<{ key: Buffer; v: Displaced | null }> {
-    const r = new ChunkReader(this.fh, this.fileSize, 256 * 1024, this.pages);
+    const r = new ChunkReader(this.fh, this.fileSize, this.io, 256 * 1024, this.pages);
     let pos = this.seekBelow(start);
     let max: Buffer | null = null;
     let di = this.displacedFrom(start);
@@ -552,7 +581,7 @@ export class SnapshotSource implements PageSource {
   private async readBlockKeys(start: number): Promise<BlockKeys> {
     const lo = lowerBound(this.index.length, (i) => this.index[i]!.offset <= start);
     const end = lo < this.index.length ? this.index[lo]!.offset : this.fileSize;
-    const r = new ChunkReader(this.fh, this.fileSize, 256 * 1024, this.pages);
+    const r = new ChunkReader(this.fh, this.fileSize, this.io, 256 * 1024, this.pages);
     const offsets: number[] = [];
     const keys: Buffer[] = [];
     let max: Buffer | null = null;
@@ -593,7 +622,7 @@ export class SnapshotSource implements PageSource {
     // A copy: callers may keep values (rendered content caches) and must not pin whole pages.
     if (pg) return Buffer.from(pg.buf.subarray(v.valueOffset - pg.start, v.valueOffset - pg.start + v.valueLength));
     const out = Buffer.allocUnsafe(v.valueLength);
-    await readFully(this.fh, out, v.valueOffset);
+    await readFully(this.fh, out, v.valueOffset, this.io);
     return out;
   }
 
@@ -655,7 +684,7 @@ export async function* readFsmEntries(path: string): AsyncGenerator<{ key: Buffe
   try {
     const st = await fh.stat();
     await readHeader(fh, st.size, path);
-    const r = new ChunkReader(fh, st.size, 4 << 20);
+    const r = new ChunkReader(fh, st.size, { reads: 0, bytes: 0 }, 4 << 20);
     let pos = HEADER_BYTES;
     for (;;) {
       const e = await parseEntry(r, pos);
