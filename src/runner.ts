@@ -227,11 +227,11 @@ export async function runMount(cfg: MountConfig): Promise<number> {
     const progress = startProgress(t, log, cfg.progressIntervalSeconds);
     const slack = cfg.heapSlackBytes ?? heapSlackBytes(cfg.cacheBytes);
     const governor = slack > 0 ? startHeapGovernor({ slackBytes: slack, log, trim: mallocTrimmer() ?? undefined }) : null;
-    // Indexing a .fsm (an object per entry) and the mount's first scans leave old-space pages
-    // committed that the walk never needs again: 21 MiB of old space after the 2.1 GiB bench
-    // .fsm, 10 after the half-size one, ~10 live in both. One collection now returns them
-    // (idle RssAnon 64 -> ~51 MiB after the bench .fsm; the high-water mark of the index pass
-    // itself stays).
+    // Opening the source and the mount's first scans leave old-space pages committed that the
+    // walk never needs again. One collection now returns them. Measured when the .fsm index
+    // pass still made an object per entry (it makes none since e1bbffc): 21 MiB of old space
+    // after the 2.1 GiB bench .fsm, 10 after the half-size one, ~10 live in both; idle RssAnon
+    // 64 -> ~51 MiB.
     governor?.collect();
     const poll = setInterval(() => {
       if (!isMounted(mountpoint)) stop('unmounted');
