@@ -64,6 +64,30 @@ describe('directory read-ahead', () => {
     }
   });
 
+  it('keptListing answers a listing made before at once, and starts the read-ahead only after the caller is done', async () => {
+    const t = await openTree(ddbBenchEntries(60, { perHash: 3 }), { wrap: (s) => new Counting(s) });
+    try {
+      const pks = await t.tree.readdir(ITEMS);
+      const dir = (i: number): string => `${ITEMS}/${pks[i]}`;
+      // Not listed yet: null, and nothing is read for it.
+      const scans = t.src.scans;
+      expect(t.tree.keptListing(dir(0))).toBeNull();
+      expect(t.src.scans).toBe(scans);
+      await t.tree.readdir(dir(0));
+      await settle(t.tree, dir(4));
+      const kept = t.tree.keptListing(dir(1));
+      expect(kept?.names).toEqual(['0.json', '1.json', '2.json']);
+      expect(kept?.ids).toHaveLength(3);
+      expect(t.tree.paths.name(kept!.ids[2]!)).toBe('2.json');
+      // Its read-ahead (dir 5) has not started in this callback: the caller's reply goes first.
+      expect(t.tree['listingsInFlight'].has(dir(5))).toBe(false);
+      await settle(t.tree, dir(5));
+      expect(listed(t.tree, dir(5))).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a big listing reads no sibling ahead', async () => {
     // Two partition keys of 1100 items each: a listing past the read-ahead's bound.
     const t = await openTree(ddbBenchEntries(2200, { perHash: 1100 }));

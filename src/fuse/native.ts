@@ -287,14 +287,18 @@ export class NativeFuseMount {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
     // fh 0: zero-message opendirs (the addon answered OPENDIR), so the listing is found by path.
-    const cached = fh ? this.dirs.get(fh) : this.listings.get(path);
-    const listing = cached
-      ? Promise.resolve(cached)
-      : this.track(() => this.o.tree.dirListing(path)).then((l) => {
-          if (!fh) this.remember(path, l);
-          return l;
-        });
-    listing.then(({ names, ids }) => {
+    let at: DirListing | null | undefined = fh ? this.dirs.get(fh) : this.listings.get(path);
+    if (!at && !fh) {
+      // A listing made before (most often by the sibling read-ahead of a walk through small
+      // directories) is answered in this callback: the reader waits on this reply.
+      try {
+        at = this.o.tree.keptListing(path);
+      } catch (e) {
+        return this.fail(id)(e);
+      }
+      if (at) this.remember(path, at);
+    }
+    const answer = ({ names, ids }: DirListing): Promise<void> | void => {
       // The entries from `off` that fit in `size` bytes.
       const picked: string[] = [];
       let used = 0;
@@ -377,7 +381,22 @@ export class NativeFuseMount {
       };
       if (!asked) return reply();
       return asked.then(reply);
-    }).catch(this.fail(id));
+    };
+    if (at) {
+      try {
+        const p = answer(at);
+        if (p) p.catch(this.fail(id));
+      } catch (e) {
+        this.fail(id)(e);
+      }
+      return;
+    }
+    this.track(() => this.o.tree.dirListing(path))
+      .then((l) => {
+        if (!fh) this.remember(path, l);
+        return answer(l);
+      })
+      .catch(this.fail(id));
   }
 
   private read(id: number, ino: number, size: number, off: number): void {

@@ -125,6 +125,8 @@ export class Tree {
   private readonly loggedErrors = new Set<string>();
   /** Listings being made, by path: a readdir of a directory being read ahead waits for it. */
   private readonly listingsInFlight = new Map<string, Promise<DirListing>>();
+  /** close() was called: no more read-ahead is started. */
+  private closed = false;
   /** Where the last directory read-ahead stood: a parent's id and the index in its listing. */
   private readonly siblingCursor = { parent: 0, at: 0 };
   private checksumsBuilt = false;
@@ -259,8 +261,41 @@ export class Tree {
    */
   async dirListing(path: string): Promise<DirListing> {
     const l = await this.listing(path);
-    this.prefetchSiblings(path, l.names.length);
+    this.prefetchSiblingsSoon(path, l.names.length);
     return l;
+  }
+
+  /**
+   * A directory's listing if it was made before (dirListing's answer, at once: no promise to
+   * wait for); null when it would have to be made. Throws as dirListing rejects (the gate).
+   */
+  keptListing(path: string): DirListing | null {
+    this.gate(path, 'readdir');
+    const l = this.kept(path);
+    if (l) this.prefetchSiblingsSoon(path, l.names.length);
+    return l;
+  }
+
+  /**
+   * The sibling read-ahead runs after the current callbacks: its first listing renders up
+   * to its first wait at once, and the reply the caller is about to send (a reader waiting
+   * on this directory) must not wait behind it.
+   */
+  private prefetchSiblingsSoon(path: string, count: number): void {
+    if (count > SIBLING_PREFETCH_MAX_ENTRIES || path === '/') return;
+    setImmediate(() => {
+      if (!this.closed) this.prefetchSiblings(path, count);
+    });
+  }
+
+  /** A directory listed before lists the same (the tree is immutable): from the path table, with no scan. */
+  private kept(path: string): DirListing | null {
+    const id = this.paths.lookup(path);
+    const kept = id === 0 ? null : this.paths.listing(id);
+    if (!kept) return null;
+    const names = new Array<string>(kept.length);
+    for (let i = 0; i < kept.length; i++) names[i] = this.paths.name(kept[i]!);
+    return { names, ids: kept.slice() };
   }
 
   /** A directory's listing: kept from before, the listing being made, or a new one. */
@@ -270,15 +305,9 @@ export class Tree {
     } catch (e) {
       return Promise.reject(e);
     }
-    // A directory listed before lists the same (the tree is immutable): from the path
-    // table, with no scan. CHECKSUMS' walk after a copy, and a second ls, cost no RPC.
-    const id = this.paths.lookup(path);
-    const kept = id === 0 ? null : this.paths.listing(id);
-    if (kept) {
-      const names = new Array<string>(kept.length);
-      for (let i = 0; i < kept.length; i++) names[i] = this.paths.name(kept[i]!);
-      return Promise.resolve({ names, ids: kept.slice() });
-    }
+    // CHECKSUMS' walk after a copy, and a second ls, cost no RPC.
+    const kept = this.kept(path);
+    if (kept) return Promise.resolve(kept);
     let p = this.listingsInFlight.get(path);
     if (!p) {
       p = this.makeListing(path).finally(() => this.listingsInFlight.delete(path));
@@ -562,6 +591,7 @@ export class Tree {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.fileHashes.close();
     await this.content.close();
   }
