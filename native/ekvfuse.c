@@ -11,7 +11,8 @@
  * which the kernel opens files itself with keep_cache; reported to JS),
  * statfs, xattrs (none; getxattr with ENOSYS, once), release / releasedir (releasedir is reported to JS),
  * the readdir past a listing's end (after the page-cache pushes parked for
- * that listing's files, see js_store), and EROFS for every write-side
+ * that listing's files, see js_store), the first readdirplus of a directory whose listing JS
+ * prepared ahead (js_prepare_dir), and EROFS for every write-side
  * operation. forget/forget_multi are reported to JS (the inode
  * table lives there) and need no reply.
  *
@@ -56,6 +57,7 @@ enum {
   OP_READ = 8,
   OP_FORGET = 9,
   OP_EXIT = 10,
+  OP_PREPARED = 11, /* a notification: the kernel took a prepared listing (ino: the directory) */
 };
 
 /* Open reply flags (replyOpen's last argument). */
@@ -87,6 +89,8 @@ typedef struct {
 /* Directories with parked pushes at once, and their bytes together (beyond: dropped). */
 #define PARK_SLOTS 64
 #define PARK_MAX (16u << 20)
+/* Listings prepared ahead at once (see js_prepare_dir). */
+#define PREP_SLOTS 64
 
 typedef struct {
   struct fuse_session *se;
@@ -132,7 +136,19 @@ typedef struct {
     size_t bytes;
   } parked[PARK_SLOTS];
   size_t parked_bytes;
+  /* Listings JS prepared before the kernel asked (see js_prepare_dir), by directory inode
+   * (direct-mapped: a collision drops the older one, its lookups forgotten). */
+  pthread_mutex_t prep_mu;
+  struct ekv_prep {
+    uint64_t dir; /* 0: empty */
+    uint32_t n;
+    char *names;  /* n NUL-terminated names, back to back */
+    double *meta; /* 3 per name, as replyDir's: inode, kind, size */
+  } prep[PREP_SLOTS];
+  uint64_t prep_answered, prep_dropped; /* under prep_mu */
 } ekv_mount;
+
+typedef struct ekv_prep ekv_prep;
 
 typedef struct ekv_store {
   struct ekv_store *next;
@@ -300,16 +316,23 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static int store_release_parked(ekv_mount *m, fuse_ino_t dir, fuse_req_t end_req);
 
+static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size);
+
 static void ll_readdir_common(int op, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   ekv_mount *m = fuse_req_userdata(req);
+  /* A listing prepared by JS is the first reply, sent from here; its files' pushes stay parked
+   * until the kernel's next readdir, as when JS sends it. */
+  if (op == OP_READDIRPLUS && off == 0 && prep_answer(m, req, ino, size)) return;
   pthread_mutex_lock(&m->ends_mu);
   int at_end = m->dir_ends[ino % DIR_ENDS].ino == ino && (uint64_t)off >= m->dir_ends[ino % DIR_ENDS].end;
   pthread_mutex_unlock(&m->ends_mu);
   /* The kernel has taken in the entries of the last reply (it asks for more only then), so
    * the pushes parked for their files can go now. The end of the listing (the kernel's last
    * readdir of every directory) is answered behind them: the reader then finds the files'
-   * pages in the cache instead of racing the pushes with READs. */
-  if (store_release_parked(m, ino, at_end ? req : NULL)) return;
+   * pages in the cache instead of racing the pushes with READs. A readdir from offset 0 has
+   * taken no reply of this listing yet: pushes parked for a reply still to come (a listing JS
+   * is preparing) wait for the next one. */
+  if ((off > 0 || at_end) && store_release_parked(m, ino, at_end ? req : NULL)) return;
   if (at_end) {
     fuse_reply_buf(req, NULL, 0);
     return;
@@ -520,6 +543,90 @@ static void *loop_main(void *arg) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------- prepared listings */
+
+static void fill_attr(ekv_mount *m, struct stat *st, uint64_t ino, int kind, double size);
+
+static void prep_free(ekv_prep *p) {
+  free(p->names);
+  free(p->meta);
+  memset(p, 0, sizeof *p);
+}
+
+/* A prepared listing the kernel never took: the lookups JS counted for its entries are
+ * forgotten (a forget notification, as the kernel's own), and it is freed. */
+static void prep_drop(ekv_mount *m, ekv_prep *p) {
+  ekv_req *r = p->n ? mkreq(OP_FORGET, NULL, 0, NULL) : NULL;
+  if (r) {
+    r->forgets = malloc(p->n * sizeof *r->forgets);
+    if (r->forgets) {
+      for (uint32_t i = 0; i < p->n; i++) {
+        r->forgets[i].ino = (uint64_t)p->meta[3 * i];
+        r->forgets[i].nlookup = 1;
+      }
+      r->nforgets = p->n;
+      post_to(m, r);
+    } else {
+      free(r);
+    }
+  }
+  prep_free(p);
+}
+
+/* Answer a first readdirplus of `ino` from its prepared listing; 1 when answered. A listing
+ * that does not fit the kernel's buffer is dropped, and JS answers instead. Fuse threads. */
+static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size) {
+  ekv_prep p;
+  pthread_mutex_lock(&m->prep_mu);
+  ekv_prep *slot = &m->prep[ino % PREP_SLOTS];
+  int have = slot->dir == ino;
+  if (have) {
+    p = *slot;
+    memset(slot, 0, sizeof *slot);
+  }
+  pthread_mutex_unlock(&m->prep_mu);
+  if (!have) return 0;
+  char *buf = malloc(size ? size : 1);
+  size_t pos = 0;
+  const char *name = p.names;
+  uint32_t i = 0;
+  for (; buf && i < p.n; i++) {
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    uint64_t child = (uint64_t)p.meta[3 * i];
+    fill_attr(m, &e.attr, child, (int)p.meta[3 * i + 1], p.meta[3 * i + 2]);
+    e.ino = child;
+    e.attr_timeout = m->timeout;
+    e.entry_timeout = m->timeout;
+    size_t ent = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, (off_t)(i + 1));
+    if (ent > size - pos) break;
+    pos += ent;
+    name += strlen(name) + 1;
+  }
+  if (!buf || i < p.n) {
+    free(buf);
+    pthread_mutex_lock(&m->prep_mu);
+    m->prep_dropped++;
+    pthread_mutex_unlock(&m->prep_mu);
+    prep_drop(m, &p);
+    return 0;
+  }
+  pthread_mutex_lock(&m->prep_mu);
+  m->prep_answered++;
+  pthread_mutex_unlock(&m->prep_mu);
+  pthread_mutex_lock(&m->ends_mu);
+  m->dir_ends[ino % DIR_ENDS].ino = ino;
+  m->dir_ends[ino % DIR_ENDS].end = p.n;
+  pthread_mutex_unlock(&m->ends_mu);
+  fuse_reply_buf(req, buf, pos);
+  free(buf);
+  prep_free(&p);
+  /* JS keeps its read-ahead going from here, as from a readdir it answered. */
+  ekv_req *r = mkreq(OP_PREPARED, NULL, ino, NULL);
+  if (r) post_to(m, r);
+  return 1;
+}
+
 /* ---------------------------------------------------------------- JS side */
 
 #define CHECK(env, call)                                   \
@@ -542,6 +649,7 @@ static void teardown(ekv_mount *m) {
     }
   }
   m->pending = 0;
+  for (int i = 0; i < PREP_SLOTS; i++) prep_free(&m->prep[i]);
   store_shutdown(m);
   if (m->se) {
     fuse_session_destroy(m->se);
@@ -673,6 +781,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     return NULL;
   }
   pthread_mutex_init(&m->ends_mu, NULL);
+  pthread_mutex_init(&m->prep_mu, NULL);
   pthread_mutex_init(&m->store_mu, NULL);
   pthread_cond_init(&m->store_cv, NULL);
   char *mnt = arg_string(env, argv[0]);
@@ -1157,6 +1266,102 @@ static int store_park(ekv_mount *m, uint64_t dir, uint64_t ino, off_t off, const
 }
 
 /*
+ * prepareDir(h, dirIno, names, meta) -> 0, or ENOTCONN/ENOMEM. A whole listing of a directory
+ * the kernel has not listed yet (names, and meta as replyDir's: inode, kind, size per name),
+ * kept for the kernel's first readdirplus of it, which is then answered by the fuse thread
+ * that takes it: a reader walking many small directories (the pk directories of a DynamoDB
+ * table) does not wait on the JS thread for each one. JS counts the entries' lookups when it
+ * prepares; a prepared listing the kernel never takes (replaced in its slot, too big for the
+ * kernel's buffer) comes back as forget notifications. JS thread.
+ */
+static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "ekvfuse.prepareDir: too few arguments");
+    return NULL;
+  }
+  ekv_mount *m = get_mount(env, argv[0]);
+  if (!m) return NULL;
+  uint64_t dir = (uint64_t)arg_double(env, argv[1]);
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[2], &n);
+  napi_typedarray_type tt;
+  size_t mlen = 0;
+  void *mdata = NULL;
+  if (napi_get_typedarray_info(env, argv[3], &tt, &mlen, &mdata, NULL, NULL) != napi_ok || tt != napi_float64_array ||
+      mlen < (size_t)n * 3 || dir == 0 || n == 0) {
+    napi_throw_type_error(env, NULL, "ekvfuse.prepareDir: a directory inode, names, and a Float64Array of 3 numbers per name");
+    return NULL;
+  }
+  int err = 0;
+  ekv_prep p;
+  memset(&p, 0, sizeof p);
+  p.dir = dir;
+  p.n = n;
+  p.meta = malloc((size_t)n * 3 * sizeof(double));
+  size_t cap = 0, used = 0;
+  for (uint32_t i = 0; p.meta && i < n && !err; i++) {
+    napi_value v;
+    size_t nl = 0;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_value_string_utf8(env, v, NULL, 0, &nl) != napi_ok) {
+      err = EINVAL;
+      break;
+    }
+    if (used + nl + 1 > cap) {
+      size_t c = cap ? cap * 2 : 256;
+      while (c < used + nl + 1) c *= 2;
+      char *b = realloc(p.names, c);
+      if (!b) {
+        err = ENOMEM;
+        break;
+      }
+      p.names = b;
+      cap = c;
+    }
+    napi_get_value_string_utf8(env, v, p.names + used, nl + 1, &nl);
+    used += nl + 1;
+  }
+  if (!p.meta || (!p.names && !err)) err = ENOMEM;
+  if (!err && (m->loop_done || !m->se)) err = ENOTCONN;
+  if (err) {
+    prep_free(&p);
+    napi_create_int32(env, err, &out);
+    return out;
+  }
+  memcpy(p.meta, mdata, (size_t)n * 3 * sizeof(double));
+  ekv_prep old;
+  pthread_mutex_lock(&m->prep_mu);
+  ekv_prep *slot = &m->prep[dir % PREP_SLOTS];
+  old = *slot;
+  *slot = p;
+  if (old.dir) m->prep_dropped++;
+  pthread_mutex_unlock(&m->prep_mu);
+  if (old.dir) prep_drop(m, &old);
+  napi_create_int32(env, 0, &out);
+  return out;
+}
+
+/* preparedStats(h) -> [answered, dropped]: prepared listings the kernel took, and those it never did. */
+static napi_value js_prepared_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ekv_mount *m = argc < 1 ? NULL : get_mount(env, argv[0]);
+  if (!m) return NULL;
+  pthread_mutex_lock(&m->prep_mu);
+  double a = (double)m->prep_answered, d = (double)m->prep_dropped;
+  pthread_mutex_unlock(&m->prep_mu);
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  napi_create_double(env, a, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_double(env, d, &v);
+  napi_set_element(env, out, 1, v);
+  return out;
+}
+
+/*
  * store(h, ino, offset, data, parkDir) -> 0 (queued) or a positive errno. Pushes bytes into
  * the kernel's page cache for an inode the kernel already knows (fuse_lowlevel_notify_store),
  * so later reads of them need no READ round trip. The tree is immutable, so stored pages
@@ -1283,6 +1488,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"trimMalloc", NULL, js_trim_malloc, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reexec", NULL, js_reexec, NULL, NULL, NULL, napi_enumerable, NULL},
       {"store", NULL, js_store, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"prepareDir", NULL, js_prepare_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"preparedStats", NULL, js_prepared_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

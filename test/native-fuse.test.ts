@@ -304,6 +304,39 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       const ops = sessionOps(nat.stdout());
       expect(ops.prefilled).toBeGreaterThanOrEqual(1500);
       expect(ops.read).toBe(0);
+      // Most directories were listed ahead and answered by the addon, without a round trip to us.
+      expect(ops.prepared_answered).toBeGreaterThan(150);
+      expect(ops.readdirplus).toBeLessThan(150);
+      const ref = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'fuse-native']);
+      try {
+        expect((await sh(`tar -C '${ref.mnt}' --mtime=@0 -cf - dynamodb | sha256sum`)).stdout).toBe(tarN);
+      } finally {
+        await ref.unmount();
+      }
+    });
+
+    it('listings made ahead are answered by the addon, and those the kernel never takes are forgotten without losing an inode', async () => {
+      const nat = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+      let tarN: string;
+      try {
+        // List every 5th partition-key directory only: each listing makes the next four ahead, which
+        // the kernel never asks for now; past the addon's 64 slots they are dropped, their lookups forgotten.
+        const items = `${nat.mnt}/dynamodb/small-dirs/items`;
+        const skip = await sh(`ls -f . | grep -v '^\\.' | awk 'NR % 5 == 1' | while read d; do ls -f "$d" > /dev/null || exit 1; sleep 0.01; done`, items);
+        expect(skip.code, skip.stderr).toBe(0);
+        // Then a copy of everything: the listings still prepared are answered by the addon, the others by us.
+        const t = await sh(`tar -C '${nat.mnt}' --mtime=@0 -cf - dynamodb | sha256sum`);
+        expect(t.code, t.stderr).toBe(0);
+        tarN = t.stdout;
+        expect((await sh(`find dynamodb -type f | wc -l`, nat.mnt)).stdout.trim()).toBe('1501');
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      expect(ops.prepared_dropped).toBeGreaterThan(20);
+      expect(ops.prepared_answered).toBeGreaterThan(20);
+      // 300 partition-key directories, plus dynamodb/, the table and items/: each listed once, by us or by the addon.
+      expect(ops.readdirplus + ops.prepared_answered).toBeGreaterThanOrEqual(303);
       const ref = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'fuse-native']);
       try {
         expect((await sh(`tar -C '${ref.mnt}' --mtime=@0 -cf - dynamodb | sha256sum`)).stdout).toBe(tarN);

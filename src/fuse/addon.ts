@@ -32,6 +32,14 @@ export interface Addon {
    * and the listing's end is answered after it.
    */
   store(h: Handle, ino: number, offset: number, data: Buffer, parkDir: number): number;
+  /**
+   * Keep a whole listing (meta as replyDir's) for the kernel's first readdirplus of directory
+   * dirIno, answered then by the addon; 0, or ENOTCONN/ENOMEM/EINVAL. The caller has counted the
+   * entries' lookups; a listing the kernel never takes comes back as forgets.
+   */
+  prepareDir(h: Handle, dirIno: number, names: string[], meta: Float64Array): number;
+  /** Prepared listings the kernel took, and those dropped untaken. */
+  preparedStats(h: Handle): [number, number];
   /** replyBuf, sent once the pushes queued before it are in the page cache. */
   replyBufAfterStores(h: Handle, id: number, data: Buffer): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */

@@ -31,6 +31,8 @@ const OP_OPEN = 7;
 const OP_READ = 8;
 const OP_FORGET = 9;
 const OP_EXIT = 10;
+/** A notification: the kernel took a listing prepared ahead (ino: the directory). */
+const OP_PREPARED = 11;
 
 const OPEN_KEEP_CACHE = 1;
 const OPEN_CACHE_DIR = 2;
@@ -130,7 +132,10 @@ const PREFILL_MAX_FILES = 512;
 /** Files larger than this are read through READ as usual (max_read pieces, kernel read-ahead). */
 const PREFILL_MAX_FILE_BYTES = 1 << 20;
 const PREFILL_MAX_BYTES = 8 << 20;
-const LISTINGS_KEPT = 4;
+/** Listings remembered (the one being read, and those prepared ahead of it: see prepare). */
+const LISTINGS_KEPT = 16;
+/** Listings handed to the addon ahead of the kernel's readdir fit its one-page buffer. */
+const PREPARE_MAX_BYTES = 4096;
 
 interface Listing {
   dir: string;
@@ -176,6 +181,11 @@ export class NativeFuseMount {
   private readonly listings = new Map<string, Listing>();
   /** Files pushed into the kernel page cache ahead of their reads. */
   prefilledFiles = 0;
+  /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
+  preparedListings = 0;
+  /** Of those, the ones the kernel took and the ones dropped untaken (read from the addon when the session ends). */
+  private preparedStats: [number, number] = [0, 0];
+  private readonly onPrefetched = (path: string, l: DirListing): void => this.prepare(path, l);
   /** READs being answered, by inode. */
   private readonly readsInFlight = new Map<number, number>();
 
@@ -192,10 +202,10 @@ export class NativeFuseMount {
   }
 
   /** Requests seen, by op (logged at debug level when the session ends). */
-  private readonly opCounts = new Array<number>(OP_EXIT + 1).fill(0);
+  private readonly opCounts = new Array<number>(OP_PREPARED + 1).fill(0);
 
   private readonly dispatch: Dispatch = (op, id, ino, a, b, fh, name) => {
-    if (op > 0 && op <= OP_EXIT) this.opCounts[op]!++;
+    if (op > 0 && op <= OP_PREPARED) this.opCounts[op]!++;
     try {
       switch (op) {
         case OP_LOOKUP:
@@ -224,6 +234,12 @@ export class NativeFuseMount {
           return;
         case OP_EXIT:
           return this.onExit(b);
+        case OP_PREPARED: {
+          // The walk is in this directory now: the read-ahead moves on from it.
+          const path = this.inodes.path(ino);
+          if (path !== undefined) this.o.tree.walked(path);
+          return;
+        }
         default:
           if (id) this.addon().replyErr(this.handle(), id, 38 /* ENOSYS */);
       }
@@ -421,13 +437,69 @@ export class NativeFuseMount {
       }, this.fail(id));
   }
 
-  private remember(dir: string, { names, ids }: DirListing): void {
-    if (this.listings.get(dir)?.names === names) return;
+  private remember(dir: string, { names, ids }: DirListing): Listing {
+    const had = this.listings.get(dir);
+    if (had?.names === names) return had;
     this.listings.delete(dir);
     const n = names.length;
     const l: Listing = { dir, names, ids, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST };
     this.listings.set(dir, l);
     if (this.listings.size > LISTINGS_KEPT) this.listings.delete(this.listings.keys().next().value!);
+    return l;
+  }
+
+  /**
+   * A listing the tree's sibling read-ahead made before the kernel asked for it: handed to the
+   * addon whole, with every entry's attributes, so the kernel's first readdirplus of the
+   * directory is answered by a fuse thread at once, and the pushes of its files are parked
+   * behind that reply as readdir's are. A walk through many small directories (the pk
+   * directories of a DynamoDB table) then waits on this thread only when it outruns the
+   * read-ahead. Not for a directory the kernel does not hold yet, one already answered or
+   * prepared, a listing past one page, or one with an attribute not at hand.
+   */
+  private prepare(path: string, listing: DirListing): void {
+    const h = this.h;
+    if (!h || this.listings.has(path)) return;
+    const tree = this.o.tree;
+    const dirIno = tree.paths.lookup(path);
+    if (dirIno === 0 || this.inodes.path(dirIno) === undefined) return;
+    try {
+      tree.gateListing(path);
+    } catch {
+      return;
+    }
+    const { names, ids } = listing;
+    const n = names.length;
+    if (n === 0) return;
+    const meta = new Float64Array(n * 3);
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      bytes += direntSize(true, Buffer.byteLength(names[i]!));
+      const kind = tree.paths.kind(ids[i]!);
+      const size = kind === PATH_FILE ? tree.cachedSize(ids[i]!) : kind === PATH_DIR ? DIR_ATTR.size : -1;
+      if (size < 0 || bytes > PREPARE_MAX_BYTES) return;
+      meta[3 * i + 1] = kind === PATH_DIR ? KIND_DIR : KIND_FILE;
+      meta[3 * i + 2] = size;
+    }
+    const l = this.remember(path, listing);
+    for (let i = 0; i < n; i++) {
+      const ino = this.inodes.refId(ids[i]!);
+      const size = meta[3 * i + 2]!;
+      meta[3 * i] = ino;
+      l.inos[i] = ino;
+      l.sizes[i] = meta[3 * i + 1] === KIND_FILE && size > 0 && size <= PREFILL_MAX_FILE_BYTES ? size : -1;
+      l.pos.set(ino, i);
+    }
+    // The pushes are parked first: the addon may hand the listing to the kernel, and the kernel
+    // ask for the listing's end, before this thread gets past prepareDir. (A readdir from offset 0
+    // meanwhile, answered by us, does not release them.)
+    this.pushAfter(l, -1, dirIno);
+    if (this.addon().prepareDir(h, dirIno, names, meta) !== 0) {
+      // Not prepared: the kernel's readdir asks us, and the reply counts the lookups again.
+      for (let i = 0; i < n; i++) this.inodes.forget(l.inos[i]!, 1);
+      return;
+    }
+    this.preparedListings++;
   }
 
   /**
@@ -513,13 +585,16 @@ export class NativeFuseMount {
   }
 
   private onExit(code: number): void {
+    this.preparedStats = this.h ? this.addon().preparedStats(this.h) : this.preparedStats;
+    if (this.o.tree.onPrefetched === this.onPrefetched) this.o.tree.onPrefetched = null;
     this.ended = true;
     this.h = null;
     this.dirs.clear();
     this.listings.clear();
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles };
+    const [answered, dropped] = this.preparedStats;
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }
@@ -533,6 +608,8 @@ export class NativeFuseMount {
       const rdp = process.env.EKV_FUSE_READDIRPLUS;
       const readdirplus = rdp === 'no' ? 0 : rdp === 'auto' ? 2 : 1; // default: always (tar, cp, ls -l need no lookups)
       this.h = A.mount(this.o.mountpoint, opts, this.o.debug ?? false, this.uid, this.gid, this.mountedAt.getTime() / 1000, timeout, readdirplus, this.dispatch);
+      // Listings made ahead go to the addon only when the kernel always asks with readdirplus.
+      if (readdirplus === 1) this.o.tree.onPrefetched = this.onPrefetched;
       return Promise.resolve();
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));

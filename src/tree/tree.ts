@@ -127,6 +127,8 @@ export class Tree {
   private readonly listingsInFlight = new Map<string, Promise<DirListing>>();
   /** close() was called: no more read-ahead is started. */
   private closed = false;
+  /** Told of each listing the sibling read-ahead made (the FUSE layer hands it to the kernel side ahead). */
+  onPrefetched: ((path: string, listing: DirListing) => void) | null = null;
   /** Where the last directory read-ahead stood: a parent's id and the index in its listing. */
   private readonly siblingCursor = { parent: 0, at: 0 };
   private checksumsBuilt = false;
@@ -276,6 +278,13 @@ export class Tree {
     return l;
   }
 
+  /** A reader has the listing of this directory without asking (the FUSE layer answered it): the read-ahead moves on from it. */
+  walked(path: string): void {
+    const id = this.paths.lookup(path);
+    const kept = id === 0 ? null : this.paths.listing(id);
+    if (kept) this.prefetchSiblingsSoon(path, kept.length);
+  }
+
   /**
    * The sibling read-ahead runs after the current callbacks: its first listing renders up
    * to its first wait at once, and the reply the caller is about to send (a reader waiting
@@ -347,7 +356,17 @@ export class Tree {
       ahead++;
       if (this.paths.listing(id)) continue;
       // A failure is the directory's own (logged once); its readdir reports it when asked.
-      this.listing(base + this.paths.name(id)).catch(() => {});
+      const p = base + this.paths.name(id);
+      this.listing(p).then(
+        (l) => {
+          try {
+            this.onPrefetched?.(p, l);
+          } catch (e) {
+            this.log.error({ path: p, err: e instanceof Error ? e.message : String(e) }, 'read-ahead listing not handed on');
+          }
+        },
+        () => {},
+      );
     }
   }
 
