@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ddbBenchEntries } from '../src/fixture/dynamodb.js';
 import type { SnapshotSource } from '../src/source/snapshot.js';
 import type { KV, PageSource, ScanPageOptions } from '../src/source/types.js';
-import type { Tree } from '../src/tree/tree.js';
+import { SIBLING_PREFETCH_DIRS as AHEAD, type Tree } from '../src/tree/tree.js';
 import { openTree } from './helpers/render.js';
 
 /** Counts the source's scans and gets. */
@@ -38,16 +38,16 @@ async function settle(tree: Tree, path: string): Promise<void> {
 }
 
 describe('directory read-ahead', () => {
-  it('listing one small directory lists the next four siblings, with their files, before they are asked for', async () => {
+  it('listing one small directory lists the next few siblings, with their files, before they are asked for', async () => {
     const t = await openTree(ddbBenchEntries(300, { perHash: 3 }), { wrap: (s) => new Counting(s) });
     try {
       const pks = await t.tree.readdir(ITEMS);
       expect(pks).toHaveLength(100);
       const dir = (i: number): string => `${ITEMS}/${pks[i]}`;
       expect(await t.tree.readdir(dir(0))).toEqual(['0.json', '1.json', '2.json']);
-      await settle(t.tree, dir(4));
-      for (let i = 1; i <= 4; i++) expect(listed(t.tree, dir(i)), dir(i)).toBe(true);
-      expect(listed(t.tree, dir(5))).toBe(false);
+      await settle(t.tree, dir(AHEAD));
+      for (let i = 1; i <= AHEAD; i++) expect(listed(t.tree, dir(i)), dir(i)).toBe(true);
+      expect(listed(t.tree, dir(AHEAD + 1))).toBe(false);
       // The walk's next directory and its files cost the source nothing now.
       const before = { scans: t.src.scans, gets: t.src.gets };
       expect(await t.tree.readdir(dir(1))).toEqual(['0.json', '1.json', '2.json']);
@@ -55,10 +55,10 @@ describe('directory read-ahead', () => {
       expect(item.sk).toEqual({ N: '2' });
       expect(item.pk).toEqual({ S: pks[1] });
       expect(t.src.gets).toBe(before.gets);
-      // ... beyond the scans that keep four directories listed ahead of it.
-      await settle(t.tree, dir(5));
-      expect(listed(t.tree, dir(5))).toBe(true);
-      expect(listed(t.tree, dir(6))).toBe(false);
+      // ... beyond the scans that keep as many directories listed ahead of it.
+      await settle(t.tree, dir(AHEAD + 1));
+      expect(listed(t.tree, dir(AHEAD + 1))).toBe(true);
+      expect(listed(t.tree, dir(AHEAD + 2))).toBe(false);
     } finally {
       await t.close();
     }
@@ -74,15 +74,15 @@ describe('directory read-ahead', () => {
       expect(t.tree.keptListing(dir(0))).toBeNull();
       expect(t.src.scans).toBe(scans);
       await t.tree.readdir(dir(0));
-      await settle(t.tree, dir(4));
+      await settle(t.tree, dir(AHEAD));
       const kept = t.tree.keptListing(dir(1));
       expect(kept?.names).toEqual(['0.json', '1.json', '2.json']);
       expect(kept?.ids).toHaveLength(3);
       expect(t.tree.paths.name(kept!.ids[2]!)).toBe('2.json');
-      // Its read-ahead (dir 5) has not started in this callback: the caller's reply goes first.
-      expect(t.tree['listingsInFlight'].has(dir(5))).toBe(false);
-      await settle(t.tree, dir(5));
-      expect(listed(t.tree, dir(5))).toBe(true);
+      // Its read-ahead (one more directory) has not started in this callback: the caller's reply goes first.
+      expect(t.tree['listingsInFlight'].has(dir(AHEAD + 1))).toBe(false);
+      await settle(t.tree, dir(AHEAD + 1));
+      expect(listed(t.tree, dir(AHEAD + 1))).toBe(true);
     } finally {
       await t.close();
     }
