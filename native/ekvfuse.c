@@ -1194,14 +1194,31 @@ static void store_append(ekv_mount *m, ekv_store *head, ekv_store *tail, size_t 
  */
 static int store_release_parked(ekv_mount *m, fuse_ino_t dir, fuse_req_t end_req) {
   int answered = 0;
+  ekv_store *mine = NULL;
   pthread_mutex_lock(&m->store_mu);
   int slot = (int)(dir % PARK_SLOTS);
   if (m->parked[slot].dir == dir && m->parked[slot].head && m->store_started && !m->store_stop) {
     size_t bytes = m->parked[slot].bytes;
-    store_append(m, m->parked[slot].head, m->parked[slot].tail, bytes);
+    /* The listing's end with nothing queued before its pushes: written by this fuse thread,
+     * which then answers the end, with no hand-off to the push thread. */
+    if (end_req && !m->store_head && !m->store_busy) mine = m->parked[slot].head;
+    else store_append(m, m->parked[slot].head, m->parked[slot].tail, bytes);
     m->parked_bytes -= bytes;
     m->parked[slot].head = m->parked[slot].tail = NULL;
     m->parked[slot].bytes = 0;
+  }
+  if (mine) {
+    pthread_mutex_unlock(&m->store_mu);
+    while (mine) {
+      ekv_store *q = mine;
+      mine = q->next;
+      struct fuse_bufvec bv = FUSE_BUFVEC_INIT(q->len);
+      bv.buf[0].mem = q->data;
+      (void)fuse_lowlevel_notify_store(m->se, (fuse_ino_t)q->ino, q->off, &bv, 0); /* ENOENT: evicted; harmless */
+      free(q);
+    }
+    fuse_reply_buf(end_req, NULL, 0);
+    return 1;
   }
   if (end_req && m->store_started && !m->store_stop && (m->store_head || m->store_busy)) {
     ekv_store *q = store_rec(end_req, 0, 0, NULL, 0);
