@@ -132,8 +132,13 @@ const PREFILL_MAX_FILES = 512;
 /** Files larger than this are read through READ as usual (max_read pieces, kernel read-ahead). */
 const PREFILL_MAX_FILE_BYTES = 1 << 20;
 const PREFILL_MAX_BYTES = 8 << 20;
-/** Listings remembered (the one being read, and those prepared ahead of it: see prepare). */
+/**
+ * Listings remembered (the one being read, and those prepared ahead of it: see prepare), and
+ * their entries together: a big listing (names, inodes, sizes, positions: ~60-100 bytes an
+ * entry) is let go once another one is remembered past this many, not kept for the next 15.
+ */
 const LISTINGS_KEPT = 16;
+const LISTINGS_KEPT_ENTRIES = 65536;
 /** Listings handed to the addon ahead of the kernel's readdir fit its one-page buffer. */
 const PREPARE_MAX_BYTES = 4096;
 
@@ -179,6 +184,8 @@ export class NativeFuseMount {
   private zeroMessageOpens = false;
   /** Listings of recently opened directories (cross-file read-ahead), oldest first. */
   private readonly listings = new Map<string, Listing>();
+  /** Their entries together (see LISTINGS_KEPT_ENTRIES). */
+  private listedEntries = 0;
   /** Files pushed into the kernel page cache ahead of their reads. */
   prefilledFiles = 0;
   /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
@@ -440,12 +447,21 @@ export class NativeFuseMount {
   private remember(dir: string, { names, ids }: DirListing): Listing {
     const had = this.listings.get(dir);
     if (had?.names === names) return had;
-    this.listings.delete(dir);
+    if (had) this.forgetListing(had);
     const n = names.length;
     const l: Listing = { dir, names, ids, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST };
     this.listings.set(dir, l);
-    if (this.listings.size > LISTINGS_KEPT) this.listings.delete(this.listings.keys().next().value!);
+    this.listedEntries += n;
+    while (this.listings.size > 1 && (this.listings.size > LISTINGS_KEPT || this.listedEntries > LISTINGS_KEPT_ENTRIES)) {
+      this.forgetListing(this.listings.values().next().value!);
+    }
     return l;
+  }
+
+  private forgetListing(l: Listing): void {
+    if (this.listings.get(l.dir) !== l) return;
+    this.listings.delete(l.dir);
+    this.listedEntries -= l.names.length;
   }
 
   /**
@@ -591,6 +607,7 @@ export class NativeFuseMount {
     this.h = null;
     this.dirs.clear();
     this.listings.clear();
+    this.listedEntries = 0;
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
     const [answered, dropped] = this.preparedStats;
