@@ -849,13 +849,27 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 }
 
 /* Take the request named by (handle, id) from the arguments; NULL when it is gone (already answered, session ended). */
-static fuse_req_t take(napi_env env, napi_callback_info info, size_t want, napi_value *argv, ekv_mount **mp) {
+/* The `want` arguments of a call whose first is a mount handle: the mount, or NULL (thrown). */
+static ekv_mount *mount_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
     napi_throw_type_error(env, NULL, "ekvfuse: too few arguments");
     return NULL;
   }
-  ekv_mount *m = get_mount(env, argv[0]);
+  return get_mount(env, argv[0]);
+}
+
+/* A Float64Array of 3 numbers per name (replyDir's and prepareDir's meta), or NULL. */
+static const double *meta_arg(napi_env env, napi_value v, uint32_t n) {
+  napi_typedarray_type tt;
+  size_t len = 0;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, v, &tt, &len, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || len < (size_t)n * 3) return NULL;
+  return data;
+}
+
+static fuse_req_t take(napi_env env, napi_callback_info info, size_t want, napi_value *argv, ekv_mount **mp) {
+  ekv_mount *m = mount_args(env, info, want, argv);
   if (!m) return NULL;
   if (mp) *mp = m;
   return slot_take(m, arg_double(env, argv[1]));
@@ -950,16 +964,12 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   size_t size = (size_t)arg_double(env, argv[3]);
   uint32_t n = 0;
   napi_get_array_length(env, argv[4], &n);
-  napi_typedarray_type tt;
-  size_t mlen = 0;
-  void *mdata = NULL;
-  if (napi_get_typedarray_info(env, argv[5], &tt, &mlen, &mdata, NULL, NULL) != napi_ok || tt != napi_float64_array ||
-      mlen < (size_t)n * 3) {
+  const double *meta = meta_arg(env, argv[5], n);
+  if (!meta) {
     fuse_reply_err(req, EIO);
     napi_throw_type_error(env, NULL, "ekvfuse.replyDir: meta must be a Float64Array of 3 numbers per name");
     return NULL;
   }
-  const double *meta = mdata;
   double first = arg_double(env, argv[6]);
   char *buf = malloc(size ? size : 1);
   if (!buf) {
@@ -1093,6 +1103,13 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
  * answer to a READ of it. Pushing from the JS thread, which sends those answers,
  * could wait forever.
  */
+/* One push into the kernel's page cache (ENOENT: the inode was evicted; harmless). */
+static void store_write(ekv_mount *m, ekv_store *q) {
+  struct fuse_bufvec bv = FUSE_BUFVEC_INIT(q->len);
+  bv.buf[0].mem = q->data;
+  (void)fuse_lowlevel_notify_store(m->se, (fuse_ino_t)q->ino, q->off, &bv, 0);
+}
+
 static void *store_main(void *arg) {
   ekv_mount *m = arg;
   sigset_t all;
@@ -1111,9 +1128,7 @@ static void *store_main(void *arg) {
       if (m->store_stop) fuse_reply_none(q->req);
       else fuse_reply_buf(q->req, q->data, q->len);
     } else if (!m->store_stop) {
-      struct fuse_bufvec bv = FUSE_BUFVEC_INIT(q->len);
-      bv.buf[0].mem = q->data;
-      (void)fuse_lowlevel_notify_store(m->se, (fuse_ino_t)q->ino, q->off, &bv, 0); /* ENOENT: evicted; harmless */
+      store_write(m, q);
     }
     pthread_mutex_lock(&m->store_mu);
     m->store_busy = 0;
@@ -1212,9 +1227,7 @@ static int store_release_parked(ekv_mount *m, fuse_ino_t dir, fuse_req_t end_req
     while (mine) {
       ekv_store *q = mine;
       mine = q->next;
-      struct fuse_bufvec bv = FUSE_BUFVEC_INIT(q->len);
-      bv.buf[0].mem = q->data;
-      (void)fuse_lowlevel_notify_store(m->se, (fuse_ino_t)q->ino, q->off, &bv, 0); /* ENOENT: evicted; harmless */
+      store_write(m, q);
       free(q);
     }
     fuse_reply_buf(end_req, NULL, 0);
@@ -1292,23 +1305,14 @@ static int store_park(ekv_mount *m, uint64_t dir, uint64_t ino, off_t off, const
  * kernel's buffer) comes back as forget notifications. JS thread.
  */
 static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4], out;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "ekvfuse.prepareDir: too few arguments");
-    return NULL;
-  }
-  ekv_mount *m = get_mount(env, argv[0]);
+  ekv_mount *m = mount_args(env, info, 4, argv);
   if (!m) return NULL;
   uint64_t dir = (uint64_t)arg_double(env, argv[1]);
   uint32_t n = 0;
   napi_get_array_length(env, argv[2], &n);
-  napi_typedarray_type tt;
-  size_t mlen = 0;
-  void *mdata = NULL;
-  if (napi_get_typedarray_info(env, argv[3], &tt, &mlen, &mdata, NULL, NULL) != napi_ok || tt != napi_float64_array ||
-      mlen < (size_t)n * 3 || dir == 0 || n == 0) {
+  const double *mdata = meta_arg(env, argv[3], n);
+  if (!mdata || dir == 0 || n == 0) {
     napi_throw_type_error(env, NULL, "ekvfuse.prepareDir: a directory inode, names, and a Float64Array of 3 numbers per name");
     return NULL;
   }
@@ -1362,10 +1366,8 @@ static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
 
 /* preparedStats(h) -> [answered, dropped]: prepared listings the kernel took, and those it never did. */
 static napi_value js_prepared_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out, v;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ekv_mount *m = argc < 1 ? NULL : get_mount(env, argv[0]);
+  ekv_mount *m = mount_args(env, info, 1, argv);
   if (!m) return NULL;
   pthread_mutex_lock(&m->prep_mu);
   double a = (double)m->prep_answered, d = (double)m->prep_dropped;
@@ -1392,14 +1394,8 @@ static napi_value js_prepared_stats(napi_env env, napi_callback_info info) {
  * the older pushes.
  */
 static napi_value js_store(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5], out;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "ekvfuse.store: too few arguments");
-    return NULL;
-  }
-  ekv_mount *m = get_mount(env, argv[0]);
+  ekv_mount *m = mount_args(env, info, 5, argv);
   if (!m) return NULL;
   void *data = NULL;
   size_t len = 0;
@@ -1434,10 +1430,8 @@ static napi_value js_reply_buf_after_stores(napi_env env, napi_callback_info inf
 
 /* pending(h) -> requests handed to JS and not yet answered. */
 static napi_value js_pending(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  ekv_mount *m = argc ? get_mount(env, argv[0]) : NULL;
+  ekv_mount *m = mount_args(env, info, 1, argv);
   if (!m) return NULL;
   napi_create_uint32(env, m->pending, &out);
   return out;

@@ -47,6 +47,16 @@ writeFsm(dirsFsm, ddbBenchEntries(1500, { table: 'small-dirs', perHash: 5 }));
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
+/** sha256 of `tar` of `sub` over a fuse-native mount of `fsm`: the bytes the native backend must give. */
+async function fuseNativeTar(fsm: string, sub: string): Promise<string> {
+  const ref = await mount(['--snapshot', fsm, '--fuse-backend', 'fuse-native']);
+  try {
+    return (await sh(`tar -C '${ref.mnt}' --mtime=@0 -cf - ${sub} | sha256sum`)).stdout;
+  } finally {
+    await ref.unmount();
+  }
+}
+
 describe('native FUSE backend (libfuse3 addon)', () => {
   it('the addon is built', () => {
     expect(existsSync(ADDON), `${ADDON} missing: run native/build.sh`).toBe(true);
@@ -307,20 +317,15 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       // Most directories were listed ahead and answered by the addon, without a round trip to us.
       expect(ops.prepared_answered).toBeGreaterThan(150);
       expect(ops.readdirplus).toBeLessThan(150);
-      const ref = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'fuse-native']);
-      try {
-        expect((await sh(`tar -C '${ref.mnt}' --mtime=@0 -cf - dynamodb | sha256sum`)).stdout).toBe(tarN);
-      } finally {
-        await ref.unmount();
-      }
+      expect(await fuseNativeTar(dirsFsm, 'dynamodb')).toBe(tarN);
     });
 
     it('listings made ahead are answered by the addon, and those the kernel never takes are forgotten without losing an inode', async () => {
       const nat = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
       let tarN: string;
       try {
-        // List every 5th partition-key directory only: each listing makes the next four ahead, which
-        // the kernel never asks for now; past the addon's 64 slots they are dropped, their lookups forgotten.
+        // List every 5th partition-key directory only: each listing makes the next few ahead, most of
+        // which the kernel never asks for now; past the addon's 64 slots they are dropped, their lookups forgotten.
         const items = `${nat.mnt}/dynamodb/small-dirs/items`;
         const skip = await sh(`ls -f . | grep -v '^\\.' | awk 'NR % 5 == 1' | while read d; do ls -f "$d" > /dev/null || exit 1; sleep 0.01; done`, items);
         expect(skip.code, skip.stderr).toBe(0);
@@ -337,12 +342,7 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       expect(ops.prepared_answered).toBeGreaterThan(20);
       // 300 partition-key directories, plus dynamodb/, the table and items/: each listed once, by us or by the addon.
       expect(ops.readdirplus + ops.prepared_answered).toBeGreaterThanOrEqual(303);
-      const ref = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'fuse-native']);
-      try {
-        expect((await sh(`tar -C '${ref.mnt}' --mtime=@0 -cf - dynamodb | sha256sum`)).stdout).toBe(tarN);
-      } finally {
-        await ref.unmount();
-      }
+      expect(await fuseNativeTar(dirsFsm, 'dynamodb')).toBe(tarN);
     });
 
     it('a copy of the whole mount builds CHECKSUMS from the hashes of bytes it read: listing the root does not read the tree', async () => {
