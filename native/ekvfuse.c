@@ -1296,7 +1296,7 @@ static int store_park(ekv_mount *m, uint64_t dir, uint64_t ino, off_t off, const
 }
 
 /*
- * prepareDir(h, dirIno, names, meta) -> 0, or ENOTCONN/ENOMEM. A whole listing of a directory
+ * prepareDir(h, dirIno, names, meta) -> 0, or ENOTCONN/ENOMEM/EINVAL. A whole listing of a directory
  * the kernel has not listed yet (names, and meta as replyDir's: inode, kind, size per name),
  * kept for the kernel's first readdirplus of it, which is then answered by the fuse thread
  * that takes it: a reader walking many small directories (the pk directories of a DynamoDB

@@ -298,7 +298,7 @@ export class Tree {
   private prefetchSiblingsSoon(path: string, count: number): void {
     if (count > SIBLING_PREFETCH_MAX_ENTRIES || path === '/') return;
     setImmediate(() => {
-      if (!this.closed) this.prefetchSiblings(path, count);
+      if (!this.closed) this.prefetchSiblings(path);
     });
   }
 
@@ -336,8 +336,7 @@ export class Tree {
    * directories (in the parent's listing order, which is the order cp, tar and rsync take)
    * are listed in the background, rendering their files, while the reader copies this one.
    */
-  private prefetchSiblings(path: string, count: number): void {
-    if (count > SIBLING_PREFETCH_MAX_ENTRIES || path === '/') return;
+  private prefetchSiblings(path: string): void {
     const cut = path.lastIndexOf('/');
     const parentPath = cut <= 0 ? '/' : path.slice(0, cut);
     const parent = this.paths.lookup(parentPath);
