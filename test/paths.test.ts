@@ -19,6 +19,21 @@ describe('PathTable', () => {
     expect(t.size).toBe(6);
   });
 
+  it('interns a run of siblings by their directory, with the ids a walk from the root gives', () => {
+    const paths = ['/r/db_0/strings/a.bin', '/r/db_0/strings/b.bin', '/r/db_0/stringsX/c.bin', '/r/db_0/strings/é.bin', '/r/db_0', '/r/db_0/strings/', '/r/db_0/strings/a.bin', '/r/db_0/s', '/r/db_0/s/t', '/top', '/r/db_0/strings/d.bin'];
+    const t = new PathTable();
+    const ids = paths.map((p) => t.intern(p));
+    // The same ids as looking each path up from the root, element by element.
+    for (let i = 0; i < paths.length; i++) expect(t.lookup(paths[i]!), paths[i]).toBe(ids[i]);
+    expect(ids[6]).toBe(ids[0]);
+    expect(ids[5]).toBe(t.lookup('/r/db_0/strings'));
+    expect(t.path(ids[2]!)).toBe('/r/db_0/stringsX/c.bin');
+    expect(t.path(ids[3]!)).toBe('/r/db_0/strings/é.bin');
+    expect(t.find(t.lookup('/r/db_0/strings'), 'd.bin')).toBe(ids[10]);
+    // No name is ever empty: a trailing slash names the directory itself.
+    expect(t.lookup('/r/db_0/strings/')).toBe(t.lookup('/r/db_0/strings'));
+  });
+
   it('answers 0 for what was never interned, without adding it', () => {
     const t = new PathTable();
     t.intern('/a/b');

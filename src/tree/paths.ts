@@ -169,9 +169,23 @@ export class PathTable {
     this.slots = slots;
   }
 
+  /** The directory of the last path interned, and its id: passes over a directory intern its files one after another. */
+  private lastDir = '';
+  private lastDirId = 0;
+
   /** Id of an absolute path ("/a/b"), adding it (and its parents) if new. */
   intern(path: string): number {
-    return this.walk(path, true);
+    const cut = path.lastIndexOf('/');
+    // A sibling of the last path: one probe for its name instead of a walk from the root.
+    if (cut > 0 && cut === this.lastDir.length && cut < path.length - 1 && path.startsWith(this.lastDir)) {
+      return this.child(this.lastDirId, path.slice(cut + 1));
+    }
+    const id = this.walk(path, true);
+    if (cut > 0 && cut < path.length - 1) {
+      this.lastDir = path.slice(0, cut);
+      this.lastDirId = this.parents[id]!;
+    }
+    return id;
   }
 
   /** Id of an absolute path, or 0 if it was never interned. */
