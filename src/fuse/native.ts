@@ -131,6 +131,11 @@ const PREFILL_FIRST = 16;
 const PREFILL_MAX_FILES = 512;
 /** Files larger than this are read through READ as usual (max_read pieces, kernel read-ahead). */
 const PREFILL_MAX_FILE_BYTES = 1 << 20;
+
+/** A listed entry's size as the cross-file read-ahead keeps it: a file it may push whole, else -1. */
+function pushSize(isFile: boolean, size: number): number {
+  return isFile && size > 0 && size <= PREFILL_MAX_FILE_BYTES ? size : -1;
+}
 const PREFILL_MAX_BYTES = 8 << 20;
 /**
  * Listings remembered (the one being read, and those prepared ahead of it: see prepare), and
@@ -378,7 +383,7 @@ export class NativeFuseMount {
           meta[3 * i + 2] = a ? a.size : 0;
           if (mine && a && childIno) {
             l.inos[off + i] = childIno;
-            l.sizes[off + i] = a.kind === 'file' && a.size > 0 && a.size <= PREFILL_MAX_FILE_BYTES ? a.size : -1;
+            l.sizes[off + i] = pushSize(a.kind === 'file', a.size);
             l.pos.set(childIno, off + i);
           }
         }
@@ -503,7 +508,7 @@ export class NativeFuseMount {
       const size = meta[3 * i + 2]!;
       meta[3 * i] = ino;
       l.inos[i] = ino;
-      l.sizes[i] = meta[3 * i + 1] === KIND_FILE && size > 0 && size <= PREFILL_MAX_FILE_BYTES ? size : -1;
+      l.sizes[i] = pushSize(meta[3 * i + 1] === KIND_FILE, size);
       l.pos.set(ino, i);
     }
     // The pushes are parked first: the addon may hand the listing to the kernel, and the kernel
