@@ -140,10 +140,18 @@ const PREFILL_MAX_BYTES = 8 << 20;
 /**
  * Listings remembered (the one being read, and those prepared ahead of it: see prepare), and
  * their entries together: a big listing (names, inodes, sizes, positions: ~60-100 bytes an
- * entry) is let go once another one is remembered past this many, not kept for the next 15.
+ * entry) is let go once another one is remembered past this many, not kept for the next 15,
+ * unless a reader is still in it (see LISTING_IN_USE_MS).
  */
 const LISTINGS_KEPT = 16;
 const LISTINGS_KEPT_ENTRIES = 65536;
+/**
+ * A listing used this recently (its files read, pushed or listed) is not let go for the entry
+ * bound: a copy of a big directory keeps its pushes while something else lists another
+ * directory (an `ls` beside a `tar` of 80k files made the tar read every file by READ, 2-3x
+ * slower). The count bound still holds.
+ */
+export const LISTING_IN_USE_MS = 1000;
 /** Listings handed to the addon ahead of the kernel's readdir fit its one-page buffer. */
 const PREPARE_MAX_BYTES = 4096;
 
@@ -160,6 +168,8 @@ interface Listing {
   /** Entries below this index were pushed (or skipped). */
   pushedTo: number;
   window: number;
+  /** When it was last used (performance.now()). */
+  used: number;
 }
 
 function child(dir: string, name: string): string {
@@ -187,7 +197,7 @@ export class NativeFuseMount {
   private ended = false;
   /** The kernel opens files without asking (FUSE_CAP_NO_OPEN_SUPPORT). */
   private zeroMessageOpens = false;
-  /** Listings of recently opened directories (cross-file read-ahead), oldest first. */
+  /** Listings of recently opened directories (cross-file read-ahead), least recently used first. */
   private readonly listings = new Map<string, Listing>();
   /** Their entries together (see LISTINGS_KEPT_ENTRIES). */
   private listedEntries = 0;
@@ -451,14 +461,29 @@ export class NativeFuseMount {
 
   private remember(dir: string, { names, ids }: DirListing): Listing {
     const had = this.listings.get(dir);
-    if (had?.names === names) return had;
+    if (had?.names === names) return this.used(had);
     if (had) this.forgetListing(had);
     const n = names.length;
-    const l: Listing = { dir, names, ids, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST };
+    const now = performance.now();
+    const l: Listing = { dir, names, ids, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST, used: now };
     this.listings.set(dir, l);
     this.listedEntries += n;
-    while (this.listings.size > 1 && (this.listings.size > LISTINGS_KEPT || this.listedEntries > LISTINGS_KEPT_ENTRIES)) {
-      this.forgetListing(this.listings.values().next().value!);
+    // Least recently used first; past the entry bound only those no reader is in.
+    for (const old of this.listings.values()) {
+      if (this.listings.size <= 1) break;
+      const overCount = this.listings.size > LISTINGS_KEPT;
+      if (!overCount && this.listedEntries <= LISTINGS_KEPT_ENTRIES) break;
+      if (overCount || (old !== l && now - old.used >= LISTING_IN_USE_MS)) this.forgetListing(old);
+    }
+    return l;
+  }
+
+  /** A listing in use again: last in the eviction order (if still remembered). */
+  private used(l: Listing): Listing {
+    l.used = performance.now();
+    if (this.listings.get(l.dir) === l && this.listings.size > 1) {
+      this.listings.delete(l.dir);
+      this.listings.set(l.dir, l);
     }
     return l;
   }
@@ -543,6 +568,7 @@ export class NativeFuseMount {
    * given: see readdir); the others once rendered.
    */
   private pushAfter(l: Listing, i: number, parkDir = 0): { queued: Promise<unknown>; defer: boolean; wait: boolean } | null {
+    this.used(l);
     const defer = !(i < l.pushedTo && l.sizes[i]! > 0);
     // Reads still well inside the pushed window need nothing; a read past it (or near its end) pushes more.
     if (i + 1 < l.pushedTo - (l.window >> 1)) return null;
