@@ -45,6 +45,14 @@ const dirsFsm = join(dir, 'dirs', '0000000000000064.fsm');
 mkdirSync(join(dir, 'dirs'));
 writeFsm(dirsFsm, ddbBenchEntries(1500, { table: 'small-dirs', perHash: 5 }));
 
+// Both at once: a big directory (3000 strings) and 40 small ones (a table of 40 partition keys).
+const mixedFsm = join(dir, 'mixed', '0000000000000064.fsm');
+mkdirSync(join(dir, 'mixed'));
+writeFsm(mixedFsm, [
+  ...Array.from({ length: 3000 }, (_, i) => ({ key: `!redis|str|k${String(i).padStart(5, '0')}`, value: `value-${i}\n` })),
+  ...ddbBenchEntries(200, { table: 'small-dirs', perHash: 5 }),
+]);
+
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** sha256 of `tar` of `sub` over a fuse-native mount of `fsm`: the bytes the native backend must give. */
@@ -251,6 +259,26 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       const ops = sessionOps(nat.stdout());
       expect(ops.prefilled).toBeGreaterThan(2500);
       expect(ops.read).toBeLessThan(600);
+    });
+
+    it('a walk through other directories meanwhile does not take the pushes from a reader of a big directory', async () => {
+      const nat = await mount(['--snapshot', mixedFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+      let tarN: string;
+      try {
+        // The big directory is listed (its first files pushed), then 40 small directories are walked
+        // (more listings than are remembered), then the big directory is copied.
+        expect((await sh(`ls -l '${strings}' > /dev/null && tar -cf /dev/null dynamodb`, nat.mnt)).code).toBe(0);
+        const t = await sh(`tar -C '${nat.mnt}' --mtime=@0 -cf - redis | sha256sum`);
+        expect(t.code).toBe(0);
+        tarN = t.stdout;
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      // Before: the walk let the big listing go: 2,985 READs, 216 files pushed.
+      expect(ops.prefilled).toBeGreaterThan(2500 + 200);
+      expect(ops.read).toBeLessThan(600);
+      expect(await fuseNativeTar(mixedFsm, 'redis')).toBe(tarN);
     });
 
     it('a walk costs no OPENDIR and no end-of-listing READDIRPLUS round trips: the addon answers them', async () => {

@@ -146,12 +146,14 @@ const PREFILL_MAX_BYTES = 8 << 20;
 const LISTINGS_KEPT = 16;
 const LISTINGS_KEPT_ENTRIES = 65536;
 /**
- * A listing used this recently (its files read, pushed or listed) is not let go for the entry
- * bound: a copy of a big directory keeps its pushes while something else lists another
- * directory (an `ls` beside a `tar` of 80k files made the tar read every file by READ, 2-3x
- * slower). The count bound still holds.
+ * A listing a reader is in (its pushes short of its end, and used this recently) is not let go
+ * for either bound: a copy of a big directory keeps its pushes while something else lists
+ * other directories (an `ls`, or a second `tar` walking small directories, beside a `tar` of
+ * 80k files made that tar read every file by READ, 2-3x slower). Past LISTINGS_MAX, the least
+ * recently used go all the same.
  */
 export const LISTING_IN_USE_MS = 1000;
+export const LISTINGS_MAX = 64;
 /** Listings handed to the addon ahead of the kernel's readdir fit its one-page buffer. */
 const PREPARE_MAX_BYTES = 4096;
 
@@ -468,12 +470,11 @@ export class NativeFuseMount {
     const l: Listing = { dir, names, ids, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST, used: now };
     this.listings.set(dir, l);
     this.listedEntries += n;
-    // Least recently used first; past the entry bound only those no reader is in.
+    // Least recently used first, and only those no reader is in unless past LISTINGS_MAX.
     for (const old of this.listings.values()) {
-      if (this.listings.size <= 1) break;
-      const overCount = this.listings.size > LISTINGS_KEPT;
-      if (!overCount && this.listedEntries <= LISTINGS_KEPT_ENTRIES) break;
-      if (overCount || (old !== l && now - old.used >= LISTING_IN_USE_MS)) this.forgetListing(old);
+      if (this.listings.size <= 1 || (this.listings.size <= LISTINGS_KEPT && this.listedEntries <= LISTINGS_KEPT_ENTRIES)) break;
+      const inUse = old === l || (old.pushedTo < old.names.length && now - old.used < LISTING_IN_USE_MS);
+      if (!inUse || this.listings.size > LISTINGS_MAX) this.forgetListing(old);
     }
     return l;
   }
