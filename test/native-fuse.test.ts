@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ddbBenchEntries } from '../src/fixture/dynamodb.js';
 import { writeFsm } from './fixture/fsm-writer.js';
+import { LISTING_IN_USE_MS } from '../src/fuse/native.js';
 import { diffAgainstExpected, goldenCases, type GoldenCase } from './helpers/golden.js';
 import { isMounted, mount, sh, tempDir, type Mounted } from './helpers/mount.js';
 
@@ -276,6 +277,26 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       }
       const ops = sessionOps(nat.stdout());
       // Before: the walk let the big listing go: 2,985 READs, 216 files pushed.
+      expect(ops.prefilled).toBeGreaterThan(2500 + 200);
+      expect(ops.read).toBeLessThan(600);
+      expect(await fuseNativeTar(mixedFsm, 'redis')).toBe(tarN);
+    });
+
+    it('a big listing let go while its reader was away is remade when its files are read, and the pushes resume', async () => {
+      const nat = await mount(['--snapshot', mixedFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+      let tarN: string;
+      try {
+        // Listed (as rsync lists ahead), left alone past LISTING_IN_USE_MS while 40 other
+        // directories are walked (which lets it go), then copied.
+        expect((await sh(`ls -l '${strings}' > /dev/null && sleep ${(LISTING_IN_USE_MS + 300) / 1000} && tar -cf /dev/null dynamodb`, nat.mnt)).code).toBe(0);
+        const t = await sh(`tar -C '${nat.mnt}' --mtime=@0 -cf - redis | sha256sum`);
+        expect(t.code).toBe(0);
+        tarN = t.stdout;
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      expect(ops.recalled).toBe(1);
       expect(ops.prefilled).toBeGreaterThan(2500 + 200);
       expect(ops.read).toBeLessThan(600);
       expect(await fuseNativeTar(mixedFsm, 'redis')).toBe(tarN);

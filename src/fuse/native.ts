@@ -154,6 +154,8 @@ const LISTINGS_KEPT_ENTRIES = 65536;
  */
 export const LISTING_IN_USE_MS = 1000;
 export const LISTINGS_MAX = 64;
+/** Directories remembered as let go with files not pushed yet (see recall). */
+const LET_GO_KEPT = 256;
 /** Listings handed to the addon ahead of the kernel's readdir fit its one-page buffer. */
 const PREPARE_MAX_BYTES = 4096;
 
@@ -203,6 +205,10 @@ export class NativeFuseMount {
   private readonly listings = new Map<string, Listing>();
   /** Their entries together (see LISTINGS_KEPT_ENTRIES). */
   private listedEntries = 0;
+  /** Directories whose listings were let go with files not pushed yet, oldest first (see recall). */
+  private readonly letGo = new Set<string>();
+  /** Listings remade by recall. */
+  recalledListings = 0;
   /** Files pushed into the kernel page cache ahead of their reads. */
   prefilledFiles = 0;
   /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
@@ -336,7 +342,7 @@ export class NativeFuseMount {
       } catch (e) {
         return this.fail(id)(e);
       }
-      if (at) this.remember(path, at);
+      if (at) this.remembered(path, at, off);
     }
     const answer = ({ names, ids }: DirListing): Promise<void> | void => {
       // The entries from `off` that fit in `size` bytes.
@@ -433,7 +439,7 @@ export class NativeFuseMount {
     }
     this.track(() => this.o.tree.dirListing(path))
       .then((l) => {
-        if (!fh) this.remember(path, l);
+        if (!fh) this.remembered(path, l, off);
         return answer(l);
       })
       .catch(this.fail(id));
@@ -469,6 +475,7 @@ export class NativeFuseMount {
     const now = performance.now();
     const l: Listing = { dir, names, ids, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST, used: now };
     this.listings.set(dir, l);
+    this.letGo.delete(dir);
     this.listedEntries += n;
     // Least recently used first, and only those no reader is in unless past LISTINGS_MAX.
     for (const old of this.listings.values()) {
@@ -493,6 +500,11 @@ export class NativeFuseMount {
     if (this.listings.get(l.dir) !== l) return;
     this.listings.delete(l.dir);
     this.listedEntries -= l.names.length;
+    if (l.pushedTo < l.names.length) {
+      // Files of it may still be read: a read recalls it (recall).
+      this.letGo.add(l.dir);
+      if (this.letGo.size > LET_GO_KEPT) this.letGo.delete(this.letGo.values().next().value!);
+    }
   }
 
   /**
@@ -557,10 +569,53 @@ export class NativeFuseMount {
    */
   private prefill(ino: number, path: string): { queued: Promise<unknown>; defer: boolean; wait: boolean } | null {
     const cut = path.lastIndexOf('/');
-    const l = this.listings.get(cut <= 0 ? '/' : path.slice(0, cut));
+    const dir = cut <= 0 ? '/' : path.slice(0, cut);
+    const l = this.listings.get(dir) ?? this.recall(dir);
     const i = l?.pos.get(ino);
     if (!l || i === undefined) return null;
     return this.pushAfter(l, i);
+  }
+
+  /**
+   * A listing let go before its files were read (rsync lists directories well ahead of
+   * reading them, and other listings come in between): remade from the tree's kept listing
+   * when one of its files is read, with the inodes the kernel holds and the sizes at hand, so
+   * the pushes resume. Once per letting go (see letGo).
+   */
+  private recall(dir: string): Listing | undefined {
+    if (!this.letGo.delete(dir)) return undefined;
+    let kept: DirListing | null;
+    try {
+      kept = this.o.tree.keptListing(dir);
+    } catch {
+      return undefined;
+    }
+    if (!kept) return undefined;
+    this.recalledListings++;
+    return this.held(this.remember(dir, kept));
+  }
+
+  /**
+   * A listing remembered for a readdir: one from past its start (the kernel read the start
+   * from its own cache of the directory, and the listing was let go since) also knows the
+   * entries the kernel holds from before, so reads of those push the files after them.
+   */
+  private remembered(dir: string, listing: DirListing, off: number): void {
+    const l = this.remember(dir, listing);
+    if (off > 0 && l.pos.size === 0) this.held(l);
+  }
+
+  /** Fill in the entries of `l` the kernel holds (inode, and size when at hand). */
+  private held(l: Listing): Listing {
+    const tree = this.o.tree;
+    for (let i = 0; i < l.ids.length; i++) {
+      const id = l.ids[i]!;
+      if (this.inodes.path(id) === undefined) continue; // not held by the kernel: nothing to push to
+      l.inos[i] = id;
+      l.pos.set(id, i);
+      l.sizes[i] = tree.paths.kind(id) === PATH_FILE ? pushSize(true, tree.cachedSize(id)) : -1;
+    }
+    return l;
   }
 
   /**
@@ -639,11 +694,12 @@ export class NativeFuseMount {
     this.h = null;
     this.dirs.clear();
     this.listings.clear();
+    this.letGo.clear();
     this.listedEntries = 0;
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
     const [answered, dropped] = this.preparedStats;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped };
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }
