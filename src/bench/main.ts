@@ -62,6 +62,9 @@ async function renderInProcess(fsm: string, cacheBytes: number): Promise<number>
   }
 }
 
+/** The subtrees of the two-copies figure: many small directories, and one big one. */
+const COPIES = ['dynamodb', 'redis'];
+
 async function tarBytes(mnt: string): Promise<number> {
   const r = await sh(`tar -C '${mnt}' -cf - . | wc -c`);
   return Number(r.stdout.trim());
@@ -197,6 +200,8 @@ async function main(): Promise<void> {
   const dc = await startDevCluster(ds.live.fsm);
   const liveMs: number[] = [];
   const rawMs: number[] = [];
+  const oneByOneMs: number[] = [];
+  const atOnceMs: number[] = [];
   let liveBytes = 0;
   let rawBytes = 0;
   try {
@@ -207,6 +212,11 @@ async function main(): Promise<void> {
       const r = await time(() => rawScan(dc.address, 1024));
       rawMs.push(r.ms);
       rawBytes = r.out.bytes;
+      // Two copies at once (a walk of many small directories beside one of a big directory)
+      // against the same two one after the other: a copy must not lose its read-ahead to another.
+      const copies = (mnt: string, sep: string): string => COPIES.map((sub) => `tar -C '${mnt}' -cf - ${sub} | wc -c`).join(sep);
+      oneByOneMs.push((await withMount(['--cluster', dc.address], (d) => sh(copies(d.mnt, '; ')))).ms);
+      atOnceMs.push((await withMount(['--cluster', dc.address], (d) => sh(`${copies(d.mnt, ' & ')}; wait`))).ms);
     }
   } finally {
     await dc.stop();
@@ -214,6 +224,8 @@ async function main(): Promise<void> {
   // Throughput of each over the same data set: (data bytes / time). Ratio of rates = raw time / mount time.
   const liveVsRaw = median(rawMs) / median(liveMs);
   row('2 tar live mount', 'live_vs_raw_scan_ratio', fmt(liveVsRaw), `(mount tar ${fmt(median(liveMs) / 1000)} s for ${fmt(liveBytes / 2 ** 20, 0)} MiB; raw RawScanAt paging ${fmt(median(rawMs) / 1000)} s for ${fmt(rawBytes / 2 ** 20, 0)} MiB of keys+values)`);
+  const atOnce = median(oneByOneMs) / median(atOnceMs);
+  row('2 two copies at once', 'concurrent_copies_ratio', fmt(atOnce), `(tar of ${COPIES.join('/ and ')}/ over a live mount: one after the other ${fmt(median(oneByOneMs) / 1000)} s, at once ${fmt(median(atOnceMs) / 1000)} s; below 1 means they got in each other's way)`);
 
   // 3: cold cat of one DynamoDB item in a big table, new mount each time.
   const catMs: number[] = [];
@@ -266,6 +278,7 @@ async function main(): Promise<void> {
     big_object_mb_s: Number(fmt(median(mbs), 0)),
     peak_rss_mib: Number(fmt(peakDefault, 0)),
     mount_s: Number(fmt(median(mountMs) / 1000)),
+    concurrent_copies_ratio: Number(fmt(atOnce)),
     elapsed_s: Math.round((Date.now() - t0) / 1000),
   };
   const w = [22, 46, 10];
