@@ -149,7 +149,7 @@ const LISTINGS_KEPT_ENTRIES = 65536;
  * A listing a reader is in (its pushes short of its end, and used this recently) is not let go
  * for either bound: a copy of a big directory keeps its pushes while something else lists
  * other directories (an `ls`, or a second `tar` walking small directories, beside a `tar` of
- * 80k files made that tar read every file by READ, 2-3x slower). Past LISTINGS_MAX, the least
+ * 80k files made that tar read every file by READ, 2-4x slower). Past LISTINGS_MAX, the least
  * recently used go all the same.
  */
 export const LISTING_IN_USE_MS = 1000;
