@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -124,6 +125,8 @@ typedef struct {
   pthread_mutex_t store_mu;
   pthread_cond_t store_cv;
   struct ekv_store *store_head, *store_tail;
+  struct ekv_store *retry_head; /* refused pushes to try again, by due time */
+  uint64_t store_retried;       /* pushes tried again (see store_retry_later) */
   size_t store_bytes;
   int store_started, store_stop;
   int store_busy; /* the push thread is writing one it has taken off the queue */
@@ -156,8 +159,13 @@ typedef struct ekv_store {
   uint64_t ino;
   off_t off;
   size_t len;
+  int tries;       /* pushes refused for an inode the kernel has not instantiated yet (store_main) */
+  uint64_t due_ns; /* when a refused push is tried again (CLOCK_MONOTONIC) */
   char data[];
 } ekv_store;
+
+/* A push the kernel refuses with ENOENT is tried again this many times, 1, 2, 4, ... ms apart. */
+#define STORE_RETRIES 6
 
 /* Bytes of pushes queued at most; beyond it a push is dropped (the file is then read as usual). */
 #define STORE_QUEUE_MAX (32u << 20)
@@ -1103,11 +1111,62 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
  * answer to a READ of it. Pushing from the JS thread, which sends those answers,
  * could wait forever.
  */
-/* One push into the kernel's page cache (ENOENT: the inode was evicted; harmless). */
-static void store_write(ekv_mount *m, ekv_store *q) {
+/* One push into the kernel's page cache; -ENOENT when the kernel has no such inode. */
+static int store_write(ekv_mount *m, ekv_store *q) {
   struct fuse_bufvec bv = FUSE_BUFVEC_INIT(q->len);
   bv.buf[0].mem = q->data;
-  (void)fuse_lowlevel_notify_store(m->se, (fuse_ino_t)q->ino, q->off, &bv, 0);
+  return fuse_lowlevel_notify_store(m->se, (fuse_ino_t)q->ino, q->off, &bv, 0);
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * A push refused with ENOENT: the kernel has not instantiated the inode yet (a listing's
+ * reply is parsed by the reader when it next runs, and a file rendered after the reply can
+ * get here first), or has evicted it. Tried again a few times, 1, 2, 4, ... ms apart, before
+ * it is dropped (the file is then read as usual). store_mu held.
+ */
+static void store_retry_later(ekv_mount *m, ekv_store *q, uint64_t now) {
+  q->tries++;
+  q->due_ns = now + (1000000u << (q->tries - 1));
+  q->next = NULL;
+  ekv_store **at = &m->retry_head;
+  while (*at && (*at)->due_ns <= q->due_ns) at = &(*at)->next;
+  q->next = *at;
+  *at = q;
+}
+
+/* Move the retries due by `now` to the queue's tail (their bytes are still counted). store_mu held. */
+static void store_retry_due(ekv_mount *m, uint64_t now) {
+  while (m->retry_head && m->retry_head->due_ns <= now) {
+    ekv_store *q = m->retry_head;
+    m->retry_head = q->next;
+    q->next = NULL;
+    if (m->store_tail) m->store_tail->next = q;
+    else m->store_head = q;
+    m->store_tail = q;
+  }
+}
+
+/* Wait on store_cv, until the first retry is due when there is one. store_mu held. */
+static void store_wait(ekv_mount *m) {
+  if (!m->retry_head) {
+    pthread_cond_wait(&m->store_cv, &m->store_mu);
+    return;
+  }
+  uint64_t now = mono_ns();
+  if (m->retry_head->due_ns <= now) return;
+  uint64_t wait = m->retry_head->due_ns - now;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts); /* the condition variable's clock */
+  uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+  ts.tv_sec += (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  pthread_cond_timedwait(&m->store_cv, &m->store_mu, &ts);
 }
 
 static void *store_main(void *arg) {
@@ -1117,21 +1176,38 @@ static void *store_main(void *arg) {
   pthread_sigmask(SIG_BLOCK, &all, NULL);
   pthread_mutex_lock(&m->store_mu);
   for (;;) {
-    while (!m->store_head && !m->store_stop) pthread_cond_wait(&m->store_cv, &m->store_mu);
+    for (;;) {
+      if (m->retry_head) store_retry_due(m, mono_ns());
+      if (m->store_head || m->store_stop) break;
+      store_wait(m);
+    }
     ekv_store *q = m->store_head;
     if (!q) break; /* stopped and drained */
     m->store_head = q->next;
     if (!m->store_head) m->store_tail = NULL;
     m->store_busy = 1;
     pthread_mutex_unlock(&m->store_mu);
+    int again = 0;
     if (q->req) {
       if (m->store_stop) fuse_reply_none(q->req);
       else fuse_reply_buf(q->req, q->data, q->len);
     } else if (!m->store_stop) {
-      store_write(m, q);
+      again = store_write(m, q) == -ENOENT && q->tries < STORE_RETRIES;
     }
     pthread_mutex_lock(&m->store_mu);
     m->store_busy = 0;
+    if (again && !m->store_stop) {
+      store_retry_later(m, q, mono_ns());
+      m->store_retried++;
+      continue;
+    }
+    m->store_bytes -= q->len;
+    free(q);
+  }
+  /* Stopped: the retries still waiting go too. */
+  while (m->retry_head) {
+    ekv_store *q = m->retry_head;
+    m->retry_head = q->next;
     m->store_bytes -= q->len;
     free(q);
   }
@@ -1176,6 +1252,8 @@ static ekv_store *store_rec(fuse_req_t req, uint64_t ino, off_t off, const void 
   q->ino = ino;
   q->off = off;
   q->len = len;
+  q->tries = 0;
+  q->due_ns = 0;
   if (len) memcpy(q->data, data, len);
   return q;
 }
@@ -1364,7 +1442,8 @@ static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* preparedStats(h) -> [answered, dropped]: prepared listings the kernel took, and those it never did. */
+/* preparedStats(h) -> [answered, dropped, retried]: prepared listings the kernel took, those it
+ * never did, and pushes tried again after the kernel refused them (store_retry_later). */
 static napi_value js_prepared_stats(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, v;
   ekv_mount *m = mount_args(env, info, 1, argv);
@@ -1372,11 +1451,16 @@ static napi_value js_prepared_stats(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&m->prep_mu);
   double a = (double)m->prep_answered, d = (double)m->prep_dropped;
   pthread_mutex_unlock(&m->prep_mu);
-  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  pthread_mutex_lock(&m->store_mu);
+  double r = (double)m->store_retried;
+  pthread_mutex_unlock(&m->store_mu);
+  CHECK(env, napi_create_array_with_length(env, 3, &out));
   napi_create_double(env, a, &v);
   napi_set_element(env, out, 0, v);
   napi_create_double(env, d, &v);
   napi_set_element(env, out, 1, v);
+  napi_create_double(env, r, &v);
+  napi_set_element(env, out, 2, v);
   return out;
 }
 

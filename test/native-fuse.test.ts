@@ -262,44 +262,38 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       expect(ops.read).toBeLessThan(600);
     });
 
-    it('a walk through other directories meanwhile does not take the pushes from a reader of a big directory', async () => {
+    /** On a native mount of the mixed tree: run `before`, then tar redis/ (the bytes fuse-native gives); the session's op counts. */
+    const tarRedisAfter = async (before: string): Promise<Record<string, number>> => {
       const nat = await mount(['--snapshot', mixedFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
       let tarN: string;
       try {
-        // The big directory is listed (its first files pushed), then 40 small directories are walked
-        // (more listings than are remembered), then the big directory is copied.
-        expect((await sh(`ls -l '${strings}' > /dev/null && tar -cf /dev/null dynamodb`, nat.mnt)).code).toBe(0);
+        expect((await sh(before, nat.mnt)).code).toBe(0);
         const t = await sh(`tar -C '${nat.mnt}' --mtime=@0 -cf - redis | sha256sum`);
         expect(t.code).toBe(0);
         tarN = t.stdout;
       } finally {
         expect(await nat.unmount()).toBe(0);
       }
-      const ops = sessionOps(nat.stdout());
+      expect(await fuseNativeTar(mixedFsm, 'redis')).toBe(tarN);
+      return sessionOps(nat.stdout());
+    };
+
+    it('a walk through other directories meanwhile does not take the pushes from a reader of a big directory', async () => {
+      // The big directory is listed (its first files pushed), then 40 small directories are walked
+      // (more listings than are remembered), then the big directory is copied.
+      const ops = await tarRedisAfter(`ls -l '${strings}' > /dev/null && tar -cf /dev/null dynamodb`);
       // Before: the walk let the big listing go: 2,985 READs, 216 files pushed.
       expect(ops.prefilled).toBeGreaterThan(2500 + 200);
       expect(ops.read).toBeLessThan(600);
-      expect(await fuseNativeTar(mixedFsm, 'redis')).toBe(tarN);
     });
 
     it('a big listing let go while its reader was away is remade when its files are read, and the pushes resume', async () => {
-      const nat = await mount(['--snapshot', mixedFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
-      let tarN: string;
-      try {
-        // Listed (as rsync lists ahead), left alone past LISTING_IN_USE_MS while 40 other
-        // directories are walked (which lets it go), then copied.
-        expect((await sh(`ls -l '${strings}' > /dev/null && sleep ${(LISTING_IN_USE_MS + 300) / 1000} && tar -cf /dev/null dynamodb`, nat.mnt)).code).toBe(0);
-        const t = await sh(`tar -C '${nat.mnt}' --mtime=@0 -cf - redis | sha256sum`);
-        expect(t.code).toBe(0);
-        tarN = t.stdout;
-      } finally {
-        expect(await nat.unmount()).toBe(0);
-      }
-      const ops = sessionOps(nat.stdout());
+      // Listed (as rsync lists ahead), left alone past LISTING_IN_USE_MS while 40 other
+      // directories are walked (which lets it go), then copied.
+      const ops = await tarRedisAfter(`ls -l '${strings}' > /dev/null && sleep ${(LISTING_IN_USE_MS + 300) / 1000} && tar -cf /dev/null dynamodb`);
       expect(ops.recalled).toBe(1);
       expect(ops.prefilled).toBeGreaterThan(2500 + 200);
       expect(ops.read).toBeLessThan(600);
-      expect(await fuseNativeTar(mixedFsm, 'redis')).toBe(tarN);
     });
 
     it('a walk costs no OPENDIR and no end-of-listing READDIRPLUS round trips: the addon answers them', async () => {

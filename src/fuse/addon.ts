@@ -38,8 +38,8 @@ export interface Addon {
    * entries' lookups; a listing the kernel never takes comes back as forgets.
    */
   prepareDir(h: Handle, dirIno: number, names: string[], meta: Float64Array): number;
-  /** Prepared listings the kernel took, and those dropped untaken. */
-  preparedStats(h: Handle): [number, number];
+  /** Prepared listings the kernel took, those dropped untaken, and pushes tried again after the kernel refused them. */
+  preparedStats(h: Handle): [number, number, number];
   /** replyBuf, sent once the pushes queued before it are in the page cache. */
   replyBufAfterStores(h: Handle, id: number, data: Buffer): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */

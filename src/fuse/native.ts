@@ -213,8 +213,8 @@ export class NativeFuseMount {
   prefilledFiles = 0;
   /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
   preparedListings = 0;
-  /** Of those, the ones the kernel took and the ones dropped untaken (read from the addon when the session ends). */
-  private preparedStats: [number, number] = [0, 0];
+  /** Of those, the ones the kernel took and the ones dropped untaken; and pushes tried again (read from the addon when the session ends). */
+  private preparedStats: [number, number, number] = [0, 0, 0];
   private readonly onPrefetched = (path: string, l: DirListing): void => this.prepare(path, l);
   /** READs being answered, by inode. */
   private readonly readsInFlight = new Map<number, number>();
@@ -698,8 +698,8 @@ export class NativeFuseMount {
     this.listedEntries = 0;
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
-    const [answered, dropped] = this.preparedStats;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings };
+    const [answered, dropped, pushRetries] = this.preparedStats;
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, push_retries: pushRetries };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }
