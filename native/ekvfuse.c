@@ -89,6 +89,8 @@ typedef struct {
 #define DIR_ENDS 4096
 /* Directories with parked pushes at once, and their bytes together (beyond: dropped). */
 #define PARK_SLOTS 64
+/* Pushes queued or waiting to be tried again, counted by inode hash (see store_enqueue). */
+#define PUSH_COUNT_SLOTS 4096
 #define PARK_MAX (16u << 20)
 /* Listings prepared ahead at once (see js_prepare_dir). */
 #define PREP_SLOTS 64
@@ -127,6 +129,7 @@ typedef struct {
   struct ekv_store *store_head, *store_tail;
   struct ekv_store *retry_head; /* refused pushes to try again, by due time */
   uint64_t store_retried;       /* pushes tried again (see store_retry_later) */
+  uint32_t pushes_of[PUSH_COUNT_SLOTS]; /* queued or retrying pushes by ino % slots */
   size_t store_bytes;
   int store_started, store_stop;
   int store_busy; /* the push thread is writing one it has taken off the queue */
@@ -1201,6 +1204,7 @@ static void *store_main(void *arg) {
       m->store_retried++;
       continue;
     }
+    if (!q->req) m->pushes_of[q->ino % PUSH_COUNT_SLOTS]--;
     m->store_bytes -= q->len;
     free(q);
   }
@@ -1208,6 +1212,7 @@ static void *store_main(void *arg) {
   while (m->retry_head) {
     ekv_store *q = m->retry_head;
     m->retry_head = q->next;
+    m->pushes_of[q->ino % PUSH_COUNT_SLOTS]--;
     m->store_bytes -= q->len;
     free(q);
   }
@@ -1273,6 +1278,10 @@ static int store_start(ekv_mount *m) {
 
 /* Append records to the queue (store_mu held) and wake the push thread. */
 static void store_append(ekv_mount *m, ekv_store *head, ekv_store *tail, size_t bytes) {
+  for (ekv_store *q = head; q; q = q->next) {
+    if (!q->req) m->pushes_of[q->ino % PUSH_COUNT_SLOTS]++;
+    if (q == tail) break;
+  }
   if (m->store_tail) m->store_tail->next = head;
   else m->store_head = head;
   m->store_tail = tail;
@@ -1329,7 +1338,15 @@ static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, 
   ekv_store *q = store_rec(req, ino, off, data, len);
   if (!q) return ENOMEM;
   pthread_mutex_lock(&m->store_mu);
-  /* Answers are always queued (they are bounded by max_read and by the requests in flight). */
+  /* Answers are queued (they are bounded by max_read and by the requests in flight), but never
+   * behind a push of their own inode, queued or to be tried again: that push waits for the page
+   * lock the READ holds until it is answered, and the push thread would wait on itself. The
+   * caller answers at once instead. (A hash collision only costs that wait for the pushes.) */
+  if (req && m->pushes_of[ino % PUSH_COUNT_SLOTS] > 0) {
+    pthread_mutex_unlock(&m->store_mu);
+    free(q);
+    return EAGAIN;
+  }
   if (!req && m->store_bytes + len > STORE_QUEUE_MAX) {
     pthread_mutex_unlock(&m->store_mu);
     free(q);
@@ -1493,14 +1510,15 @@ static napi_value js_store(napi_env env, napi_callback_info info) {
 }
 
 /*
- * replyBufAfterStores(h, id, data): answer a READ once the pushes queued so far are in the
- * page cache, so the reader finds the next files there. JS never queues a push for a file
- * with a READ in flight, so the push thread never waits on a page whose answer is behind it.
+ * replyBufAfterStores(h, id, data, ino): answer a READ of inode `ino` once the pushes queued so
+ * far are in the page cache, so the reader finds the next files there. At once instead while a
+ * push of `ino` itself is queued or waiting to be tried again (see store_enqueue): the push
+ * thread never waits on a page whose answer is behind it.
  */
 static napi_value js_reply_buf_after_stores(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
   ekv_mount *m = NULL;
-  fuse_req_t req = take(env, info, 3, argv, &m);
+  fuse_req_t req = take(env, info, 4, argv, &m);
   if (!req) return NULL;
   void *data = NULL;
   size_t len = 0;
@@ -1508,7 +1526,8 @@ static napi_value js_reply_buf_after_stores(napi_env env, napi_callback_info inf
     fuse_reply_err(req, EIO);
     return NULL;
   }
-  if (store_enqueue(m, req, 0, 0, data, len) != 0) fuse_reply_buf(req, data, len);
+  uint64_t ino = (uint64_t)arg_double(env, argv[3]);
+  if (store_enqueue(m, req, ino, 0, data, len) != 0) fuse_reply_buf(req, data, len);
   return NULL;
 }
 

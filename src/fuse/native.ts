@@ -463,7 +463,7 @@ export class NativeFuseMount {
         await pushes.queued;
         // Answered behind the pushes, so the reader's next opens find their pages. Never for a
         // file that was pushed itself: the push thread may be waiting for this very page.
-        this.answer((A, h) => (pushes.defer ? A.replyBufAfterStores(h, id, reply) : A.replyBuf(h, id, reply)));
+        this.answer((A, h) => (pushes.defer ? A.replyBufAfterStores(h, id, reply, ino) : A.replyBuf(h, id, reply)));
       }, this.fail(id));
   }
 
