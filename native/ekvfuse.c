@@ -1459,9 +1459,9 @@ static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* preparedStats(h) -> [answered, dropped, retried]: prepared listings the kernel took, those it
+/* sessionStats(h) -> [answered, dropped, retried]: prepared listings the kernel took, those it
  * never did, and pushes tried again after the kernel refused them (store_retry_later). */
-static napi_value js_prepared_stats(napi_env env, napi_callback_info info) {
+static napi_value js_session_stats(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, v;
   ekv_mount *m = mount_args(env, info, 1, argv);
   if (!m) return NULL;
@@ -1603,7 +1603,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"reexec", NULL, js_reexec, NULL, NULL, NULL, napi_enumerable, NULL},
       {"store", NULL, js_store, NULL, NULL, NULL, napi_enumerable, NULL},
       {"prepareDir", NULL, js_prepare_dir, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"preparedStats", NULL, js_prepared_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sessionStats", NULL, js_session_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -39,7 +39,7 @@ export interface Addon {
    */
   prepareDir(h: Handle, dirIno: number, names: string[], meta: Float64Array): number;
   /** Prepared listings the kernel took, those dropped untaken, and pushes tried again after the kernel refused them. */
-  preparedStats(h: Handle): [number, number, number];
+  sessionStats(h: Handle): [number, number, number];
   /** replyBuf of a READ of `ino`, sent once the pushes queued before it are in the page cache (at once while a push of `ino` is queued). */
   replyBufAfterStores(h: Handle, id: number, data: Buffer, ino: number): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */

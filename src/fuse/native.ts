@@ -176,6 +176,13 @@ interface Listing {
   used: number;
 }
 
+/** Entry `i` of a listing as the kernel holds it: its inode, and the size the read-ahead may push (pushSize). */
+function listed(l: Listing, i: number, ino: number, size: number): void {
+  l.inos[i] = ino;
+  l.sizes[i] = size;
+  l.pos.set(ino, i);
+}
+
 function child(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
@@ -214,7 +221,7 @@ export class NativeFuseMount {
   /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
   preparedListings = 0;
   /** Of those, the ones the kernel took and the ones dropped untaken; and pushes tried again (read from the addon when the session ends). */
-  private preparedStats: [number, number, number] = [0, 0, 0];
+  private sessionStats: [number, number, number] = [0, 0, 0];
   private readonly onPrefetched = (path: string, l: DirListing): void => this.prepare(path, l);
   /** READs being answered, by inode. */
   private readonly readsInFlight = new Map<number, number>();
@@ -399,11 +406,7 @@ export class NativeFuseMount {
           meta[3 * i] = childIno;
           meta[3 * i + 1] = a ? kindOf(a) : KIND_UNKNOWN;
           meta[3 * i + 2] = a ? a.size : 0;
-          if (mine && a && childIno) {
-            l.inos[off + i] = childIno;
-            l.sizes[off + i] = pushSize(a.kind === 'file', a.size);
-            l.pos.set(childIno, off + i);
-          }
+          if (mine && a && childIno) listed(l, off + i, childIno, pushSize(a.kind === 'file', a.size));
         }
         // The first window's attributes are in: push its files with this reply. A copy reads them
         // next, and their bytes were rendered for these sizes; waiting for the first READ costs the
@@ -543,11 +546,8 @@ export class NativeFuseMount {
     const l = this.remember(path, listing);
     for (let i = 0; i < n; i++) {
       const ino = this.inodes.refId(ids[i]!);
-      const size = meta[3 * i + 2]!;
       meta[3 * i] = ino;
-      l.inos[i] = ino;
-      l.sizes[i] = pushSize(meta[3 * i + 1] === KIND_FILE, size);
-      l.pos.set(ino, i);
+      listed(l, i, ino, pushSize(meta[3 * i + 1] === KIND_FILE, meta[3 * i + 2]!));
     }
     // The pushes are parked first: the addon may hand the listing to the kernel, and the kernel
     // ask for the listing's end, before this thread gets past prepareDir. (A readdir from offset 0
@@ -611,9 +611,7 @@ export class NativeFuseMount {
     for (let i = 0; i < l.ids.length; i++) {
       const id = l.ids[i]!;
       if (this.inodes.path(id) === undefined) continue; // not held by the kernel: nothing to push to
-      l.inos[i] = id;
-      l.pos.set(id, i);
-      l.sizes[i] = tree.paths.kind(id) === PATH_FILE ? pushSize(true, tree.cachedSize(id)) : -1;
+      listed(l, i, id, tree.paths.kind(id) === PATH_FILE ? pushSize(true, tree.cachedSize(id)) : -1);
     }
     return l;
   }
@@ -688,7 +686,7 @@ export class NativeFuseMount {
   }
 
   private onExit(code: number): void {
-    this.preparedStats = this.h ? this.addon().preparedStats(this.h) : this.preparedStats;
+    this.sessionStats = this.h ? this.addon().sessionStats(this.h) : this.sessionStats;
     if (this.o.tree.onPrefetched === this.onPrefetched) this.o.tree.onPrefetched = null;
     this.ended = true;
     this.h = null;
@@ -698,7 +696,7 @@ export class NativeFuseMount {
     this.listedEntries = 0;
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
-    const [answered, dropped, pushRetries] = this.preparedStats;
+    const [answered, dropped, pushRetries] = this.sessionStats;
     const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, push_retries: pushRetries };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
