@@ -129,6 +129,7 @@ typedef struct {
   struct ekv_store *store_head, *store_tail;
   struct ekv_store *retry_head; /* refused pushes to try again, by due time */
   uint64_t store_retried;       /* pushes tried again (see store_retry_later) */
+  uint64_t store_read_answers;  /* READs answered from a push not written yet (store_answer_read) */
   uint32_t pushes_of[PUSH_COUNT_SLOTS]; /* queued or retrying pushes by ino % slots */
   size_t store_bytes;
   int store_started, store_stop;
@@ -169,6 +170,9 @@ typedef struct ekv_store {
 
 /* A push the kernel refuses with ENOENT is tried again this many times, 1, 2, 4, ... ms apart. */
 #define STORE_RETRIES 6
+
+/* How long a push held for the READ after a lookup waits before it is tried (store_hold). */
+#define STORE_HOLD_NS 1000000u
 
 /* Bytes of pushes queued at most; beyond it a push is dropped (the file is then read as usual). */
 #define STORE_QUEUE_MAX (32u << 20)
@@ -398,7 +402,10 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   if (r) post_to(m, r);
 }
 
+static int store_answer_read(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  if (store_answer_read(fuse_req_userdata(req), req, ino, size, off)) return;
   NEWREQ(r, OP_READ, req, ino, NULL);
   r->a = size;
   r->b = off;
@@ -1127,6 +1134,16 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Put a push on the list of those waiting to be tried, in due order. store_mu held. */
+static void store_retry_at(ekv_mount *m, ekv_store *q, uint64_t due_ns) {
+  q->due_ns = due_ns;
+  q->next = NULL;
+  ekv_store **at = &m->retry_head;
+  while (*at && (*at)->due_ns <= q->due_ns) at = &(*at)->next;
+  q->next = *at;
+  *at = q;
+}
+
 /*
  * A push refused with ENOENT: the kernel has not instantiated the inode yet (a listing's
  * reply is parsed by the reader when it next runs, and a file rendered after the reply can
@@ -1135,12 +1152,7 @@ static uint64_t mono_ns(void) {
  */
 static void store_retry_later(ekv_mount *m, ekv_store *q, uint64_t now) {
   q->tries++;
-  q->due_ns = now + (1000000u << (q->tries - 1));
-  q->next = NULL;
-  ekv_store **at = &m->retry_head;
-  while (*at && (*at)->due_ns <= q->due_ns) at = &(*at)->next;
-  q->next = *at;
-  *at = q;
+  store_retry_at(m, q, now + (1000000u << (q->tries - 1)));
 }
 
 /* Move the retries due by `now` to the queue's tail (their bytes are still counted). store_mu held. */
@@ -1218,6 +1230,59 @@ static void *store_main(void *arg) {
   }
   pthread_mutex_unlock(&m->store_mu);
   return NULL;
+}
+
+/* The queued or retrying whole-file push of `ino` and the link pointing at it (store_mu held). */
+static ekv_store **store_find(ekv_mount *m, uint64_t ino, ekv_store **prev) {
+  ekv_store **lists[2] = {&m->retry_head, &m->store_head};
+  for (int i = 0; i < 2; i++) {
+    *prev = NULL;
+    for (ekv_store **at = lists[i]; *at; at = &(*at)->next) {
+      ekv_store *q = *at;
+      if (!q->req && q->ino == ino && q->off == 0) return at;
+      *prev = q;
+    }
+  }
+  return NULL;
+}
+
+/*
+ * A READ of a file whose push is still queued, or waiting to be tried again (fuse thread):
+ * answered here from the push's bytes, with no round trip through JS. This is the reader
+ * that got ahead of the push: a file looked up and read at once (sha256sum -c, cat), or the
+ * first file of a listing whose reply the reader parsed before the push was written. A READ
+ * that takes the whole file takes the push off the queue (its answer fills the same pages);
+ * a part of it leaves the push queued. Returns 1 when answered.
+ */
+static int store_answer_read(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
+  if (off < 0) return 0;
+  pthread_mutex_lock(&m->store_mu);
+  if (!m->store_started || m->store_stop || m->pushes_of[ino % PUSH_COUNT_SLOTS] == 0) {
+    pthread_mutex_unlock(&m->store_mu);
+    return 0;
+  }
+  ekv_store *prev;
+  ekv_store **at = store_find(m, ino, &prev);
+  ekv_store *q = at ? *at : NULL;
+  if (!q || (size_t)off > q->len) {
+    pthread_mutex_unlock(&m->store_mu);
+    return 0;
+  }
+  size_t n = q->len - (size_t)off < size ? q->len - (size_t)off : size;
+  m->store_read_answers++;
+  if (off != 0 || n != q->len) {
+    fuse_reply_buf(req, q->data + off, n);
+    pthread_mutex_unlock(&m->store_mu);
+    return 1;
+  }
+  *at = q->next;
+  if (m->store_tail == q) m->store_tail = prev;
+  m->pushes_of[q->ino % PUSH_COUNT_SLOTS]--;
+  m->store_bytes -= q->len;
+  pthread_mutex_unlock(&m->store_mu);
+  fuse_reply_buf(req, q->data, q->len);
+  free(q);
+  return 1;
 }
 
 /* Free a parked list (store_mu held). */
@@ -1357,6 +1422,32 @@ static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, 
   return 0;
 }
 
+/*
+ * A push of a file JS is about to answer a LOOKUP of (JS thread, before that reply): the
+ * kernel has no such inode until the reader parses the reply, so a push now would be refused.
+ * It waits with the retries instead, first tried STORE_HOLD_NS from now, and the reader's READ
+ * right after the lookup takes it from there (store_answer_read) with no round trip through
+ * JS; a lookup with no read after it (a stat) gets the push. 0 or a positive errno.
+ */
+static int store_hold(ekv_mount *m, uint64_t ino, off_t off, const void *data, size_t len) {
+  int err = store_start(m);
+  if (err) return err;
+  ekv_store *q = store_rec(NULL, ino, off, data, len);
+  if (!q) return ENOMEM;
+  pthread_mutex_lock(&m->store_mu);
+  if (m->store_bytes + len > STORE_QUEUE_MAX) {
+    pthread_mutex_unlock(&m->store_mu);
+    free(q);
+    return EAGAIN;
+  }
+  m->pushes_of[ino % PUSH_COUNT_SLOTS]++;
+  m->store_bytes += len;
+  store_retry_at(m, q, mono_ns() + STORE_HOLD_NS);
+  pthread_cond_signal(&m->store_cv); /* the push thread's wait ends at the first retry due */
+  pthread_mutex_unlock(&m->store_mu);
+  return 0;
+}
+
 /* A Buffer argument's bytes, or a TypeError thrown (-1). */
 static int buffer_arg(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
   if (buffer_of(env, v, data, len)) return 0;
@@ -1459,8 +1550,9 @@ static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* sessionStats(h) -> [answered, dropped, retried]: prepared listings the kernel took, those it
- * never did, and pushes tried again after the kernel refused them (store_retry_later). */
+/* sessionStats(h) -> [answered, dropped, retried, readsFromPushes]: prepared listings the kernel
+ * took, those it never did, pushes tried again after the kernel refused them (store_retry_later),
+ * and READs answered from pushes not written yet (store_answer_read). */
 static napi_value js_session_stats(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, v;
   ekv_mount *m = mount_args(env, info, 1, argv);
@@ -1469,15 +1561,17 @@ static napi_value js_session_stats(napi_env env, napi_callback_info info) {
   double a = (double)m->prep_answered, d = (double)m->prep_dropped;
   pthread_mutex_unlock(&m->prep_mu);
   pthread_mutex_lock(&m->store_mu);
-  double r = (double)m->store_retried;
+  double r = (double)m->store_retried, f = (double)m->store_read_answers;
   pthread_mutex_unlock(&m->store_mu);
-  CHECK(env, napi_create_array_with_length(env, 3, &out));
+  CHECK(env, napi_create_array_with_length(env, 4, &out));
   napi_create_double(env, a, &v);
   napi_set_element(env, out, 0, v);
   napi_create_double(env, d, &v);
   napi_set_element(env, out, 1, v);
   napi_create_double(env, r, &v);
   napi_set_element(env, out, 2, v);
+  napi_create_double(env, f, &v);
+  napi_set_element(env, out, 3, v);
   return out;
 }
 
@@ -1503,8 +1597,9 @@ static napi_value js_store(napi_env env, napi_callback_info info) {
   if (buffer_arg(env, argv[3], &data, &len, "ekvfuse.store: data must be a Buffer") != 0) return NULL;
   uint64_t ino = (uint64_t)arg_double(env, argv[1]);
   off_t off = (off_t)arg_double(env, argv[2]);
-  uint64_t dir = (uint64_t)arg_double(env, argv[4]);
-  int err = dir ? store_park(m, dir, ino, off, data, len) : store_enqueue(m, NULL, ino, off, data, len);
+  double where = arg_double(env, argv[4]);
+  uint64_t dir = where > 0 ? (uint64_t)where : 0;
+  int err = where < 0 ? store_hold(m, ino, off, data, len) : dir ? store_park(m, dir, ino, off, data, len) : store_enqueue(m, NULL, ino, off, data, len);
   napi_create_int32(env, err, &out);
   return out;
 }

@@ -342,6 +342,36 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       expect(ops.read).toBe(0);
     });
 
+    it('files read by path with no listing (sha256sum -c) are answered by the addon: the lookup hands it their bytes', async () => {
+      // The checksum list of every item, made on a fuse-native mount; then checked on a fresh
+      // native mount, which lists no directory: each file costs a LOOKUP, and its READ is answered
+      // from the bytes the lookup rendered (or from pages pushed, if the READ came late).
+      const list = join(tempDir('ekv-native-sums-'), 'SUMS');
+      const ref = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'fuse-native']);
+      try {
+        const made = await sh(`find dynamodb -type f | sort | xargs sha256sum > '${list}'`, ref.mnt);
+        expect(made.code, made.stderr).toBe(0);
+      } finally {
+        await ref.unmount();
+      }
+      const files = Number((await sh(`wc -l < '${list}'`)).stdout.trim());
+      expect(files).toBe(1501); // 1,500 items and the table's _schema.json
+      const nat = await mount(['--snapshot', dirsFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+      try {
+        const c = await sh(`sha256sum --quiet -c '${list}'`, nat.mnt);
+        expect(c.code, c.stderr).toBe(0);
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      expect(ops.readdirplus).toBe(0);
+      expect(ops.lookup).toBeGreaterThanOrEqual(files);
+      // Before: one READ reached us for every file.
+      expect(ops.prefilled).toBeGreaterThanOrEqual(files);
+      expect(ops.read).toBeLessThan(files / 10);
+      expect(ops.reads_from_pushes + ops.read).toBeLessThanOrEqual(files);
+    });
+
     it('tar of many small directories reads every file from pushed pages: no READ, the bytes fuse-native gives', async () => {
       // Each directory's files go with its listing's reply, parked until the kernel has taken the
       // reply in, and the listing's end is answered behind them: nothing races them with a READ.

@@ -29,7 +29,8 @@ export interface Addon {
   /**
    * Push bytes into the kernel page cache of a known inode; 0 or a positive errno. parkDir (not
    * 0): held until the kernel's next readdir of that directory (it has the reply's inodes then),
-   * and the listing's end is answered after it.
+   * and the listing's end is answered after it. parkDir -1: a file about to be the answer of a
+   * LOOKUP, held for the READ that follows it (answered by the addon), else pushed ~1 ms later.
    */
   store(h: Handle, ino: number, offset: number, data: Buffer, parkDir: number): number;
   /**
@@ -38,8 +39,8 @@ export interface Addon {
    * entries' lookups; a listing the kernel never takes comes back as forgets.
    */
   prepareDir(h: Handle, dirIno: number, names: string[], meta: Float64Array): number;
-  /** Prepared listings the kernel took, those dropped untaken, and pushes tried again after the kernel refused them. */
-  sessionStats(h: Handle): [number, number, number];
+  /** Prepared listings the kernel took, those dropped untaken, pushes tried again after the kernel refused them, and READs the addon answered from pushes not written yet. */
+  sessionStats(h: Handle): [number, number, number, number];
   /** replyBuf of a READ of `ino`, sent once the pushes queued before it are in the page cache (at once while a push of `ino` is queued). */
   replyBufAfterStores(h: Handle, id: number, data: Buffer, ino: number): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */

@@ -132,6 +132,9 @@ const PREFILL_MAX_FILES = 512;
 /** Files larger than this are read through READ as usual (max_read pieces, kernel read-ahead). */
 const PREFILL_MAX_FILE_BYTES = 1 << 20;
 
+/** store()'s parkDir for a push held for the READ after a lookup (the addon's store_hold). */
+const HOLD = -1;
+
 /** A listed entry's size as the cross-file read-ahead keeps it: a file it may push whole, else -1. */
 function pushSize(isFile: boolean, size: number): number {
   return isFile && size > 0 && size <= PREFILL_MAX_FILE_BYTES ? size : -1;
@@ -220,8 +223,8 @@ export class NativeFuseMount {
   prefilledFiles = 0;
   /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
   preparedListings = 0;
-  /** Of those, the ones the kernel took and the ones dropped untaken; and pushes tried again (read from the addon when the session ends). */
-  private sessionStats: [number, number, number] = [0, 0, 0];
+  /** Of those, the ones the kernel took and the ones dropped untaken; pushes tried again; READs the addon answered from pushes not written yet (read from the addon when the session ends). */
+  private sessionStats: [number, number, number, number] = [0, 0, 0, 0];
   private readonly onPrefetched = (path: string, l: DirListing): void => this.prepare(path, l);
   /** READs being answered, by inode. */
   private readonly readsInFlight = new Map<number, number>();
@@ -310,13 +313,30 @@ export class NativeFuseMount {
     if (dir === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
     const path = child(dir, name);
     this.track(() => this.o.tree.getattr(path)).then(
-      (a) => this.answer((A, h) => A.replyEntry(h, id, this.inodes.ref(parent, name), kindOf(a), a.size)),
+      (a) =>
+        this.answer((A, h) => {
+          const ino = this.inodes.ref(parent, name);
+          this.holdLookedUp(ino, a); // before the reply: the reader's READ comes right after it
+          A.replyEntry(h, id, ino, kindOf(a), a.size);
+        }),
       (e) => {
         const n = errnoOf(e);
         // The tree is immutable: a missing name stays missing (negative entry, cached by the kernel).
         this.answer((A, h) => (n === ERRNO.ENOENT ? A.replyEntry(h, id, 0, KIND_FILE, 0) : A.replyErr(h, id, n)));
       },
     );
+  }
+
+  /**
+   * A file looked up by name (not listed: sha256sum -c, cat, a script's open) whose whole bytes
+   * are in memory, most often because its size was just rendered for this lookup: handed to the
+   * addon with the reply, which answers the READ after the open from them, with no round trip
+   * through JS, or pushes them into the page cache if no READ comes (see HOLD).
+   */
+  private holdLookedUp(ino: number, a: Attr): void {
+    if (pushSize(a.kind === 'file', a.size) <= 0 || this.readsInFlight.has(ino)) return;
+    const data = this.o.tree.wholeIfCachedId(ino);
+    if (data && data.length === a.size) this.push(ino, data, HOLD);
   }
 
   private getattr(id: number, ino: number): void {
@@ -674,7 +694,7 @@ export class NativeFuseMount {
     return { queued, defer, wait };
   }
 
-  /** One file's whole bytes into the kernel's page cache (parked for directory `parkDir` when not 0). */
+  /** One file's whole bytes into the kernel's page cache (parked for directory `parkDir` when above 0; HOLD: see holdLookedUp). */
   private push(ino: number, data: Buffer, parkDir: number): void {
     const h = this.h;
     if (!h) return;
@@ -696,8 +716,8 @@ export class NativeFuseMount {
     this.listedEntries = 0;
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
-    const [answered, dropped, pushRetries] = this.sessionStats;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, push_retries: pushRetries };
+    const [answered, dropped, pushRetries, readsFromPushes] = this.sessionStats;
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }
