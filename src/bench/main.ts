@@ -267,6 +267,20 @@ async function main(): Promise<void> {
   }
   row('5 big object', 'big_object_mb_s', fmt(median(mbs), 0), `(fio seq read 1M blocks of a ${fmt(ds.tree.bigObjectBytes / 2 ** 20, 0)} MiB object)`);
 
+  // 7: verify a fresh snapshot mount against its own CHECKSUMS (files read by path, no listing).
+  const sumsMs: number[] = [];
+  const verifyMs: number[] = [];
+  let verified = 0;
+  for (let i = 0; i < Math.min(runs, 3); i++) {
+    await withMount(['--snapshot', ds.live.fsm], async (d) => {
+      sumsMs.push((await sh('cat CHECKSUMS > /dev/null', { cwd: d.mnt })).ms);
+      // sh rejects when a line fails: wrong bytes fail the bench, not just slow it.
+      verifyMs.push((await sh('sha256sum --quiet -c CHECKSUMS', { cwd: d.mnt })).ms);
+      verified = Number((await sh('wc -l < CHECKSUMS', { cwd: d.mnt })).stdout.trim());
+    });
+  }
+  row('7 verify', 'verify_s', fmt(median(verifyMs) / 1000), `(sha256sum -c of ${verified} files by path on a fresh snapshot mount of the live dataset, after cat CHECKSUMS: ${fmt(median(sumsMs) / 1000)} s; median of ${verifyMs.length})`);
+
   const result = {
     scale,
     runs,
@@ -279,6 +293,7 @@ async function main(): Promise<void> {
     peak_rss_mib: Number(fmt(peakDefault, 0)),
     mount_s: Number(fmt(median(mountMs) / 1000)),
     concurrent_copies_ratio: Number(fmt(atOnce)),
+    verify_s: Number(fmt(median(verifyMs) / 1000)),
     elapsed_s: Math.round((Date.now() - t0) / 1000),
   };
   const w = [22, 46, 10];
