@@ -130,6 +130,7 @@ typedef struct {
   struct ekv_store *retry_head; /* refused pushes to try again, by due time */
   uint64_t store_retried;       /* pushes tried again (see store_retry_later) */
   uint64_t store_read_answers;  /* READs answered from a push not written yet (store_answer_read) */
+  uint32_t holds_since_wake;    /* holds made since the push thread was last woken for them (store_hold) */
   uint32_t pushes_of[PUSH_COUNT_SLOTS]; /* queued or retrying pushes by ino % slots */
   size_t store_bytes;
   int store_started, store_stop;
@@ -173,6 +174,9 @@ typedef struct ekv_store {
 
 /* How long a push held for the READ after a lookup waits before it is tried (store_hold). */
 #define STORE_HOLD_NS 1000000u
+
+/* Holds made before the push thread is woken for them (store_hold). */
+#define HOLD_WAKE_EVERY 32
 
 /* Bytes of pushes queued at most; beyond it a push is dropped (the file is then read as usual). */
 #define STORE_QUEUE_MAX (32u << 20)
@@ -1443,7 +1447,13 @@ static int store_hold(ekv_mount *m, uint64_t ino, off_t off, const void *data, s
   m->pushes_of[ino % PUSH_COUNT_SLOTS]++;
   m->store_bytes += len;
   store_retry_at(m, q, mono_ns() + STORE_HOLD_NS);
-  pthread_cond_signal(&m->store_cv); /* the push thread's wait ends at the first retry due */
+  /* Most holds are taken by their READ within the millisecond: waking the push thread for each
+   * cost this (JS) thread a futex call and the push thread two wakes per lookup. It is woken every
+   * HOLD_WAKE_EVERY holds instead; the ones no READ took go then, or at its next wake. */
+  if (++m->holds_since_wake >= HOLD_WAKE_EVERY) {
+    m->holds_since_wake = 0;
+    pthread_cond_signal(&m->store_cv);
+  }
   pthread_mutex_unlock(&m->store_mu);
   return 0;
 }
