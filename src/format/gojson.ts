@@ -62,6 +62,14 @@ function writeString(out: string[], s: string, escapeHTML: boolean): void {
   else writeStringBytes(out, Buffer.from(s, 'utf8'), escapeHTML);
 }
 
+/** Go's JSON encoding of a JS string (its UTF-8 bytes), quotes included. */
+export function goJsonString(s: string, escapeHTML = true): string {
+  if ((escapeHTML ? PLAIN_HTML : PLAIN).test(s)) return '"' + s + '"';
+  const out: string[] = [];
+  writeStringBytes(out, Buffer.from(s, 'utf8'), escapeHTML);
+  return out[0]!;
+}
+
 /** Append Go's JSON encoding of a byte string to out. */
 function writeStringBytes(out: string[], b: Buffer, escapeHTML: boolean): void {
   let s = '"';
@@ -229,6 +237,14 @@ function sortedEntries(entries: [string | Buffer, GoValue][]): [string | Buffer,
   return entries
     .map(([k, x]) => [typeof k === 'string' ? Buffer.from(k, 'utf8') : k, x] as [Buffer, GoValue])
     .sort((a, b) => Buffer.compare(a[0], b[0]));
+}
+
+/** Map keys in Go's order (bytewise by UTF-8), sorted in place. */
+export function sortKeysBytewise(keys: string[]): string[] {
+  if (keys.length <= 1) return keys;
+  if (keys.every((k) => BELOW_SURROGATES.test(k))) return keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const bytes = new Map(keys.map((k) => [k, Buffer.from(k, 'utf8')]));
+  return keys.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!));
 }
 
 /** "\n" + indent × depth, made once per indent and depth. */

@@ -3,7 +3,7 @@
  * of DynamoTableSchema) and the GetItem wire JSON of one item, plus the
  * filename segment of a primary-key attribute.
  */
-import { GoB64, GoMap, marshal, type GoValue } from '../../format/gojson.js';
+import { GoB64, GoMap, goJsonString, marshal, sortKeysBytewise, type GoValue } from '../../format/gojson.js';
 import { encodeBinarySegment, encodeSegment } from '../../format/filename.js';
 import { canonicalNumber } from './keys.js';
 import type { AttrValue, Item, TableSchema } from './proto.js';
@@ -69,9 +69,81 @@ export function itemValue(item: Item): GoValue {
   return new GoMap([...item].map(([k, v]) => [k, attrValue(v)]));
 }
 
-/** Per-item file body: json.MarshalIndent(item, "", "  "), no trailing newline. */
+/** "\n" and two spaces per level, by depth. */
+const NL: string[] = [];
+const nl = (depth: number): string => (NL[depth] ??= '\n' + '  '.repeat(depth));
+
+/** A JSON array of already-encoded elements at `depth` (MarshalIndent's layout; [] when empty). */
+function indentedArray(elems: string[], depth: number): string {
+  if (elems.length === 0) return '[]';
+  const inner = nl(depth + 1);
+  return '[' + inner + elems.join(',' + inner) + nl(depth) + ']';
+}
+
+/** An attribute map (an item, or an M) at `depth`, keys in Go's order. */
+function indentedAttrs(m: Map<string, AttrValue>, depth: number): string {
+  if (m.size === 0) return '{}';
+  const inner = nl(depth + 1);
+  let s = '{';
+  let first = true;
+  for (const k of sortKeysBytewise([...m.keys()])) {
+    s += (first ? inner : ',' + inner) + goJsonString(k) + ': ' + indentedAttr(m.get(k)!, depth + 1);
+    first = false;
+  }
+  return s + nl(depth) + '}';
+}
+
+/** One AttributeValue at `depth`: a one-key object, as attrValue() marshals. */
+function indentedAttr(av: AttrValue, depth: number): string {
+  let tag: string;
+  let v: string;
+  switch (av.t) {
+    case 'S':
+    case 'N':
+      tag = av.t;
+      v = goJsonString(av.v);
+      break;
+    case 'BOOL':
+    case 'NULL':
+      tag = av.t;
+      v = av.v ? 'true' : 'false';
+      break;
+    case 'none':
+      tag = 'NULL';
+      v = 'true';
+      break;
+    case 'B':
+      tag = 'B';
+      v = '"' + av.v.toString('base64') + '"';
+      break;
+    case 'SS':
+    case 'NS':
+      tag = av.t;
+      v = indentedArray(av.v.map((x) => goJsonString(x)), depth + 1);
+      break;
+    case 'BS':
+      tag = 'BS';
+      v = indentedArray(av.v.map((b) => '"' + b.toString('base64') + '"'), depth + 1);
+      break;
+    case 'L':
+      tag = 'L';
+      v = indentedArray(av.v.map((x) => indentedAttr(x, depth + 2)), depth + 1);
+      break;
+    case 'M':
+      tag = 'M';
+      v = indentedAttrs(av.v, depth + 1);
+      break;
+  }
+  return '{' + nl(depth + 1) + '"' + tag + '": ' + v + nl(depth) + '}';
+}
+
+/**
+ * Per-item file body: json.MarshalIndent(item, "", "  "), no trailing newline. Written
+ * straight from the item (the bytes marshal(itemValue(item), { indent: '  ' }) gives, checked
+ * against it by test), without the intermediate Go values: a copy renders every item.
+ */
 export function renderItem(item: Item): Buffer {
-  return Buffer.from(marshal(itemValue(item), { indent: '  ' }), 'utf8');
+  return Buffer.from(indentedAttrs(item, 0), 'utf8');
 }
 
 /** One JSONL bundle line: json.Marshal(item) + "\n". */
