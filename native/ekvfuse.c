@@ -1429,9 +1429,10 @@ static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, 
 /*
  * A push of a file JS is about to answer a LOOKUP of (JS thread, before that reply): the
  * kernel has no such inode until the reader parses the reply, so a push now would be refused.
- * It waits with the retries instead, first tried STORE_HOLD_NS from now, and the reader's READ
- * right after the lookup takes it from there (store_answer_read) with no round trip through
- * JS; a lookup with no read after it (a stat) gets the push. 0 or a positive errno.
+ * It waits with the retries instead, due STORE_HOLD_NS from now, and the reader's READ right
+ * after the lookup takes it from there (store_answer_read) with no round trip through JS; a
+ * lookup with no read after it (a stat) gets the push once the push thread wakes (see below).
+ * 0 or a positive errno.
  */
 static int store_hold(ekv_mount *m, uint64_t ino, off_t off, const void *data, size_t len) {
   int err = store_start(m);

@@ -64,9 +64,8 @@ function writeString(out: string[], s: string, escapeHTML: boolean): void {
 
 /** Go's JSON encoding of a JS string (its UTF-8 bytes), quotes included. */
 export function goJsonString(s: string, escapeHTML = true): string {
-  if ((escapeHTML ? PLAIN_HTML : PLAIN).test(s)) return '"' + s + '"';
   const out: string[] = [];
-  writeStringBytes(out, Buffer.from(s, 'utf8'), escapeHTML);
+  writeString(out, s, escapeHTML);
   return out[0]!;
 }
 

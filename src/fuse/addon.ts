@@ -30,7 +30,8 @@ export interface Addon {
    * Push bytes into the kernel page cache of a known inode; 0 or a positive errno. parkDir (not
    * 0): held until the kernel's next readdir of that directory (it has the reply's inodes then),
    * and the listing's end is answered after it. parkDir -1: a file about to be the answer of a
-   * LOOKUP, held for the READ that follows it (answered by the addon), else pushed ~1 ms later.
+   * LOOKUP, held for the READ that follows it (answered by the addon); if none comes, pushed when
+   * the push thread next wakes (every 32nd hold, or another push), 1 ms on at the earliest.
    */
   store(h: Handle, ino: number, offset: number, data: Buffer, parkDir: number): number;
   /**
