@@ -116,6 +116,8 @@ async function openSnapshot(cfg: MountConfig, log: Logger): Promise<OpenedSource
 
 /** After a fatal error, clean-up gets this long before the process exits anyway. */
 const FATAL_EXIT_MS = 20_000;
+/** How long a daemon unmounted from outside waits for its FUSE session to report its end. */
+const SESSION_END_WAIT_MS = 2_000;
 
 /**
  * Every exit path the daemon controls ends the pin and unmounts: SIGINT, SIGTERM
@@ -244,6 +246,9 @@ export async function runMount(cfg: MountConfig): Promise<number> {
     let code = fatalCode;
     try {
       if (reason !== 'unmounted') await fuse!.unmount();
+      // Unmounted from outside (fusermount -u), seen by the poll: the session may still be ending.
+      // Its end is reported (the addon's counters, its debug line) before the daemon exits.
+      else if (fuse!.exited) await Promise.race([fuse!.exited, new Promise((r) => setTimeout(r, SESSION_END_WAIT_MS).unref())]);
     } catch (e) {
       log.error({ err: (e as Error).message }, 'unmount failed');
       code = 1;

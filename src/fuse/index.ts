@@ -14,6 +14,8 @@ export { DEFAULT_FUSE_BACKEND, FUSE_BACKENDS, type FuseBackend } from './backend
 export interface KernelMount {
   mount(): Promise<void>;
   unmount(): Promise<void>;
+  /** Resolves once the kernel session has ended and been reported (the native backend). */
+  readonly exited?: Promise<void>;
 }
 
 export function createFuseMount(opts: MountOptions & { backend?: FuseBackend }): KernelMount {
