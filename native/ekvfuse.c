@@ -130,7 +130,7 @@ typedef struct {
   struct ekv_store *retry_head; /* refused pushes to try again, by due time */
   uint64_t store_retried;       /* pushes tried again (see store_retry_later) */
   uint64_t store_read_answers;  /* READs answered from a push not written yet (store_answer_read) */
-  uint32_t holds_since_wake;    /* holds made since the push thread was last woken for them (store_hold) */
+  uint32_t holds_since_wake;    /* holds made since the push thread was last woken for them (store_enqueue) */
   uint32_t pushes_of[PUSH_COUNT_SLOTS]; /* queued or retrying pushes by ino % slots */
   size_t store_bytes;
   int store_started, store_stop;
@@ -172,10 +172,10 @@ typedef struct ekv_store {
 /* A push the kernel refuses with ENOENT is tried again this many times, 1, 2, 4, ... ms apart. */
 #define STORE_RETRIES 6
 
-/* How long a push held for the READ after a lookup waits before it is tried (store_hold). */
+/* How long a push held for the READ after a lookup waits before it is tried (store_enqueue). */
 #define STORE_HOLD_NS 1000000u
 
-/* Holds made before the push thread is woken for them (store_hold). */
+/* Holds made before the push thread is woken for them (store_enqueue). */
 #define HOLD_WAKE_EVERY 32
 
 /* Bytes of pushes queued at most; beyond it a push is dropped (the file is then read as usual). */
@@ -1400,8 +1400,16 @@ static int store_release_parked(ekv_mount *m, fuse_ino_t dir, fuse_req_t end_req
   return answered;
 }
 
-/* Queue a push (req NULL) or a deferred READ answer; 0, or EAGAIN/ENOMEM/ENOTCONN when not queued. */
-static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, const void *data, size_t len) {
+/*
+ * Queue a push (req NULL) or a deferred READ answer; 0, or EAGAIN/ENOMEM/ENOTCONN when not
+ * queued. With `hold`, a push of a file JS is about to answer a LOOKUP of (JS thread, before
+ * that reply): the kernel has no such inode until the reader parses the reply, so a push now
+ * would be refused. It waits with the retries instead, due STORE_HOLD_NS from now, and the
+ * reader's READ right after the lookup takes it from there (store_answer_read) with no round
+ * trip through JS; a lookup with no read after it (a stat) gets the push once the push thread
+ * wakes (see below).
+ */
+static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, const void *data, size_t len, int hold) {
   int err = store_start(m);
   if (err) return err;
   ekv_store *q = store_rec(req, ino, off, data, len);
@@ -1421,29 +1429,10 @@ static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, 
     free(q);
     return EAGAIN;
   }
-  store_append(m, q, q, len);
-  pthread_mutex_unlock(&m->store_mu);
-  return 0;
-}
-
-/*
- * A push of a file JS is about to answer a LOOKUP of (JS thread, before that reply): the
- * kernel has no such inode until the reader parses the reply, so a push now would be refused.
- * It waits with the retries instead, due STORE_HOLD_NS from now, and the reader's READ right
- * after the lookup takes it from there (store_answer_read) with no round trip through JS; a
- * lookup with no read after it (a stat) gets the push once the push thread wakes (see below).
- * 0 or a positive errno.
- */
-static int store_hold(ekv_mount *m, uint64_t ino, off_t off, const void *data, size_t len) {
-  int err = store_start(m);
-  if (err) return err;
-  ekv_store *q = store_rec(NULL, ino, off, data, len);
-  if (!q) return ENOMEM;
-  pthread_mutex_lock(&m->store_mu);
-  if (m->store_bytes + len > STORE_QUEUE_MAX) {
+  if (!hold) {
+    store_append(m, q, q, len);
     pthread_mutex_unlock(&m->store_mu);
-    free(q);
-    return EAGAIN;
+    return 0;
   }
   m->pushes_of[ino % PUSH_COUNT_SLOTS]++;
   m->store_bytes += len;
@@ -1610,7 +1599,7 @@ static napi_value js_store(napi_env env, napi_callback_info info) {
   off_t off = (off_t)arg_double(env, argv[2]);
   double where = arg_double(env, argv[4]);
   uint64_t dir = where > 0 ? (uint64_t)where : 0;
-  int err = where < 0 ? store_hold(m, ino, off, data, len) : dir ? store_park(m, dir, ino, off, data, len) : store_enqueue(m, NULL, ino, off, data, len);
+  int err = dir ? store_park(m, dir, ino, off, data, len) : store_enqueue(m, NULL, ino, off, data, len, where < 0);
   napi_create_int32(env, err, &out);
   return out;
 }
@@ -1633,7 +1622,7 @@ static napi_value js_reply_buf_after_stores(napi_env env, napi_callback_info inf
     return NULL;
   }
   uint64_t ino = (uint64_t)arg_double(env, argv[3]);
-  if (store_enqueue(m, req, ino, 0, data, len) != 0) fuse_reply_buf(req, data, len);
+  if (store_enqueue(m, req, ino, 0, data, len, 0) != 0) fuse_reply_buf(req, data, len);
   return NULL;
 }
 

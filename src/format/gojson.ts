@@ -227,23 +227,30 @@ function writeValue(out: string[], v: GoValue | undefined, opts: Required<Marsha
 /** Below the surrogates, UTF-16 code-unit order is UTF-8 byte order. */
 const BELOW_SURROGATES = /^[\x00-\ud7ff]*$/;
 
-/** A map's entries sorted bytewise by key (Go's map order), as strings where comparing strings gives that order. */
+/** A map's entries sorted bytewise by key (Go's map order). */
 function sortedEntries(entries: [string | Buffer, GoValue][]): [string | Buffer, GoValue][] {
   if (entries.length <= 1) return entries;
-  if (entries.every(([k]) => typeof k === 'string' && BELOW_SURROGATES.test(k))) {
-    return [...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  }
+  if (entries.every(([k]) => typeof k === 'string')) return sortBytewise([...entries], (e) => e[0] as string);
   return entries
     .map(([k, x]) => [typeof k === 'string' ? Buffer.from(k, 'utf8') : k, x] as [Buffer, GoValue])
     .sort((a, b) => Buffer.compare(a[0], b[0]));
 }
 
-/** Map keys in Go's order (bytewise by UTF-8), sorted in place. */
-export function sortKeysBytewise(keys: string[]): string[] {
-  if (keys.length <= 1) return keys;
-  if (keys.every((k) => BELOW_SURROGATES.test(k))) return keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const bytes = new Map(keys.map((k) => [k, Buffer.from(k, 'utf8')]));
-  return keys.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!));
+/**
+ * Items sorted in place by a string key in Go's map order (bytewise by UTF-8): comparing the
+ * strings themselves gives that order while no key reaches the surrogates.
+ */
+export function sortBytewise<T>(items: T[], key: (t: T) => string): T[] {
+  if (items.length <= 1) return items;
+  if (items.every((t) => BELOW_SURROGATES.test(key(t)))) {
+    return items.sort((a, b) => {
+      const x = key(a);
+      const y = key(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+  }
+  const bytes = new Map(items.map((t) => [t, Buffer.from(key(t), 'utf8')]));
+  return items.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!));
 }
 
 /** "\n" + indent × depth, made once per indent and depth. */

@@ -132,7 +132,7 @@ const PREFILL_MAX_FILES = 512;
 /** Files larger than this are read through READ as usual (max_read pieces, kernel read-ahead). */
 const PREFILL_MAX_FILE_BYTES = 1 << 20;
 
-/** store()'s parkDir for a push held for the READ after a lookup (the addon's store_hold). */
+/** store()'s parkDir for a push held for the READ after a lookup (the addon's store_enqueue with hold). */
 const HOLD = -1;
 
 /** A listed entry's size as the cross-file read-ahead keeps it: a file it may push whole, else -1. */

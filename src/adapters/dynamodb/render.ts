@@ -3,7 +3,7 @@
  * of DynamoTableSchema) and the GetItem wire JSON of one item, plus the
  * filename segment of a primary-key attribute.
  */
-import { GoB64, GoMap, goJsonString, marshal, sortKeysBytewise, type GoValue } from '../../format/gojson.js';
+import { GoB64, GoMap, goJsonString, marshal, sortBytewise, type GoValue } from '../../format/gojson.js';
 import { encodeBinarySegment, encodeSegment } from '../../format/filename.js';
 import { canonicalNumber } from './keys.js';
 import type { AttrValue, Item, TableSchema } from './proto.js';
@@ -86,7 +86,7 @@ function indentedAttrs(m: Map<string, AttrValue>, depth: number): string {
   const inner = nl(depth + 1);
   let s = '{';
   let first = true;
-  for (const k of sortKeysBytewise([...m.keys()])) {
+  for (const k of sortBytewise([...m.keys()], (x) => x)) {
     s += (first ? inner : ',' + inner) + goJsonString(k) + ': ' + indentedAttr(m.get(k)!, depth + 1);
     first = false;
   }
