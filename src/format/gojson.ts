@@ -256,11 +256,14 @@ export function sortBytewise<T>(items: T[], key: (t: T) => string): T[] {
 /** "\n" + indent × depth, made once per indent and depth. */
 const newlines = new Map<string, string[]>();
 
-function newline(out: string[], indent: string, depth: number): void {
-  if (!indent) return;
+export function indentLine(indent: string, depth: number): string {
   let byDepth = newlines.get(indent);
   if (!byDepth) newlines.set(indent, (byDepth = []));
-  out.push((byDepth[depth] ??= '\n' + indent.repeat(depth)));
+  return (byDepth[depth] ??= '\n' + indent.repeat(depth));
+}
+
+function newline(out: string[], indent: string, depth: number): void {
+  if (indent) out.push(indentLine(indent, depth));
 }
 
 /** Compact a JSON text, then (when indenting) re-indent it the way Go's encoder does for RawMessage. */

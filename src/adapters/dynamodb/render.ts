@@ -3,7 +3,7 @@
  * of DynamoTableSchema) and the GetItem wire JSON of one item, plus the
  * filename segment of a primary-key attribute.
  */
-import { GoB64, GoMap, goJsonString, marshal, sortBytewise, type GoValue } from '../../format/gojson.js';
+import { GoB64, GoMap, goJsonString, indentLine, marshal, sortBytewise, type GoValue } from '../../format/gojson.js';
 import { encodeBinarySegment, encodeSegment } from '../../format/filename.js';
 import { canonicalNumber } from './keys.js';
 import type { AttrValue, Item, TableSchema } from './proto.js';
@@ -69,9 +69,8 @@ export function itemValue(item: Item): GoValue {
   return new GoMap([...item].map(([k, v]) => [k, attrValue(v)]));
 }
 
-/** "\n" and two spaces per level, by depth. */
-const NL: string[] = [];
-const nl = (depth: number): string => (NL[depth] ??= '\n' + '  '.repeat(depth));
+/** MarshalIndent's line break before a value at `depth` (two spaces a level). */
+const nl = (depth: number): string => indentLine('  ', depth);
 
 /** A JSON array of already-encoded elements at `depth` (MarshalIndent's layout; [] when empty). */
 function indentedArray(elems: string[], depth: number): string {
