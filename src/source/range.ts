@@ -45,6 +45,16 @@ export class SnapshotView {
    * for sequential readers: one page in flight while the caller works).
    */
   async *scan(start: Buffer, end: Buffer | null, opts: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KV> {
+    for await (const page of this.scanPages(start, end, opts)) for (const kv of page) yield kv;
+  }
+
+  /**
+   * The same keys as scan, a page at a time (never an empty page). A pass over many
+   * small records loops over each page synchronously: an async generator's step per
+   * key costs about 0.4 µs and two short-lived objects, which a census of a few
+   * hundred thousand keys feels.
+   */
+  async *scanPages(start: Buffer, end: Buffer | null, opts: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KV[]> {
     const limit = opts.pageSize ?? this.pageSize;
     const keysOnly = opts.keysOnly ?? false;
     const fetch = (cursor: Buffer): Promise<KV[]> => this.source.scanPage(cursor, end, this.ts, { limit, keysOnly });
@@ -54,7 +64,7 @@ export class SnapshotView {
       pending = page.length < limit ? null : fetch(nextKey(page[page.length - 1]!.key));
       // A consumer that stops early leaves the read-ahead unobserved: never an unhandled rejection.
       pending?.catch(() => {});
-      for (const kv of page) yield kv;
+      if (page.length > 0) yield page;
     }
   }
 

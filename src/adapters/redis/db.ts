@@ -16,7 +16,7 @@
  */
 import type { AdapterContext, FileFactory } from '../types.js';
 import type { KV } from '../../source/types.js';
-import { nextKey, type SnapshotView } from '../../source/range.js';
+import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import { encodeSegment, needsKeymap, decodeSegment, isShaFallback } from '../../format/filename.js';
 import { keymapLine, KEYMAP_FILE } from '../../format/keymap.js';
 import { RecordError, type DirNode, type Entry, type FileNode, type Node } from '../../tree/node.js';
@@ -434,7 +434,7 @@ export class RedisDb {
     try {
       let ttl = await ttlIt.next();
       let idx = 0;
-      for await (const kv of this.view.scanPrefix(own)) {
+      for await (const page of this.view.scanPages(own, prefixEnd(own))) for (const kv of page) {
         const uk = kv.key.subarray(own.length);
         // A TTL record with no `own` record for its key never routes to this sidecar.
         while (!ttl.done && Buffer.compare(ttl.value.key.subarray(P.ttl.length), uk) < 0) {
@@ -647,52 +647,19 @@ export class RedisDb {
    * the room's cache share (a huge collection): the caller lists names only.
    */
   async collectionEntries(kind: Exclude<WideKind, 'streams'>): Promise<CollectionKey[] | null> {
-    const budget = this.ctx.roomCacheBytes;
-    const keys = new Map<string, CollectionKey>();
-    let held = 0;
-    const at = (uk: Buffer): CollectionKey => {
-      const m = mk(uk);
-      let c = keys.get(m);
-      if (!c) keys.set(m, (c = { uk: Buffer.from(uk), meta: null, rows: [], legacy: false }));
-      return c;
-    };
-    const hold = (b: Buffer): boolean => (held += b.length + 48) <= budget;
-    const prefixes = { hashes: [P.hashMeta, P.hashMetaDelta, P.hashField], sets: [P.setMeta, P.setMetaDelta, P.setMember], zsets: [P.zsetMeta, P.zsetMetaDelta, P.zsetMember], lists: [P.listMeta, P.listMetaDelta, P.listItem] }[kind];
-    const [meta, delta, member] = prefixes as [Buffer, Buffer, Buffer];
+    // Page at a time, one small loop per row shape (CollectionRows): one loop over every
+    // kind's rows was re-optimised by V8 as each kind reached a branch it had not seen.
+    const rows = new CollectionRows(this.ctx.roomCacheBytes);
+    const [meta, delta, member] = COLLECTION_PREFIXES[kind];
     for (const [s, e] of this.metaRanges(meta, delta)) {
-      for await (const kv of this.view.scan(s, e)) {
-        if (kind === 'lists') {
-          at(kv.key.subarray(meta.length)).meta = kv.value;
-        } else {
-          const p = parseWide(kv.key, meta);
-          if (!p) continue;
-          // Only the exact `<meta><len><k>` row is the key's meta; a longer one only says the key has state.
-          const c = at(p.userKey);
-          if (p.tail.length === 0) c.meta = kv.value;
-        }
-        if (!hold(kv.value)) return null;
-      }
+      for await (const page of this.view.scanPages(s, e)) if (!(kind === 'lists' ? rows.listMetas(page, meta) : rows.wideMetas(page, meta))) return null;
     }
-    for await (const kv of this.view.scan(member, endOf(member), { keysOnly: kind === 'sets' })) {
-      if (kind === 'lists') {
-        const rest = kv.key.subarray(member.length);
-        if (rest.length < LIST_SEQ_BYTES) continue;
-        at(rest.subarray(0, rest.length - LIST_SEQ_BYTES)).rows.push(kv.value);
-        if (!hold(kv.value)) return null;
-        continue;
-      }
-      const p = parseWide(kv.key, member);
-      if (!p) continue;
-      const c = at(p.userKey);
-      if (kind === 'sets') c.rows.push(Buffer.from(p.tail));
-      else {
-        c.rows.push(Buffer.from(p.tail), kv.value);
-        if (!hold(kv.value)) return null;
-      }
-      if (!hold(p.tail)) return null;
+    for await (const page of this.view.scanPages(member, endOf(member), { keysOnly: kind === 'sets' })) {
+      const ok = kind === 'lists' ? rows.listItems(page, member) : kind === 'sets' ? rows.setMembers(page, member) : rows.memberPairs(page, member);
+      if (!ok) return null;
     }
-    if (kind === 'zsets') for await (const kv of this.view.scanPrefix(P.zsetLegacy, { keysOnly: true })) at(kv.key.subarray(P.zsetLegacy.length)).legacy = true;
-    const out = [...keys.values()].sort((a, b) => Buffer.compare(a.uk, b.uk));
+    if (kind === 'zsets') for await (const page of this.view.scanPages(P.zsetLegacy, prefixEnd(P.zsetLegacy), { keysOnly: true })) rows.legacyBlobs(page, P.zsetLegacy.length);
+    const out = rows.sorted();
     for (const c of out) c.bytes = this.renderCollection(kind, c);
     return out;
   }
@@ -830,6 +797,100 @@ interface CollectionKey {
   /** A legacy zset blob exists for the key. */
   legacy: boolean;
   bytes?: Buffer;
+}
+
+/** Meta, delta and member prefixes of each collection type. */
+const COLLECTION_PREFIXES: Record<Exclude<WideKind, 'streams'>, readonly [Buffer, Buffer, Buffer]> = {
+  hashes: [P.hashMeta, P.hashMetaDelta, P.hashField],
+  sets: [P.setMeta, P.setMetaDelta, P.setMember],
+  zsets: [P.zsetMeta, P.zsetMetaDelta, P.zsetMember],
+  lists: [P.listMeta, P.listMetaDelta, P.listItem],
+};
+
+/**
+ * The rows of one collection type gathered by collectionEntries, by user key, while the
+ * bytes held stay within `budget` (each method returns false once they do not).
+ */
+class CollectionRows {
+  private readonly keys = new Map<string, CollectionKey>();
+  private held = 0;
+
+  constructor(private readonly budget: number) {}
+
+  private at(uk: Buffer): CollectionKey {
+    const m = mk(uk);
+    let c = this.keys.get(m);
+    if (!c) this.keys.set(m, (c = { uk: Buffer.from(uk), meta: null, rows: [], legacy: false }));
+    return c;
+  }
+
+  private hold(b: Buffer): boolean {
+    return (this.held += b.length + 48) <= this.budget;
+  }
+
+  /** `<listMeta><k>` rows. */
+  listMetas(page: KV[], meta: Buffer): boolean {
+    for (const kv of page) {
+      this.at(kv.key.subarray(meta.length)).meta = kv.value;
+      if (!this.hold(kv.value)) return false;
+    }
+    return true;
+  }
+
+  /** `<meta><len><k>[tail]` rows: only the exact one is the key's meta; a longer one only says the key has state. */
+  wideMetas(page: KV[], meta: Buffer): boolean {
+    for (const kv of page) {
+      const p = parseWide(kv.key, meta);
+      if (!p) continue;
+      const c = this.at(p.userKey);
+      if (p.tail.length === 0) c.meta = kv.value;
+      if (!this.hold(kv.value)) return false;
+    }
+    return true;
+  }
+
+  /** `<listItem><k><seq>` rows: the item values, in key (sequence) order. */
+  listItems(page: KV[], member: Buffer): boolean {
+    for (const kv of page) {
+      const rest = kv.key.subarray(member.length);
+      if (rest.length < LIST_SEQ_BYTES) continue;
+      this.at(rest.subarray(0, rest.length - LIST_SEQ_BYTES)).rows.push(kv.value);
+      if (!this.hold(kv.value)) return false;
+    }
+    return true;
+  }
+
+  /** `<setMember><len><k><member>` keys: the members. */
+  setMembers(page: KV[], member: Buffer): boolean {
+    for (const kv of page) {
+      const p = parseWide(kv.key, member);
+      if (!p) continue;
+      this.at(p.userKey).rows.push(Buffer.from(p.tail));
+      if (!this.hold(p.tail)) return false;
+    }
+    return true;
+  }
+
+  /** `<field|member><len><k><name>` rows with values: name, value pairs (hash fields, zset scores). */
+  memberPairs(page: KV[], member: Buffer): boolean {
+    for (const kv of page) {
+      const p = parseWide(kv.key, member);
+      if (!p) continue;
+      this.at(p.userKey).rows.push(Buffer.from(p.tail), kv.value);
+      if (!this.hold(kv.value) || !this.hold(p.tail)) return false;
+    }
+    return true;
+  }
+
+  /** `<zsetLegacy><k>` keys: the key has a legacy blob (its lookup decides its file). */
+  legacyBlobs(page: KV[], prefixLength: number): void {
+    for (const kv of page) this.at(kv.key.subarray(prefixLength)).legacy = true;
+  }
+
+  /** The keys in listing order (by user key). */
+  sorted(): CollectionKey[] {
+    return [...this.keys.values()].sort((a, b) => Buffer.compare(a.uk, b.uk));
+  }
 }
 
 const EXT: Record<BlobKind | WideKind, string> = {
