@@ -271,6 +271,35 @@ describe('sqs: messages.jsonl ordering with bounded memory', () => {
   });
 });
 
+describe('sqs: queues whose key segment extends another', () => {
+  // base64url("orders") = b3JkZXJz is a prefix of b3JkZXJzLWRscQ ("orders-dlq") and
+  // b3JkZXJzWA ("ordersX"): a scan of one queue's legacy keys meets the others' and skips them.
+  const names = ['orders', 'orders-dlq', 'ordersX'];
+  const entries = (): FsmEntry[] => {
+    const out: FsmEntry[] = [];
+    names.forEach((name, qi) => {
+      const q = { name };
+      out.push(...sqsQueueEntries(q));
+      for (let i = 0; i < 7; i++) out.push(...sqsMessageEntries(q, { id: `${name}-${i}`, body: `m${i}`, sendTs: T0 + 10 * i + qi }));
+    });
+    return out;
+  };
+
+  it('each messages.jsonl holds its own queue\'s messages only, at every page size', async () => {
+    const ids = (r: Rendered, name: string): string[] =>
+      text(r, `sqs/${name}/messages.jsonl`)
+        .trimEnd()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { message_id: string }).message_id);
+    const whole = await render(entries());
+    for (const name of names) expect(ids(whole, name)).toEqual([...Array(7).keys()].map((i) => `${name}-${i}`));
+    for (const pageSize of [1, 2, 3, 5, 8]) {
+      const r = await render(entries(), {}, pageSize);
+      for (const name of names) expect(text(r, `sqs/${name}/messages.jsonl`), `page size ${pageSize}, ${name}`).toBe(text(whole, `sqs/${name}/messages.jsonl`));
+    }
+  });
+});
+
 describe('sqs: laziness', () => {
   async function counted(entries: FsmEntry[], options: Partial<DecodeOptions> = {}): Promise<{ tree: Tree; calls: SourceCall[]; close: () => Promise<void> }> {
     const t = await openTree(entries, { options, pageSize: 4, adapters: [sqsAdapter], cacheBytes: 1 << 20, wrap: (s) => new CountingSource(s) });

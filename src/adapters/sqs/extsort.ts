@@ -63,11 +63,12 @@ class RunWriter {
   private pendingBytes = 0;
   private pos = 0;
   constructor(private readonly fh: FileHandle) {}
-  async add(r: SortRecord): Promise<void> {
+  /** Queues one record; a promise only when the queue is written out. */
+  add(r: SortRecord): Promise<void> | undefined {
     const b = encodeRecord(r);
     this.pending.push(b);
     this.pendingBytes += b.length;
-    if (this.pendingBytes >= 1 << 20) await this.flush();
+    return this.pendingBytes >= 1 << 20 ? this.flush() : undefined;
   }
   async flush(): Promise<void> {
     if (this.pendingBytes === 0) return;
@@ -106,18 +107,37 @@ class RunReader {
     return this.buf.length - this.off >= n;
   }
 
-  async next(): Promise<SortRecord | null> {
+  /** The next record (null at the end): at once when it is buffered, else once read. */
+  next(): SortRecord | null | Promise<SortRecord | null> {
+    const total = this.buffered();
+    return total > 0 ? this.take(total) : this.nextRead();
+  }
+
+  /** The length of the next record if all of it is buffered, else 0. */
+  private buffered(): number {
+    const have = this.buf.length - this.off;
+    if (have < HDR) return 0;
+    const total = HDR + this.buf.readUInt32BE(this.off + 16) + this.buf.readUInt32BE(this.off + 20) + this.buf.readUInt32BE(this.off + 24);
+    return have >= total ? total : 0;
+  }
+
+  private async nextRead(): Promise<SortRecord | null> {
     if (!(await this.need(HDR))) {
       if (this.buf.length - this.off !== 0) throw new Error('sqs sort: truncated run file');
       return null;
     }
     const h = this.buf.subarray(this.off, this.off + HDR);
-    const idLen = h.readUInt32BE(16);
-    const keyLen = h.readUInt32BE(20);
-    const lineLen = h.readUInt32BE(24);
-    const total = HDR + idLen + keyLen + lineLen;
+    const total = HDR + h.readUInt32BE(16) + h.readUInt32BE(20) + h.readUInt32BE(24);
     if (!(await this.need(total))) throw new Error('sqs sort: truncated run file');
+    return this.take(total);
+  }
+
+  /** Decodes the buffered record of `total` bytes at the read position. */
+  private take(total: number): SortRecord {
     const b = this.buf.subarray(this.off, this.off + total);
+    const idLen = b.readUInt32BE(16);
+    const keyLen = b.readUInt32BE(20);
+    const lineLen = b.readUInt32BE(24);
     this.off += total;
     const sendTs = b.readBigUInt64BE(0) - I64_BIAS;
     const seq = b.readBigUInt64BE(8);
@@ -188,11 +208,12 @@ export class ExternalSorter {
     this.limit = limit;
   }
 
-  async add(r: SortRecord): Promise<void> {
+  /** Takes one record; a promise only when it fills the chunk, which is then written out (await it before the next add). */
+  add(r: SortRecord): Promise<void> | undefined {
     this.chunk.push(r);
     this.stats.records++;
     this.chunkBytes += r.line.length + r.key.length + r.messageId.length + RECORD_OVERHEAD;
-    if (this.chunkBytes >= this.limit) await this.spill();
+    return this.chunkBytes >= this.limit ? this.spill() : undefined;
   }
 
   private async runPath(): Promise<string> {
@@ -209,7 +230,10 @@ export class ExternalSorter {
     const fh = await open(path, 'w', 0o600);
     try {
       const w = new RunWriter(fh);
-      for (const r of recs) await w.add(r);
+      for (const r of recs) {
+        const p = w.add(r);
+        if (p) await p;
+      }
       await w.flush();
     } finally {
       await fh.close();
@@ -232,7 +256,8 @@ export class ExternalSorter {
         const { rec, src } = heap.pop()!;
         const p = sink(rec);
         if (p) await p;
-        const nx = await readers[src]!.next();
+        let nx = readers[src]!.next();
+        if (nx instanceof Promise) nx = await nx;
         if (nx) heap.push({ rec: nx, src });
       }
     } finally {

@@ -52,13 +52,18 @@ interface QueueRef {
 
 /** Every key of `prefix` the owner attributes to queue `enc`, in key order (legacy and `p|` shapes). */
 async function* ownedKeys(view: SnapshotView, prefix: string, enc: Buffer, opts: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KV> {
+  for await (const page of ownedPages(view, prefix, enc, opts)) for (const kv of page) yield kv;
+}
+
+/** ownedKeys a page at a time (never an empty page), for the passes over every message. */
+async function* ownedPages(view: SnapshotView, prefix: string, enc: Buffer, opts: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KV[]> {
   const legacy = keyOf(prefix, enc);
   const partitioned = keyOf(prefix, PARTITIONED, enc, '|');
   // A legacy queue segment is a pure base64url run; a meta segment with other bytes owns no legacy keys.
   const legacyOk = enc.length > 0 && b64Run(enc) === enc.length;
   const ranges = Buffer.compare(legacy, partitioned) < 0 ? (['legacy', 'partitioned'] as const) : (['partitioned', 'legacy'] as const);
   for (const r of ranges) {
-    if (r === 'partitioned') yield* view.scan(partitioned, prefixEnd(partitioned), opts);
+    if (r === 'partitioned') yield* view.scanPages(partitioned, prefixEnd(partitioned), opts);
     else if (legacyOk) yield* legacyOwned(view, legacy, opts);
   }
 }
@@ -66,23 +71,29 @@ async function* ownedKeys(view: SnapshotView, prefix: string, enc: Buffer, opts:
 /**
  * Keys under `base` (= prefix + enc) whose queue segment is exactly enc: the byte
  * after enc is outside the base64url alphabet (or absent). Keys of queues whose
- * segment merely extends enc are skipped a whole subtree at a time.
+ * segment merely extends enc are skipped a whole subtree at a time. A page at a time.
  */
-async function* legacyOwned(view: SnapshotView, base: Buffer, opts: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<KV> {
+async function* legacyOwned(view: SnapshotView, base: Buffer, opts: { keysOnly?: boolean; pageSize?: number }): AsyncGenerator<KV[]> {
   const end = prefixEnd(base);
   const limit = opts.pageSize ?? view.pageSize;
   let cursor = base;
-  outer: for (;;) {
+  for (;;) {
     const page = await view.page(cursor, end, limit, opts.keysOnly ?? false);
-    for (const kv of page) {
-      const c = kv.key[base.length];
+    let owned = page.length;
+    let skip: Buffer | null = null;
+    for (let i = 0; i < page.length; i++) {
+      const c = page[i]!.key[base.length];
       if (c !== undefined && isB64UrlByte(c)) {
-        const skip = prefixEnd(kv.key.subarray(0, base.length + 1));
-        if (skip === null || (end !== null && Buffer.compare(skip, end) >= 0)) return;
-        cursor = skip;
-        continue outer;
+        owned = i;
+        skip = prefixEnd(page[i]!.key.subarray(0, base.length + 1));
+        break;
       }
-      yield kv;
+    }
+    if (owned > 0) yield owned === page.length ? page : page.slice(0, owned);
+    if (owned < page.length) {
+      if (skip === null || (end !== null && Buffer.compare(skip, end) >= 0)) return;
+      cursor = skip;
+      continue;
     }
     if (page.length < limit) return;
     cursor = nextKey(page[page.length - 1]!.key);
@@ -389,7 +400,7 @@ class SqsRoom {
     const sorter = new ExternalSorter();
     let dropped = 0;
     try {
-      for await (const kv of ownedKeys(this.view, P_MSG_DATA, ref.enc)) {
+      for await (const page of ownedPages(this.view, P_MSG_DATA, ref.enc)) for (const kv of page) {
         let partition: number | null;
         try {
           partition = parseDataKey(kv.key.subarray(P_MSG_DATA.length)).partition;
@@ -409,7 +420,8 @@ class SqsRoom {
           continue;
         }
         // Copies: the key and id may be views into a whole source page, which must not stay pinned.
-        await sorter.add({ sendTs: m.sendTs, seq: m.seq, messageId: Buffer.from(m.messageId), key: Buffer.from(kv.key), line: m.line });
+        const spilling = sorter.add({ sendTs: m.sendTs, seq: m.seq, messageId: Buffer.from(m.messageId), key: Buffer.from(kv.key), line: m.line });
+        if (spilling) await spilling;
       }
       if (dropped > 0) this.ctx.log.info({ adapter: 'sqs', queue: ref.dirName, dropped }, 'sqs: stale-generation messages left out of messages.jsonl');
       if (sorter.stats.runs > 0 || sorter.stats.records > 0) this.ctx.log.debug({ adapter: 'sqs', queue: ref.dirName, records: sorter.stats.records }, 'sqs: messages sorted');
@@ -424,7 +436,7 @@ class SqsRoom {
   private async produceSide(enc: Buffer, write: (chunk: Buffer) => void, drain: () => Promise<void>): Promise<void> {
     const out = batched(write, drain);
     for (const p of SIDE_PREFIXES) {
-      for await (const kv of ownedKeys(this.view, p, enc)) {
+      for await (const page of ownedPages(this.view, p, enc)) for (const kv of page) {
         try {
           parseSideKey(kv.key.subarray(p.length));
         } catch (e) {
