@@ -323,7 +323,7 @@ class Bundle {
       const g: GenRange = ranges[gi]!;
       const start = from && gi === from.g ? from.key : g.prefix;
       const shadowable = gi < ranges.length - 1;
-      for await (const kv of this.ctx.view.scan(start, g.end)) {
+      for await (const page of this.ctx.view.scanPages(start, g.end)) for (const kv of page) {
         if (shadowable) {
           const n = await this.ks.recordNames(kv.key, g, kv.value);
           if (n && (await this.shadowed(n, gi))) continue;

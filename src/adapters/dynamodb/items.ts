@@ -331,9 +331,11 @@ export class KeySpace {
     for (const g of this.ranges) {
       const b = within ? within(g) : this.whole(g);
       if (isEmpty(b)) continue;
-      for await (const kv of this.view.scan(b.start, b.end, { keysOnly: true })) {
-        const n = await this.recordNames(kv.key, g);
-        if (n) yield n;
+      for await (const page of this.view.scanPages(b.start, b.end, { keysOnly: true })) {
+        for (const kv of page) {
+          const n = this.keyNames(kv.key, g) ?? (await this.recordNames(kv.key, g));
+          if (n) yield n;
+        }
       }
     }
   }
@@ -352,7 +354,7 @@ export class KeySpace {
     for (const g of this.ranges) {
       const b = within ? within(g) : this.whole(g);
       if (isEmpty(b)) continue;
-      for await (const kv of this.view.scan(b.start, b.end, { keysOnly: !direct })) {
+      for await (const page of this.view.scanPages(b.start, b.end, { keysOnly: !direct })) for (const kv of page) {
         const fromKey = this.keyNames(kv.key, g);
         const n = fromKey ?? (await this.recordNames(kv.key, g, direct ? kv.value : undefined));
         const name = n ? fileName(n) : null;
@@ -418,10 +420,10 @@ export class KeySpace {
     for (const g of this.ranges) {
       let prevRaw: Buffer | null = null;
       let prevName: string | null = null;
-      for await (const kv of this.view.scan(g.prefix, g.end, { keysOnly: true })) {
+      for await (const page of this.view.scanPages(g.prefix, g.end, { keysOnly: true })) for (const kv of page) {
         const slice = this.hashPart(kv.key, g);
         if (slice && prevRaw && slice.equals(prevRaw)) continue;
-        const n = (await this.recordNames(kv.key, g))?.h ?? null;
+        const n = (this.keyNames(kv.key, g) ?? (await this.recordNames(kv.key, g)))?.h ?? null;
         if (n === null) continue;
         prevRaw = slice;
         if (n !== prevName) yield n;
