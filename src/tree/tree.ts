@@ -557,12 +557,31 @@ export class Tree {
   }
 
   /**
-   * Every regular file in CHECKSUMS order (bytewise by path), as absolute paths, one
-   * directory's listing at a time: each directory's entries are sorted by name, a
-   * subdirectory's name with its "/" (every path below it starts so), which makes the
-   * depth-first walk globally sorted without holding every path of the tree.
+   * Every regular file in CHECKSUMS order (bytewise by path), in batches, one directory's
+   * listing at a time: each directory's entries are sorted by name, a subdirectory's name
+   * with its "/" (every path below it starts so), which makes the depth-first walk globally
+   * sorted without holding every path of the tree. One generator with a stack of the
+   * directories being walked: a generator per directory, each file passed up through every
+   * level, cost more than half of building CHECKSUMS after a copy.
    */
-  async *walkFilesSorted(dir = '/'): AsyncGenerator<{ path: string; id: number }> {
+  private async *walkFilesSorted(): AsyncGenerator<{ path: string; id: number }[]> {
+    const stack = [{ entries: await this.sortedEntries('/'), at: 0 }];
+    let batch: { path: string; id: number }[] = [];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const e = top.entries[top.at++];
+      if (!e) stack.pop();
+      else if (e.dir) stack.push({ entries: await this.sortedEntries(e.path), at: 0 });
+      else if (batch.push(e) >= 1024) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  /** A directory's files and subdirectories in CHECKSUMS order (see walkFilesSorted). */
+  private async sortedEntries(dir: string): Promise<{ key: string; path: string; id: number; dir: boolean }[]> {
     const entries: { key: string; path: string; id: number; dir: boolean }[] = [];
     const { names, ids } = await this.dirListing(dir);
     for (let i = 0; i < names.length; i++) {
@@ -572,11 +591,7 @@ export class Tree {
       const kind = k === KIND_DIR ? 'dir' : k === KIND_FILE ? 'file' : (await this.resolve(p))?.kind;
       if (kind) entries.push({ key: byteOrderKey(kind === 'dir' ? `${name}/` : name), path: p, id: ids[i]!, dir: kind === 'dir' });
     }
-    entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (const e of entries) {
-      if (e.dir) yield* this.walkFilesSorted(e.path);
-      else yield e;
-    }
+    return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   private async hashOf(path: string): Promise<string> {
@@ -596,15 +611,17 @@ export class Tree {
     let files = 0;
     let batch = '';
     let hashedNow = 0;
-    for await (const { path: p, id } of this.walkFilesSorted()) {
-      if (id === this.checksumsId) continue;
-      files++;
-      const known = this.fileHashes.hexId(id);
-      if (!known) hashedNow++;
-      batch += checksumLine(known ?? (await this.hashOf(p)), p.slice(1));
-      if (batch.length > 64 * 1024) {
-        write(Buffer.from(batch, 'utf8'));
-        batch = '';
+    for await (const walked of this.walkFilesSorted()) {
+      for (const { path: p, id } of walked) {
+        if (id === this.checksumsId) continue;
+        files++;
+        const known = this.fileHashes.hexId(id);
+        if (!known) hashedNow++;
+        batch += checksumLine(known ?? (await this.hashOf(p)), p.slice(1));
+        if (batch.length > 64 * 1024) {
+          write(Buffer.from(batch, 'utf8'));
+          batch = '';
+        }
       }
     }
     if (batch) write(Buffer.from(batch, 'utf8'));
