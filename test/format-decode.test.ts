@@ -96,6 +96,11 @@ const TABLE: [string, Buffer, Partial<Q> | 'error'][] = [
   ['uint64 -0', utf8('{"u":-0}'), 'error'],
   ['uint64 -1', utf8('{"u":-1}'), 'error'],
   ['uint32 max', utf8('{"u32":4294967295}'), { u32: 4294967295n }],
+  // 15 digits are read as a double (exact); 16 and more as BigInt
+  ['int64 of 15 digits', utf8('{"i":-999999999999999}'), { i: -999999999999999n }],
+  ['int64 of 16 digits past 2^53', utf8('{"i":9007199254740993}'), { i: 9007199254740993n }],
+  ['uint64 of 17 digits', utf8('{"u":12345678901234567}'), { u: 12345678901234567n }],
+  ['uint32 -5', utf8('{"u32":-5}'), 'error'],
   ['uint32 max + 1', utf8('{"u32":4294967296}'), 'error'],
   // null, types, duplicates, field matching
   ['null leaves a set field', utf8('{"b":true,"b":null}'), { b: true }],

@@ -179,7 +179,7 @@ const ESCAPED: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x
 /** Go's unquote of an already validated string literal span [start, end); a view of b when nothing changes. */
 function unquote(b: Buffer, start: number, end: number): Buffer {
   const inner = b.subarray(start + 1, end - 1);
-  if (inner.indexOf(0x5c) < 0 && isUtf8(inner)) return inner;
+  if (end - start <= SHORT_STRING ? plainAscii(b, start + 1, end - 1) : inner.indexOf(0x5c) < 0 && isUtf8(inner)) return inner;
   const out: Buffer[] = [];
   let i = start + 1;
   const stop = end - 1;
@@ -232,6 +232,18 @@ function unquote(b: Buffer, start: number, end: number): Buffer {
   }
   flush(stop);
   return out.length === 1 ? out[0]! : Buffer.concat(out);
+}
+
+/** Up to this many bytes (quotes included), a string is checked for escapes and non-ASCII bytes in JS: two native calls cost more. */
+const SHORT_STRING = 64;
+
+/** Whether b[start, end) is ASCII with no backslash (control characters were refused by stringEnd). */
+function plainAscii(b: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = b[i]!;
+    if (c >= 0x80 || c === 0x5c) return false;
+  }
+  return true;
 }
 
 /** Members of the object whose `{` is at b[i]; `depth` is its nesting depth (top level = 1). */
@@ -343,10 +355,29 @@ export function fieldBool(v: JsonSpan): boolean | undefined {
   throw typeErr(v, 'bool');
 }
 
+/**
+ * The value of an integer literal b[start, end) of at most 15 digits (exact as a double), with
+ * an optional "-" (not "-0"); null for anything else, which fieldInt reads the long way.
+ */
+function smallInteger(b: Buffer, start: number, end: number): number | null {
+  const neg = b[start] === 0x2d;
+  const from = neg ? start + 1 : start;
+  if (end - from < 1 || end - from > 15) return null;
+  let n = 0;
+  for (let i = from; i < end; i++) {
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return neg ? (n === 0 ? null : -n) : n;
+}
+
 /** An int64 or uintN field, as strconv.ParseInt/ParseUint read the literal; undefined = null (unchanged). */
 export function fieldInt(b: Buffer, v: JsonSpan, kind: 'i64' | 'u64' | 'u32'): bigint | undefined {
   if (v.kind === 'null') return undefined;
   if (v.kind !== 'number') throw typeErr(v, kind);
+  const small = smallInteger(b, v.start, v.end);
+  if (small !== null && (kind !== 'i64' ? small >= 0 : true) && (kind !== 'u32' || small < 2 ** 32)) return BigInt(small);
   const s = b.toString('latin1', v.start, v.end);
   if (kind === 'i64') {
     if (!/^-?[0-9]+$/.test(s)) throw new JsonError(`cannot unmarshal number ${s} into int64`);
