@@ -377,7 +377,7 @@ export function fieldInt(b: Buffer, v: JsonSpan, kind: 'i64' | 'u64' | 'u32'): b
   if (v.kind === 'null') return undefined;
   if (v.kind !== 'number') throw typeErr(v, kind);
   const small = smallInteger(b, v.start, v.end);
-  if (small !== null && (kind !== 'i64' ? small >= 0 : true) && (kind !== 'u32' || small < 2 ** 32)) return BigInt(small);
+  if (small !== null && (kind === 'i64' || small >= 0) && (kind !== 'u32' || small < 2 ** 32)) return BigInt(small);
   const s = b.toString('latin1', v.start, v.end);
   if (kind === 'i64') {
     if (!/^-?[0-9]+$/.test(s)) throw new JsonError(`cannot unmarshal number ${s} into int64`);
