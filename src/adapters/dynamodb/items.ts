@@ -189,8 +189,15 @@ export class KeySpace {
 
   /** Names of a listed record: from its key, else from its value (one point read); null when neither works. */
   async recordNames(key: Buffer, g: GenRange, value?: Buffer): Promise<ItemNames | null> {
-    const k = this.keyNames(key, g);
-    if (k) return k;
+    return this.keyNames(key, g) ?? this.storedNames(key, g, value);
+  }
+
+  /**
+   * recordNames for a key that does not name its record: the names its value gives (read
+   * unless given); null when it does not decode. Passes that try keyNames first (most keys
+   * name their record) call this on a miss, without an async call per key or a second parse.
+   */
+  async storedNames(key: Buffer, g: GenRange, value?: Buffer): Promise<ItemNames | null> {
     const v = value ?? (await this.view.get(key));
     if (v === null) return null;
     try {
@@ -333,7 +340,7 @@ export class KeySpace {
       if (isEmpty(b)) continue;
       for await (const page of this.view.scanPages(b.start, b.end, { keysOnly: true })) {
         for (const kv of page) {
-          const n = this.keyNames(kv.key, g) ?? (await this.recordNames(kv.key, g));
+          const n = this.keyNames(kv.key, g) ?? (await this.storedNames(kv.key, g));
           if (n) yield n;
         }
       }
@@ -356,7 +363,7 @@ export class KeySpace {
       if (isEmpty(b)) continue;
       for await (const page of this.view.scanPages(b.start, b.end, { keysOnly: !direct })) for (const kv of page) {
         const fromKey = this.keyNames(kv.key, g);
-        const n = fromKey ?? (await this.recordNames(kv.key, g, direct ? kv.value : undefined));
+        const n = fromKey ?? (await this.storedNames(kv.key, g, direct ? kv.value : undefined));
         const name = n ? fileName(n) : null;
         if (name === null || seen.has(name)) continue;
         seen.add(name);
@@ -423,7 +430,7 @@ export class KeySpace {
       for await (const page of this.view.scanPages(g.prefix, g.end, { keysOnly: true })) for (const kv of page) {
         const slice = this.hashPart(kv.key, g);
         if (slice && prevRaw && slice.equals(prevRaw)) continue;
-        const n = (this.keyNames(kv.key, g) ?? (await this.recordNames(kv.key, g)))?.h ?? null;
+        const n = (this.keyNames(kv.key, g) ?? (await this.storedNames(kv.key, g)))?.h ?? null;
         if (n === null) continue;
         prevRaw = slice;
         if (n !== prevName) yield n;
