@@ -277,7 +277,7 @@ export class ContentStore implements FileFactory {
       } catch (e) {
         await pendingWrite.catch(() => {});
         await closeSpill();
-        this.produced.delete(key);
+        if (this.produced.get(key) === p) this.produced.delete(key); // not a newer run (see abandon)
         throw e;
       }
       const file = spill ? { fh: await spill.fh, path: spill.path } : undefined;
@@ -292,6 +292,15 @@ export class ContentStore implements FileFactory {
     })();
     this.produced.set(key, p);
     return p;
+  }
+
+  /**
+   * Forget a streamed file's run in progress, so the next request starts a new one (the old
+   * run's producer is being stopped; its failure reaches only those who waited for it).
+   */
+  abandon(cacheKey: string): void {
+    const id = this.paths.lookup(cacheKey);
+    if (id !== 0) this.produced.delete(id);
   }
 
   streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): FileNode {

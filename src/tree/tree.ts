@@ -88,6 +88,22 @@ const sha256 = (b: Buffer): Buffer => hash('sha256', b, 'buffer');
 export const SIBLING_PREFETCH_DIRS = 8;
 const SIBLING_PREFETCH_MAX_ENTRIES = 1024;
 
+/** A CHECKSUMS build under way: directories listed, files listed and files read again so far, and its generation (see stopChecksums). */
+interface ChecksumsBuild {
+  dirs: number;
+  files: number;
+  hashedNow: number;
+  gen: number;
+}
+
+/** A directory's entry as the CHECKSUMS walk orders it (key: its name, with "/" after a directory's). */
+interface SortedEntry {
+  key: string;
+  path: string;
+  id: number;
+  dir: boolean;
+}
+
 /** Bytes of out-of-order reads held per file while its hash waits for the gap before them. */
 const HASH_AHEAD_BYTES = 8 << 20;
 /** ... and for all files together. */
@@ -137,6 +153,10 @@ export class Tree {
   /** Where the last directory read-ahead stood: a parent's id and the index in its listing. */
   private readonly siblingCursor = { parent: 0, at: 0 };
   private checksumsBuilt = false;
+  /** The CHECKSUMS build under way (null: none): files listed and files read again so far, and its generation. */
+  private checksumsBuild: ChecksumsBuild | null = null;
+  /** Bumped by stopChecksums: a build of an older generation stops at its next file. */
+  private checksumsGen = 0;
 
   /** CHECKSUMS' path id (never hashed into itself). */
   private readonly checksumsId = this.paths.intern('/' + CHECKSUMS_FILE);
@@ -564,14 +584,20 @@ export class Tree {
    * directories being walked: a generator per directory, each file passed up through every
    * level, cost more than half of building CHECKSUMS after a copy.
    */
-  private async *walkFilesSorted(): AsyncGenerator<{ path: string; id: number }[]> {
-    const stack = [{ entries: await this.sortedEntries('/'), at: 0 }];
+  private async *walkFilesSorted(b: ChecksumsBuild): AsyncGenerator<{ path: string; id: number }[]> {
+    const listed = async (dir: string): Promise<{ entries: SortedEntry[]; at: number }> => {
+      const entries = await this.sortedEntries(dir);
+      b.dirs++;
+      this.checksumsStopped(b.gen);
+      return { entries, at: 0 };
+    };
+    const stack = [await listed('/')];
     let batch: { path: string; id: number }[] = [];
     while (stack.length > 0) {
       const top = stack[stack.length - 1]!;
       const e = top.entries[top.at++];
       if (!e) stack.pop();
-      else if (e.dir) stack.push({ entries: await this.sortedEntries(e.path), at: 0 });
+      else if (e.dir) stack.push(await listed(e.path));
       else if (batch.push(e) >= 1024) {
         yield batch;
         batch = [];
@@ -581,8 +607,8 @@ export class Tree {
   }
 
   /** A directory's files and subdirectories in CHECKSUMS order (see walkFilesSorted). */
-  private async sortedEntries(dir: string): Promise<{ key: string; path: string; id: number; dir: boolean }[]> {
-    const entries: { key: string; path: string; id: number; dir: boolean }[] = [];
+  private async sortedEntries(dir: string): Promise<SortedEntry[]> {
+    const entries: SortedEntry[] = [];
     const { names, ids } = await this.dirListing(dir);
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
@@ -594,13 +620,51 @@ export class Tree {
     return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  private async hashOf(path: string): Promise<string> {
+  /**
+   * Whether a request for `path` would wait for CHECKSUMS to be built (a whole-tree pass unless
+   * a copy read every file already): the FUSE layer counts such requests, and stops the build
+   * when every one of them was interrupted (see stopChecksums).
+   */
+  waitsForChecksums(path: string): boolean {
+    return !this.checksumsBuilt && path === '/' + CHECKSUMS_FILE;
+  }
+
+  /** The CHECKSUMS build under way, for progress lines: files listed and files read again so far; null when none runs. */
+  checksumsProgress(): { dirs: number; files: number; hashed_now: number } | null {
+    const b = this.checksumsBuild;
+    return b ? { dirs: b.dirs, files: b.files, hashed_now: b.hashedNow } : null;
+  }
+
+  /**
+   * Stop the CHECKSUMS build under way: nobody waits for it any more (an `ls -l` of the root,
+   * interrupted). It stops at its next file; the digests it made are kept, so the next request
+   * for CHECKSUMS starts a build that reads only the files still unhashed. False if none runs.
+   */
+  stopChecksums(reason: string): boolean {
+    const b = this.checksumsBuild;
+    if (!b) return false;
+    this.checksumsGen++;
+    this.checksumsBuild = null;
+    this.content.abandon('/' + CHECKSUMS_FILE);
+    this.log.info({ dirs: b.dirs, files: b.files, hashed_now: b.hashedNow, reason }, 'CHECKSUMS build stopped');
+    return true;
+  }
+
+  private checksumsStopped(gen: number): void {
+    if (gen !== this.checksumsGen) throw new TreeError('EIO', 'CHECKSUMS build stopped: nobody waits for it');
+  }
+
+  /** A file's digest, read whole now (for a CHECKSUMS build of generation `gen`: it stops between 1 MiB reads). */
+  private async hashOf(path: string, gen: number): Promise<string> {
     const node = await this.file(path);
     this.stats.filesOpened--;
     const h = createHash('sha256');
     const size = await node.size();
     const step = 1 << 20;
-    for (let off = 0; off < size; off += step) h.update(await node.read(off, Math.min(step, size - off)));
+    for (let off = 0; off < size; off += step) {
+      this.checksumsStopped(gen);
+      h.update(await node.read(off, Math.min(step, size - off)));
+    }
     const d = h.digest();
     this.fileHashes.setId(this.paths.intern(path), d);
     return d.toString('hex');
@@ -608,26 +672,37 @@ export class Tree {
 
   private async produceChecksums(write: (chunk: Buffer) => void): Promise<void> {
     const t0 = performance.now();
-    let files = 0;
+    const b: ChecksumsBuild = { dirs: 0, files: 0, hashedNow: 0, gen: this.checksumsGen };
+    this.checksumsBuild = b;
     let batch = '';
-    let hashedNow = 0;
-    for await (const walked of this.walkFilesSorted()) {
-      for (const { path: p, id } of walked) {
-        if (id === this.checksumsId) continue;
-        files++;
-        const known = this.fileHashes.hexId(id);
-        if (!known) hashedNow++;
-        batch += checksumLine(known ?? (await this.hashOf(p)), p.slice(1));
-        if (batch.length > 64 * 1024) {
-          write(Buffer.from(batch, 'utf8'));
-          batch = '';
+    // A stat of CHECKSUMS (`ls -l` of the root) walks the whole tree: said at info, so a
+    // waiting shell is explained in the log (progress lines carry the counts meanwhile).
+    this.log.info('building CHECKSUMS: every file not read whole yet is read and hashed');
+    try {
+      for await (const walked of this.walkFilesSorted(b)) {
+        for (const { path: p, id } of walked) {
+          if (id === this.checksumsId) continue;
+          b.files++;
+          let known = this.fileHashes.hexId(id);
+          if (!known) {
+            b.hashedNow++;
+            known = await this.hashOf(p, b.gen);
+          }
+          batch += checksumLine(known, p.slice(1));
+          if (batch.length > 64 * 1024) {
+            write(Buffer.from(batch, 'utf8'));
+            batch = '';
+          }
         }
       }
+      this.checksumsStopped(b.gen);
+    } finally {
+      if (this.checksumsBuild === b) this.checksumsBuild = null;
     }
     if (batch) write(Buffer.from(batch, 'utf8'));
     this.checksumsBuilt = true;
     // hashed_now: files nobody had read whole, read again for their hash (0 after a full copy).
-    this.log.debug({ files, hashed_now: hashedNow, ms: Math.round(performance.now() - t0) }, 'CHECKSUMS built');
+    this.log.info({ dirs: b.dirs, files: b.files, hashed_now: b.hashedNow, ms: Math.round(performance.now() - t0) }, 'CHECKSUMS built');
   }
 
   async close(): Promise<void> {
