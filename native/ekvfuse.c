@@ -14,7 +14,9 @@
  * that listing's files, see js_store), the first readdirplus of a directory whose listing JS
  * prepared ahead (js_prepare_dir), and EROFS for every write-side
  * operation. forget/forget_multi are reported to JS (the inode
- * table lives there) and need no reply.
+ * table lives there) and need no reply. An INTERRUPT of a request JS holds is
+ * reported to JS, which has the addon answer EINTR when the caller is leaving
+ * (js_interrupt).
  *
  * Threads: fuse worker threads only allocate a request record and queue it (and
  * move parked pushes to the push queue, under its mutex); the request-id table,
@@ -59,6 +61,7 @@ enum {
   OP_FORGET = 9,
   OP_EXIT = 10,
   OP_PREPARED = 11, /* a notification: the kernel took a prepared listing (ino: the directory) */
+  OP_INTERRUPT = 12, /* a notification: the kernel interrupted a request JS holds (a: its id) */
 };
 
 /* Open reply flags (replyOpen's last argument). */
@@ -226,6 +229,16 @@ static fuse_req_t slot_take(ekv_mount *m, double id) {
   m->freelist[m->nfree++] = i;
   m->pending--;
   return r;
+}
+
+/* The request for an id, left in the table; NULL if unknown or already answered. */
+static fuse_req_t slot_peek(ekv_mount *m, double id) {
+  if (!(id >= 0) || id > 9007199254740991.0) return NULL;
+  uint64_t v = (uint64_t)id;
+  uint32_t i = (uint32_t)(v & ID_MASK);
+  uint32_t gen = (uint32_t)(v >> ID_BITS);
+  if (i >= m->nslots || !m->slots[i].req || m->slots[i].gen != gen) return NULL;
+  return m->slots[i].req;
 }
 
 /* ---------------------------------------------------------------- fuse side */
@@ -679,6 +692,20 @@ static void teardown(ekv_mount *m) {
   }
 }
 
+/*
+ * The kernel interrupted a request JS holds (its caller got a signal): libfuse calls this on
+ * the fuse thread that read the INTERRUPT, or at once from fuse_req_interrupt_func when it came
+ * first. It only tells the JS thread, which owns the request table and decides (js_interrupt):
+ * replying here could race JS's own reply, and from inside fuse_req_interrupt_func would free
+ * the request under libfuse's lock. data: the request's id.
+ */
+static void on_interrupt(fuse_req_t req, void *data) {
+  ekv_req *r = mkreq(OP_INTERRUPT, NULL, 0, NULL);
+  if (!r) return;
+  r->a = (uint64_t)(uintptr_t)data;
+  post(req, r);
+}
+
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   ekv_mount *m = context;
   ekv_req *r = data;
@@ -720,6 +747,8 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
       free(r);
       return;
     }
+    /* Unanswered, and only this thread answers it: safe to register (see on_interrupt). */
+    fuse_req_interrupt_func(r->req, on_interrupt, (void *)(uintptr_t)(uint64_t)id);
   }
   napi_create_int32(env, r->op, &argv[0]);
   napi_create_double(env, id, &argv[1]);
@@ -905,12 +934,14 @@ static napi_value js_reply_err(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* replyEntry(h, id, ino, kind, size): ino 0 = negative entry (cached ENOENT). */
+/* replyEntry(h, id, ino, kind, size) -> whether the request was still there to answer (an
+ * interrupted one is gone: the kernel then holds no lookup of ino). ino 0 = negative entry. */
 static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
+  napi_value argv[5], answered;
   ekv_mount *m = NULL;
   fuse_req_t req = take(env, info, 5, argv, &m);
-  if (!req) return NULL;
+  napi_get_boolean(env, req != NULL, &answered);
+  if (!req) return answered;
   struct fuse_entry_param e;
   memset(&e, 0, sizeof e);
   e.ino = (fuse_ino_t)arg_double(env, argv[2]);
@@ -918,7 +949,7 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   e.attr_timeout = m->timeout;
   e.entry_timeout = m->timeout;
   fuse_reply_entry(req, &e);
-  return NULL;
+  return answered;
 }
 
 /* replyAttr(h, id, ino, kind, size) */
@@ -1626,6 +1657,54 @@ static napi_value js_reply_buf_after_stores(napi_env env, napi_callback_info inf
   return NULL;
 }
 
+/* Signals that mean the caller is going away (HUP, INT, QUIT, KILL, TERM): bits of a
+ * /proc/<tid>/status mask. A fatal signal also leaves SIGKILL pending on every thread. */
+#define LEAVING_SIGNALS ((1ull << (SIGHUP - 1)) | (1ull << (SIGINT - 1)) | (1ull << (SIGQUIT - 1)) | (1ull << (SIGKILL - 1)) | (1ull << (SIGTERM - 1)))
+
+/* Whether thread `tid` has one of LEAVING_SIGNALS pending; 0 when it cannot be told. */
+static int caller_leaving(pid_t tid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  int leaving = 0;
+  while (!leaving && fgets(line, sizeof line, f)) {
+    if (strncmp(line, "SigPnd:", 7) != 0 && strncmp(line, "ShdPnd:", 7) != 0) continue;
+    unsigned long long mask = strtoull(line + 7, NULL, 16);
+    leaving = (mask & LEAVING_SIGNALS) != 0;
+  }
+  fclose(f);
+  return leaving;
+}
+
+/*
+ * interrupt(h, id) -> -1 the request is answered already; 0 still unanswered, its caller not
+ * leaving; 1 answered EINTR now. The kernel interrupts a request when its caller gets any
+ * signal while waiting, and it sends INTERRUPT once per request. A caller that is leaving
+ * (Ctrl-C, kill, timeout) gets EINTR at once, so it is not held in an uninterruptible wait
+ * until a long render ends. Other signals (SIGCHLD, SIGWINCH, SIGURG, timers) do not turn
+ * a read or stat into an error: JS asks again later while the request is unanswered.
+ */
+static napi_value js_interrupt(napi_env env, napi_callback_info info) {
+  napi_value argv[2], out;
+  ekv_mount *m = mount_args(env, info, 2, argv);
+  if (!m) return NULL;
+  double id = arg_double(env, argv[1]);
+  int rc = -1;
+  fuse_req_t req = slot_peek(m, id);
+  if (req) {
+    rc = 0;
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    if (ctx && ctx->pid > 0 && caller_leaving(ctx->pid)) {
+      slot_take(m, id);
+      fuse_reply_err(req, EINTR);
+      rc = 1;
+    }
+  }
+  napi_create_int32(env, rc, &out);
+  return out;
+}
+
 /* pending(h) -> requests handed to JS and not yet answered. */
 static napi_value js_pending(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
@@ -1694,6 +1773,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pending", NULL, js_pending, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"interrupt", NULL, js_interrupt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMalloc", NULL, js_trim_malloc, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reexec", NULL, js_reexec, NULL, NULL, NULL, napi_enumerable, NULL},
       {"store", NULL, js_store, NULL, NULL, NULL, napi_enumerable, NULL},

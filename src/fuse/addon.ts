@@ -19,7 +19,13 @@ export interface Addon {
   mount(mountpoint: string, options: string, debug: boolean, uid: number, gid: number, timeSec: number, timeout: number, readdirplus: number, dispatch: Dispatch): Handle;
   unmount(h: Handle, cb: (err: string | null) => void): void;
   replyErr(h: Handle, id: number, errno: number): void;
-  replyEntry(h: Handle, id: number, ino: number, kind: number, size: number): void;
+  /** False when the request was answered already (EINTR after an interrupt, see interrupt): the kernel holds no lookup of ino then. */
+  replyEntry(h: Handle, id: number, ino: number, kind: number, size: number): boolean;
+  /**
+   * The kernel interrupted request `id`: -1 answered already; 0 unanswered, its caller not
+   * leaving (any signal but HUP/INT/QUIT/KILL/TERM); 1 answered EINTR now (caller leaving).
+   */
+  interrupt(h: Handle, id: number): number;
   replyAttr(h: Handle, id: number, ino: number, kind: number, size: number): void;
   replyOpen(h: Handle, id: number, fh: number, flags: number): void;
   replyBuf(h: Handle, id: number, data: Buffer): void;

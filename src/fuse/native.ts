@@ -33,6 +33,13 @@ const OP_FORGET = 9;
 const OP_EXIT = 10;
 /** A notification: the kernel took a listing prepared ahead (ino: the directory). */
 const OP_PREPARED = 11;
+/** A notification: the kernel interrupted a request we hold (a: its id). */
+const OP_INTERRUPT = 12;
+/**
+ * How often a request interrupted by a signal that does not end its caller is looked at
+ * again: a later Ctrl-C sends no second INTERRUPT (the kernel sends one per request).
+ */
+const INTERRUPT_RECHECK_MS = 250;
 
 const OPEN_KEEP_CACHE = 1;
 const OPEN_CACHE_DIR = 2;
@@ -242,10 +249,17 @@ export class NativeFuseMount {
   }
 
   /** Requests seen, by op (logged at debug level when the session ends). */
-  private readonly opCounts = new Array<number>(OP_PREPARED + 1).fill(0);
+  private readonly opCounts = new Array<number>(OP_INTERRUPT + 1).fill(0);
+  /** Requests answered EINTR because their caller was leaving (see interrupted). */
+  private interruptedRequests = 0;
+  /** Interrupted requests still unanswered whose callers were not leaving: looked at again. */
+  private readonly interruptWatch = new Set<number>();
+  private interruptTimer: NodeJS.Timeout | null = null;
+  /** Requests waiting for CHECKSUMS to be built (Tree.waitsForChecksums), by id. */
+  private readonly checksumWaits = new Set<number>();
 
   private readonly dispatch: Dispatch = (op, id, ino, a, b, fh, name) => {
-    if (op > 0 && op <= OP_PREPARED) this.opCounts[op]!++;
+    if (op > 0 && op <= OP_INTERRUPT) this.opCounts[op]!++;
     try {
       switch (op) {
         case OP_LOOKUP:
@@ -280,6 +294,8 @@ export class NativeFuseMount {
           if (path !== undefined) this.o.tree.walked(path);
           return;
         }
+        case OP_INTERRUPT:
+          return this.interrupted(a);
         default:
           if (id) this.addon().replyErr(this.handle(), id, 38 /* ENOSYS */);
       }
@@ -308,16 +324,55 @@ export class NativeFuseMount {
     return (e) => this.answer((A, h) => A.replyErr(h, id, errnoOf(e)));
   }
 
+  /**
+   * The kernel interrupted request `id`: its caller got a signal. A caller that is leaving
+   * (Ctrl-C, kill, timeout) is answered EINTR by the addon at once, instead of being held in
+   * an uninterruptible wait until a long render ends (`ls -l` of the root builds CHECKSUMS: a
+   * pass over the whole tree). Any other signal changes nothing, but the request is looked at
+   * again while it waits, since the kernel sends no second INTERRUPT for a later Ctrl-C.
+   */
+  private interrupted(id: number): void {
+    const h = this.h;
+    const rc = h ? this.addon().interrupt(h, id) : -1;
+    if (rc === 0) {
+      this.interruptWatch.add(id);
+      if (!this.interruptTimer) {
+        this.interruptTimer = setInterval(() => {
+          for (const w of this.interruptWatch) this.interrupted(w);
+          if (this.interruptWatch.size === 0 && this.interruptTimer) {
+            clearInterval(this.interruptTimer);
+            this.interruptTimer = null;
+          }
+        }, INTERRUPT_RECHECK_MS);
+        this.interruptTimer.unref();
+      }
+      return;
+    }
+    this.interruptWatch.delete(id);
+    if (rc !== 1) return;
+    this.interruptedRequests++;
+    // Whatever the request was waiting for carries on, except a CHECKSUMS build nobody else waits for.
+    if (this.checksumWaits.delete(id) && this.checksumWaits.size === 0) this.o.tree.stopChecksums('every request waiting for it was interrupted');
+  }
+
+  /** `fn` for request `id` on `path`, counted among the CHECKSUMS waiters while it runs if it waits for the build. */
+  private waiting<T>(id: number, path: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.o.tree.waitsForChecksums(path)) return this.track(fn);
+    this.checksumWaits.add(id);
+    return this.track(fn).finally(() => this.checksumWaits.delete(id));
+  }
+
   private lookup(id: number, parent: number, name: string): void {
     const dir = this.inodes.path(parent);
     if (dir === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
     const path = child(dir, name);
-    this.track(() => this.o.tree.getattr(path)).then(
+    this.waiting(id, path, () => this.o.tree.getattr(path)).then(
       (a) =>
         this.answer((A, h) => {
           const ino = this.inodes.ref(parent, name);
           this.holdLookedUp(ino, a); // before the reply: the reader's READ comes right after it
-          A.replyEntry(h, id, ino, kindOf(a), a.size);
+          // Interrupted and answered EINTR meanwhile: the kernel holds no lookup of it.
+          if (!A.replyEntry(h, id, ino, kindOf(a), a.size)) this.inodes.forget(ino, 1);
         }),
       (e) => {
         const n = errnoOf(e);
@@ -342,7 +397,7 @@ export class NativeFuseMount {
   private getattr(id: number, ino: number): void {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
-    this.track(() => this.o.tree.getattr(path)).then((a) => this.answer((A, h) => A.replyAttr(h, id, ino, kindOf(a), a.size)), this.fail(id));
+    this.waiting(id, path, () => this.o.tree.getattr(path)).then((a) => this.answer((A, h) => A.replyAttr(h, id, ino, kindOf(a), a.size)), this.fail(id));
   }
 
   private opendir(id: number, ino: number): void {
@@ -473,7 +528,7 @@ export class NativeFuseMount {
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
     if (off === 0 && this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
     this.readsInFlight.set(ino, (this.readsInFlight.get(ino) ?? 0) + 1);
-    this.track(() => this.o.tree.read(path, off, size))
+    this.waiting(id, path, () => this.o.tree.read(path, off, size))
       .finally(() => {
         const n = this.readsInFlight.get(ino)! - 1;
         if (n > 0) this.readsInFlight.set(ino, n);
@@ -710,6 +765,10 @@ export class NativeFuseMount {
     if (this.o.tree.onPrefetched === this.onPrefetched) this.o.tree.onPrefetched = null;
     this.ended = true;
     this.h = null;
+    if (this.interruptTimer) clearInterval(this.interruptTimer);
+    this.interruptTimer = null;
+    this.interruptWatch.clear();
+    this.checksumWaits.clear();
     this.dirs.clear();
     this.listings.clear();
     this.letGo.clear();
@@ -717,7 +776,7 @@ export class NativeFuseMount {
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
     const [answered, dropped, pushRetries, readsFromPushes] = this.sessionStats;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes };
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes, interrupts: c[OP_INTERRUPT], interrupted_eintr: this.interruptedRequests };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }

@@ -1,0 +1,148 @@
+/**
+ * Interrupted requests on the native backend, end to end: the real binary mounts (real FUSE)
+ * a dev cluster whose RawScanAt answers slowly, so building CHECKSUMS (what a stat of it,
+ * `ls -l` of the root, asks for) takes seconds. A caller that is leaving (Ctrl-C, kill,
+ * timeout) must not be held in the kernel's uninterruptible wait until the build ends, and a
+ * build nobody waits for any more must stop. Other signals must not turn a stat into an error.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LayeredStore } from '../src/devcluster/store.js';
+import { startDevCluster, type DevCluster } from '../src/devcluster/server.js';
+import { writeFsm, type FsmEntry } from '../src/fixture/fsm.js';
+import { captureLog } from './helpers/devcluster.js';
+import { isMounted, mount, sh, tempDir, waitFor, type Mounted } from './helpers/mount.js';
+
+const tmp = tempDir('ekv-intr-');
+const ENTRIES: FsmEntry[] = Array.from({ length: 60 }, (_, i) => ({ key: `!redis|str|k${String(i).padStart(3, '0')}`, value: `value-${i}` }));
+const FSM = join(tmp, '0000000000000064.fsm');
+writeFsm(FSM, ENTRIES, 1000n);
+/** Each RawScanAt takes this long: a CHECKSUMS build here takes seconds (see the last test). */
+const SCAN_MS = 250;
+/** A signalled stat must end within this; the build it asked for takes longer (checked below). */
+const PROMPT_MS = 1000;
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()!().catch(() => {});
+});
+
+async function slowCluster(scanMs = SCAN_MS): Promise<DevCluster> {
+  const { store: source, lastCommitTS } = await LayeredStore.openSnapshot(FSM);
+  cleanup.push(() => source.close());
+  const dc = await startDevCluster({ source, initialTs: lastCommitTS, log: captureLog().log, methodLatencyMs: { RawScanAt: scanMs } });
+  cleanup.push(() => dc.close());
+  return dc;
+}
+
+async function liveMount(dc: DevCluster): Promise<Mounted> {
+  const m = await mount(['--cluster', dc.address, '--progress-interval', '0']);
+  cleanup.push(async () => {
+    if (m.proc.exitCode === null) {
+      if (isMounted(m.mnt)) await sh(`fusermount -u '${m.mnt}'`);
+      await m.exited;
+    }
+  });
+  return m;
+}
+
+const logMsgs = (m: Mounted): Record<string, unknown>[] =>
+  m
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => String(l.msg).includes('CHECKSUMS'));
+
+/** Run `cmd args`, send it `sig` after `afterMs`; resolves with how it ended and when. */
+function runAndSignal(cmd: string, args: string[], sig: NodeJS.Signals, afterMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; signalledAt: number; endedAt: number }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    let signalledAt = 0;
+    const t = setTimeout(() => {
+      signalledAt = Date.now();
+      p.kill(sig);
+    }, afterMs);
+    p.on('close', (code, signal) => {
+      clearTimeout(t);
+      resolve({ code, signal, out, signalledAt, endedAt: Date.now() });
+    });
+  });
+}
+
+describe('interrupted requests (native backend)', () => {
+  for (const sig of ['SIGINT', 'SIGKILL'] as const) {
+    it(`${sig} ends a stat of CHECKSUMS at once; the build nobody waits for stops, and a later one completes`, async () => {
+      const dc = await slowCluster();
+      const m = await liveMount(dc);
+      const path = join(m.mnt, 'CHECKSUMS');
+      const r = await runAndSignal('stat', ['-c', '%s', path], sig, 300);
+      expect(r.signal).toBe(sig); // killed by it, not answered first
+      expect(r.signalledAt).toBeGreaterThan(0);
+      // Without the interrupt it waits for the whole build (the last test: over 2 s).
+      expect(r.endedAt - r.signalledAt).toBeLessThan(PROMPT_MS);
+      await waitFor(() => logMsgs(m).some((l) => l.msg === 'CHECKSUMS build stopped'), 10_000, 'the build to stop');
+      const stopped = logMsgs(m).find((l) => l.msg === 'CHECKSUMS build stopped')!;
+      expect(stopped.reason).toBe('every request waiting for it was interrupted');
+      // The listing in flight when it stopped ends (it is kept); the walk goes no further.
+      let scans = -1;
+      await waitFor(
+        async () => {
+          const before = dc.calls.get('RawScanAt') ?? 0;
+          await new Promise((res) => setTimeout(res, 3 * SCAN_MS));
+          scans = dc.calls.get('RawScanAt') ?? 0;
+          return scans === before;
+        },
+        30_000,
+        'the scans to stop',
+      );
+      expect(logMsgs(m).some((l) => l.msg === 'CHECKSUMS built')).toBe(false);
+      // The mount is still whole: CHECKSUMS builds on request and verifies every file. That
+      // build lists the directories the stopped one never reached: had the stopped build gone
+      // on in the background, there would be nothing left to scan.
+      const check = await sh(`cd '${m.mnt}' && sha256sum -c --quiet CHECKSUMS && wc -l < CHECKSUMS`);
+      expect(check.code).toBe(0);
+      expect(Number(check.stdout.trim())).toBe(ENTRIES.length + 1); // + MANIFEST.json
+      expect(dc.calls.get('RawScanAt') ?? 0).toBeGreaterThan(scans);
+      expect(logMsgs(m).filter((l) => l.msg === 'CHECKSUMS built')).toHaveLength(1);
+      expect(await m.unmount()).toBe(0);
+    });
+  }
+
+  it('SIGTERM ends an `ls -l` waiting for a slow listing; the listing still answers afterwards', async () => {
+    const dc = await slowCluster(2 * PROMPT_MS); // the listing needs more than one scan
+    const m = await liveMount(dc);
+    const dir = join(m.mnt, 'redis/db_0/strings');
+    const r = await runAndSignal('ls', ['-l', dir], 'SIGTERM', 300);
+    expect(r.signal).toBe('SIGTERM');
+    expect(r.endedAt - r.signalledAt).toBeLessThan(PROMPT_MS);
+    const names = (await sh(`ls '${dir}'`)).stdout.trim().split('\n');
+    expect(names).toHaveLength(ENTRIES.length);
+    expect(names[0]).toBe('k000.bin');
+    expect(await m.unmount()).toBe(0);
+  });
+
+  it('a signal the caller handles (not INT/TERM/HUP/QUIT/KILL) does not fail its stat: the build completes and the size is right', async () => {
+    const dc = await slowCluster();
+    const m = await liveMount(dc);
+    const path = join(m.mnt, 'CHECKSUMS');
+    const script = join(tmp, 'usr1.mjs');
+    writeFileSync(script, `import { statSync } from 'node:fs';\nprocess.on('SIGUSR1', () => {});\ntry { console.log('size', statSync(process.argv[2]).size); } catch (e) { console.log('error', e.code); }\n`);
+    const t0 = Date.now();
+    const r = await runAndSignal(process.execPath, [script, path], 'SIGUSR1', 300);
+    expect(r.code).toBe(0);
+    expect(r.endedAt - t0).toBeGreaterThan(2 * PROMPT_MS); // the whole build, waited for
+    const size = Number((await sh(`stat -c %s '${path}'`)).stdout.trim());
+    expect(size).toBeGreaterThan(0);
+    expect(r.out.trim()).toBe(`size ${size}`);
+    // The build ran once, to its end.
+    expect(logMsgs(m).map((l) => l.msg)).toEqual(['building CHECKSUMS: every file not read whole yet is read and hashed', 'CHECKSUMS built']);
+    expect((await sh(`cd '${m.mnt}' && sha256sum -c --quiet CHECKSUMS`)).code).toBe(0);
+    expect(await m.unmount()).toBe(0);
+  });
+});
