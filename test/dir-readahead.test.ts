@@ -7,6 +7,7 @@ import { ddbBenchEntries } from '../src/fixture/dynamodb.js';
 import type { SnapshotSource } from '../src/source/snapshot.js';
 import type { KV, PageSource, ScanPageOptions } from '../src/source/types.js';
 import { SIBLING_PREFETCH_DIRS as AHEAD, type Tree } from '../src/tree/tree.js';
+import { demoEntries } from '../src/demo/data.js';
 import { openTree } from './helpers/render.js';
 
 /** Counts the source's scans and gets. */
@@ -97,6 +98,46 @@ describe('directory read-ahead', () => {
       expect(await t.tree.readdir(`${ITEMS}/${pks[0]}`)).toHaveLength(1100);
       await new Promise((r) => setTimeout(r, 100));
       expect(listed(t.tree, `${ITEMS}/${pks[1]}`)).toBe(false);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+/** Answers after a delay, like a cluster across a network, and records how many requests overlap. */
+class Slow implements PageSource {
+  inFlight = 0;
+  maxInFlight = 0;
+  readonly label: string;
+  constructor(private readonly inner: SnapshotSource) {
+    this.label = inner.label;
+  }
+  private async slow<T>(f: () => Promise<T>): Promise<T> {
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, 20));
+      return await f();
+    } finally {
+      this.inFlight--;
+    }
+  }
+  scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
+    return this.slow(() => this.inner.scanPage(start, end, ts, opts));
+  }
+  get(key: Buffer, ts: bigint): Promise<Buffer | null> {
+    return this.slow(() => this.inner.get(key, ts));
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+describe('root listing', () => {
+  it("asks every adapter's root at once, not one round trip after another, and lists them in adapter order", async () => {
+    const t = await openTree(demoEntries(), { wrap: (s) => new Slow(s) });
+    try {
+      expect(await t.tree.readdir('/')).toEqual(['dynamodb', 's3', 'redis', 'sqs', 'MANIFEST.json', 'CHECKSUMS']);
+      expect(t.src.maxInFlight).toBeGreaterThanOrEqual(4);
     } finally {
       await t.close();
     }

@@ -189,8 +189,10 @@ export class Tree {
     return {
       kind: 'dir',
       list: async () => {
-        const names: string[] = [];
-        for (const a of this.enabledAdapters()) if (await this.adapterRoot(a)) names.push(a.name);
+        // Each adapter's root asks the source on its own: all at once, not one round trip after another.
+        const adapters = this.enabledAdapters();
+        const roots = await Promise.all(adapters.map((a) => this.adapterRoot(a)));
+        const names = adapters.filter((_, i) => roots[i]).map((a) => a.name);
         names.push(MANIFEST_FILE, CHECKSUMS_FILE);
         return names;
       },
