@@ -94,30 +94,39 @@ class S3Room {
       const k = b.toString('latin1');
       if (!found.has(k)) found.set(k, b);
     };
-    // Bucket meta: one key per bucket.
-    await skipScan(this.view, P_BUCKET_META, prefixEnd(P_BUCKET_META), (k) => {
-      const b = parseBucketMetaKey(k);
-      if (b) add(b);
-      return null;
-    });
+    // Each family is skip-scanned on its own, all at once (a round trip each on a live
+    // cluster); the names are sorted below, so the order they arrive in does not matter.
+    const scans: Promise<void>[] = [
+      // Bucket meta: one key per bucket.
+      skipScan(this.view, P_BUCKET_META, prefixEnd(P_BUCKET_META), (k) => {
+        const b = parseBucketMetaKey(k);
+        if (b) add(b);
+        return null;
+      }),
+    ];
     const families: Buffer[] = [...OBJECT_FAMILIES];
     if (this.ctx.options.includeIncompleteUploads) families.push(P_UPLOAD_PART);
     for (const fam of families) {
-      await skipScan(this.view, fam, prefixEnd(fam), (k) => {
-        const b = fam === P_OBJ_HEAD ? parseManifestKey(k)?.bucket : fam === P_UPLOAD_PART ? parseUploadPartKey(k) : parseChunkKey(k, fam)?.bucket;
-        if (!b) return null;
-        add(b);
-        return prefixEnd(Buffer.concat([fam, seg(b)]));
-      });
+      scans.push(
+        skipScan(this.view, fam, prefixEnd(fam), (k) => {
+          const b = fam === P_OBJ_HEAD ? parseManifestKey(k)?.bucket : fam === P_UPLOAD_PART ? parseUploadPartKey(k) : parseChunkKey(k, fam)?.bucket;
+          if (!b) return null;
+          add(b);
+          return prefixEnd(Buffer.concat([fam, seg(b)]));
+        }),
+      );
     }
     if (this.ctx.options.includeIncompleteUploads) {
-      await skipScan(this.view, P_UPLOAD_META, prefixEnd(P_UPLOAD_META), (k) => {
-        const b = uploadMetaRoutingBucket(k);
-        if (!b) return null;
-        add(b);
-        return prefixEnd(Buffer.concat([P_UPLOAD_META, b, TERMINATOR]));
-      });
+      scans.push(
+        skipScan(this.view, P_UPLOAD_META, prefixEnd(P_UPLOAD_META), (k) => {
+          const b = uploadMetaRoutingBucket(k);
+          if (!b) return null;
+          add(b);
+          return prefixEnd(Buffer.concat([P_UPLOAD_META, b, TERMINATOR]));
+        }),
+      );
     }
+    await Promise.all(scans);
     const scope = this.ctx.options.scopes.get('s3');
     const out = new Map<string, Bucket>();
     for (const b of [...found.values()].sort(Buffer.compare)) {
