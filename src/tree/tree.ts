@@ -192,7 +192,7 @@ export class Tree {
         // Each adapter's root asks the source on its own: all at once, not one round trip after another.
         const adapters = this.enabledAdapters();
         const roots = await Promise.all(adapters.map((a) => this.adapterRoot(a)));
-        const names = adapters.filter((_, i) => roots[i]).map((a) => a.name);
+        const names: string[] = adapters.filter((_, i) => roots[i]).map((a) => a.name);
         names.push(MANIFEST_FILE, CHECKSUMS_FILE);
         return names;
       },
