@@ -273,6 +273,23 @@ describe('dynamodb: laziness', () => {
     }
   });
 
+  it('a cold cat of one item reads the table schema once and the item once (a round trip each on a live cluster)', async () => {
+    const want = (await render(demoDynamodbEntries())).files.get('dynamodb/orders/items/customer-7421/1714392000.json')!;
+    const t = await openTree(demoDynamodbEntries(), { wrap: (s) => new CountingSource(s) });
+    try {
+      const path = '/dynamodb/orders/items/customer-7421/1714392000.json';
+      const { size } = await t.tree.getattr(path);
+      expect(await t.tree.read(path, 0, size)).toEqual(want);
+      const gets = t.src.calls.filter((c) => c.op === 'get').map((c) => c.key);
+      // Before: the schema was read by the table's lookup and again by items/'s, and the item by its lookup and again by its render.
+      expect(gets.filter((k) => k.startsWith('!ddb|meta|table|'))).toHaveLength(1);
+      expect(gets.filter((k) => k.startsWith('!ddb|item|'))).toHaveLength(1);
+      expect(gets).toHaveLength(2);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('demo data renders every file', async () => {
     const r = await render(demoDynamodbEntries());
     expect(r.errors).toEqual(new Map());

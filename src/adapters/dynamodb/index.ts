@@ -84,12 +84,14 @@ class DynamoRoot implements DirNode {
 
   async lookup(name: string): Promise<Node | null> {
     let ref: TableRef | null = null;
+    let meta: Buffer | null = null;
     if (!isShaFallback(name)) {
       try {
         const raw = decodeSegment(name);
         if (encodeSegment(raw) === name) {
           const encoded = b64url(raw);
-          if ((await this.ctx.view.get(tableMetaKey(encoded))) !== null) ref = { encoded, rawName: raw, dirName: name };
+          meta = await this.ctx.view.get(tableMetaKey(encoded));
+          if (meta !== null) ref = { encoded, rawName: raw, dirName: name };
         }
       } catch {
         /* not an encoded name: fall through to the scan */
@@ -97,6 +99,7 @@ class DynamoRoot implements DirNode {
     }
     if (!ref || !this.inScope(ref)) {
       ref = null;
+      meta = null;
       // Unusual names (SHA fallback, non-canonical base64 in the key): find it among the tables.
       for await (const t of this.tables()) {
         if (t.dirName === name) {
@@ -105,7 +108,9 @@ class DynamoRoot implements DirNode {
         }
       }
     }
-    return ref ? new TableDir(this.ctx, ref) : null;
+    // The schema record read to find the table is the one its directory decodes: a cold path
+    // (`cat` of one item) then costs one read of it, not two (a round trip on a live cluster).
+    return ref ? new TableDir(this.ctx, ref, meta) : null;
   }
 }
 
@@ -117,6 +122,8 @@ class TableDir implements DirNode {
   constructor(
     private readonly ctx: AdapterContext,
     private readonly ref: TableRef,
+    /** The schema record, when the lookup that found the table read it (used once). */
+    private meta: Buffer | null = null,
   ) {
     this.path = `/dynamodb/${ref.dirName}`;
   }
@@ -131,7 +138,8 @@ class TableDir implements DirNode {
 
   private async loadSchema(): Promise<TableSchema> {
     const key = tableMetaKey(this.ref.encoded);
-    const v = await this.ctx.view.get(key);
+    const v = this.meta ?? (await this.ctx.view.get(key));
+    this.meta = null;
     if (v === null) throw new RecordError(key, 'dynamodb table schema vanished');
     if (v.length < SCHEMA_MAGIC.length || !v.subarray(0, SCHEMA_MAGIC.length).equals(SCHEMA_MAGIC)) {
       throw new RecordError(key, 'dynamodb table schema: missing magic prefix');
@@ -246,7 +254,14 @@ async function itemFile(ctx: AdapterContext, path: string, ks: KeySpace, n: Item
   const hit = await ks.find(n);
   if (!hit) return null;
   const key = hit.key;
-  return ctx.files.rendered(path, async () => renderItem(await ks.load(key, n)));
+  // The first render uses the value the lookup read (a `cat` reads the item once, not twice:
+  // a round trip on a live cluster); a render after the bytes left the cache reads it again.
+  let value = hit.value;
+  return ctx.files.rendered(path, async () => {
+    const v = value;
+    value = undefined;
+    return renderItem(await ks.load(key, n, v));
+  });
 }
 
 /** `items/<pk>/` of a hash+range table. */
