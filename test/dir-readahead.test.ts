@@ -9,6 +9,7 @@ import type { KV, PageSource, ScanPageOptions } from '../src/source/types.js';
 import { SIBLING_PREFETCH_DIRS as AHEAD, type Tree } from '../src/tree/tree.js';
 import { demoEntries } from '../src/demo/data.js';
 import { openTree } from './helpers/render.js';
+import { Slow } from './helpers/slow.js';
 
 /** Counts the source's scans and gets. */
 class Counting implements PageSource {
@@ -103,44 +104,6 @@ describe('directory read-ahead', () => {
     }
   });
 });
-
-/**
- * Answers after a delay, like a cluster across a network, and records how many requests
- * overlap and how many round trips the longest chain of them took: a request's round is one
- * past the latest round among the requests answered before it was sent.
- */
-class Slow implements PageSource {
-  inFlight = 0;
-  maxInFlight = 0;
-  /** The highest round answered so far, and the highest of any request. */
-  private answeredRound = 0;
-  rounds = 0;
-  readonly label: string;
-  constructor(private readonly inner: SnapshotSource) {
-    this.label = inner.label;
-  }
-  private async slow<T>(f: () => Promise<T>): Promise<T> {
-    const round = this.answeredRound + 1;
-    this.rounds = Math.max(this.rounds, round);
-    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
-    try {
-      await new Promise((r) => setTimeout(r, 20));
-      return await f();
-    } finally {
-      this.inFlight--;
-      this.answeredRound = Math.max(this.answeredRound, round);
-    }
-  }
-  scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
-    return this.slow(() => this.inner.scanPage(start, end, ts, opts));
-  }
-  get(key: Buffer, ts: bigint): Promise<Buffer | null> {
-    return this.slow(() => this.inner.get(key, ts));
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 describe('root listing', () => {
   it("asks every adapter's root, and every S3 key family for buckets, at once: one round trip, not one after another; same names in adapter order", async () => {

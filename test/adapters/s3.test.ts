@@ -18,6 +18,7 @@ import { decodeManifest, formatHlcRfc3339Nano } from '../../src/adapters/s3/mode
 import { s3Fixtures } from '../golden/cases/s3.js';
 import { CountingSource } from '../helpers/counting.js';
 import { openTree, renderEntries, text, type Rendered } from '../helpers/render.js';
+import { Slow } from '../helpers/slow.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 
@@ -312,5 +313,29 @@ describe('s3 record decoding', () => {
     expect(formatHlcRfc3339Nano(hlc(1767225600000, 65535))).toBe('2026-01-01T00:00:00Z');
     expect(() => decodeManifest(Buffer.from('{"size_bytes":1.5}'))).toThrow();
     expect(() => decodeManifest(Buffer.from('{"etag":"x"} x'))).toThrow();
+  });
+});
+
+describe('s3: a cold lookup by path', () => {
+  it('resolves an object in one round trip once its directory is known, and reads its manifest once', async () => {
+    const want = (await renderEntries(demoS3Entries())).files.get('s3/logs/app/2026-01-01.log')!;
+    const t = await openTree(demoS3Entries(), { wrap: (src) => new Slow(src) });
+    try {
+      expect((await t.tree.getattr('/s3/logs/app')).kind).toBe('dir');
+      t.src.reset();
+      const path = '/s3/logs/app/2026-01-01.log';
+      const { size } = await t.tree.getattr(path);
+      // Before: the directory probe, the manifest read, each object family's probe for keys below
+      // it, and the manifest again for the size, one after another (6 round trips).
+      expect(t.src.rounds).toBe(1);
+      expect(await t.tree.read(path, 0, size)).toEqual(want);
+      expect(t.src.gets.filter((k) => k.startsWith('!s3|obj|head|'))).toHaveLength(1);
+      // The sidecar beside it reads only the manifest of an object named like the sidecar itself.
+      t.src.reset();
+      expect((await t.tree.getattr(path + '.elastickv-meta.json')).kind).toBe('file');
+      expect(t.src.gets.filter((k) => k.startsWith('!s3|obj|head|'))).toEqual([manifestKey(Buffer.from('logs'), 1n, Buffer.from('app/2026-01-01.log.elastickv-meta.json')).toString('latin1')]);
+    } finally {
+      await t.close();
+    }
   });
 });

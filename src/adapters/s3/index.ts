@@ -67,13 +67,13 @@ class S3Room {
     return this.ctx.view;
   }
 
-  /** The decoded manifest at `key` (cached per object). */
-  manifest(key: Buffer): Promise<Manifest> {
+  /** The decoded manifest at `key` (cached per object); `value`: its record, when the caller read it already. */
+  manifest(key: Buffer, value?: Buffer): Promise<Manifest> {
     const id = key.toString('latin1');
     let p = this.manifests.get(id);
     if (!p) {
       p = (async () => {
-        const v = await this.view.get(key);
+        const v = value ?? (await this.view.get(key));
         if (v === null) throw new RecordError(key, 'object manifest vanished');
         try {
           return decodeManifest(v);
@@ -161,8 +161,14 @@ interface OrphanGroup {
   gens: bigint[];
 }
 
+/** Prefix probes a bucket remembers (a lookup asks the same one more than once; the tree is immutable). */
+const PROBES_KEPT = 1024;
+
 class Bucket {
   private statePromise: Promise<BucketState> | null = null;
+  private readonly probes = new LRUCache<string, Promise<boolean>>({ max: PROBES_KEPT });
+  /** manifestOf's answers, by object (a body and its sidecar are looked up one after the other). */
+  private readonly manifestKeys = new LRUCache<string, Promise<Buffer | null>>({ max: PROBES_KEPT });
   private renamesPromise: Promise<Rename[]> | null = null;
   private orphansPromise: Promise<Map<string, OrphanGroup>> | null = null;
   readonly metaKey: Buffer;
@@ -222,22 +228,55 @@ class Bucket {
     return [...gens].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
   }
 
-  /** The manifest key of `object` in the newest shown generation that has one. */
-  async manifestOf(object: Buffer): Promise<Buffer | null> {
+  /**
+   * The manifest key of `object` in the newest shown generation that has one. The record read
+   * to find it is handed to the room's manifest cache: the object's render does not read it again.
+   */
+  manifestOf(object: Buffer): Promise<Buffer | null> {
+    const id = object.toString('latin1');
+    let p = this.manifestKeys.get(id);
+    if (!p) {
+      p = this.findManifest(object);
+      p.catch(() => this.manifestKeys.delete(id));
+      this.manifestKeys.set(id, p);
+    }
+    return p;
+  }
+
+  private async findManifest(object: Buffer): Promise<Buffer | null> {
     for (const gen of (await this.state()).gens) {
       const k = manifestKey(this.name, gen, object);
-      if ((await this.view.get(k)) !== null) return k;
+      const v = await this.view.get(k);
+      if (v !== null) {
+        this.room.manifest(k, v).catch(() => {}); // an undecodable one fails where it is used
+        return k;
+      }
     }
     return null;
+  }
+
+  /** Any key with this prefix? Remembered: a lookup probes the same prefix more than once. */
+  private probe(prefix: Buffer): Promise<boolean> {
+    const id = prefix.toString('latin1');
+    let p = this.probes.get(id);
+    if (!p) {
+      p = hasPrefix(this.view, prefix);
+      p.catch(() => this.probes.delete(id));
+      this.probes.set(id, p);
+    }
+    return p;
+  }
+
+  /** Whether any of these probes finds a key: all asked at once (one round trip on a live cluster, not one each). */
+  private async anyProbe(prefixes: Buffer[]): Promise<boolean> {
+    return (await Promise.all(prefixes.map((x) => this.probe(x)))).some(Boolean);
   }
 
   /** Is `object` a key the owner tracks in a shown generation (manifest, blob or chunkref)? */
   async objectExists(object: Buffer): Promise<boolean> {
     if (await this.manifestOf(object)) return true;
     for (const gen of (await this.state()).gens) {
-      for (const fam of [P_BLOB, P_CHUNKREF]) {
-        if (await hasPrefix(this.view, Buffer.concat([bucketGenBase(fam, this.name, gen), seg(object)]))) return true;
-      }
+      if (await this.anyProbe([P_BLOB, P_CHUNKREF].map((fam) => Buffer.concat([bucketGenBase(fam, this.name, gen), seg(object)])))) return true;
     }
     return false;
   }
@@ -245,9 +284,8 @@ class Bucket {
   /** Does some shown object key start with `prefix` (raw)? `manifestOnly` limits to manifests. */
   async anyObjectUnder(prefix: Buffer, manifestOnly: boolean): Promise<boolean> {
     for (const gen of (await this.state()).gens) {
-      for (const fam of manifestOnly ? [P_OBJ_HEAD] : OBJECT_FAMILIES) {
-        if (await hasPrefix(this.view, Buffer.concat([bucketGenBase(fam, this.name, gen), segPrefix(prefix)]))) return true;
-      }
+      const fams = manifestOnly ? [P_OBJ_HEAD] : OBJECT_FAMILIES;
+      if (await this.anyProbe(fams.map((fam) => Buffer.concat([bucketGenBase(fam, this.name, gen), segPrefix(prefix)])))) return true;
     }
     return false;
   }
@@ -595,7 +633,9 @@ class ObjectDir implements DirNode {
     const raw = Buffer.from(name, 'utf8');
     const b = this.bucket;
     let best: Entry | null = null;
-    if (await b.anyObjectUnder(Buffer.concat([this.prefix, raw, Buffer.of(SLASH)]), true)) best = { pri: 5, kind: 'dir' };
+    // The directory probe and each candidate object's probes go out together (a round trip
+    // each on a live cluster); their answers combine in the order they always did.
+    const isDir = b.anyObjectUnder(Buffer.concat([this.prefix, raw, Buffer.of(SLASH)]), true);
     const bases = new Set<string>();
     const strip = (s: string, suf: string): string | null => (s.endsWith(suf) && s.length > suf.length ? s.slice(0, -suf.length) : null);
     const addBase = (s: string | null): void => {
@@ -611,13 +651,20 @@ class ObjectDir implements DirNode {
       addBase(strip(f, LEAF_SUFFIX));
       addBase(strip(f, USER_DATA_SUFFIX));
     }
-    for (const base of bases) {
+    const produced = [...bases].map(async (base): Promise<[string, Entry][]> => {
       const nb = Buffer.from(base, 'latin1');
       const object = Buffer.concat([this.prefix, nb]);
+      // Whether keys go on below the object is asked beside its manifest, not after it.
+      const under = b.anyObjectUnder(Buffer.concat([object, Buffer.of(SLASH)]), false);
+      under.catch(() => {}); // unused when there is no manifest
       const mkey = await b.manifestOf(object);
-      if (!mkey) continue;
-      const dirPrefix = await b.anyObjectUnder(Buffer.concat([object, Buffer.of(SLASH)]), false);
-      for (const [n, e] of await this.objectEntries(nb, mkey, dirPrefix)) {
+      if (!mkey) return [];
+      return this.objectEntries(nb, mkey, await under);
+    });
+    const [dir, ...perBase] = await Promise.all([isDir, ...produced]);
+    if (dir) best = { pri: 5, kind: 'dir' };
+    for (const entries of perBase as [string, Entry][][]) {
+      for (const [n, e] of entries) {
         if (n === latin) best = combine(best, e);
       }
     }
