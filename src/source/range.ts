@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { KV, PageSource } from './types.js';
 
 /** Smallest key strictly greater than every key with this prefix, or null (no upper bound). */
@@ -20,18 +21,53 @@ export function nextKey(key: Buffer): Buffer {
 export const DEFAULT_PAGE_SIZE = 1024;
 
 /**
+ * Point reads a view remembers: a lookup by path reads a record to find it, and its render
+ * (or the next lookup) reads it again, a round trip each on a live cluster. Small: the keys
+ * of one path's lookups, not a cache of content (values over the byte bound are not kept).
+ */
+const RECENT_GETS = 256;
+const RECENT_GET_BYTES = 1 << 20;
+
+/**
  * A source bound to one read timestamp: what adapters are handed.
  * Adapters never see ts or the source kind.
  */
 export class SnapshotView {
+  private readonly recent = new LRUCache<string, { value: Buffer | null }>({
+    max: RECENT_GETS,
+    maxSize: RECENT_GET_BYTES,
+    sizeCalculation: (e, k) => (e.value?.length ?? 0) + k.length + 64,
+  });
+  /** Point reads on the wire, by key: a second read of the same key waits for the first. */
+  private readonly pendingGets = new Map<string, Promise<Buffer | null>>();
+
   constructor(
     readonly source: PageSource,
     readonly ts: bigint,
     readonly pageSize: number = DEFAULT_PAGE_SIZE,
   ) {}
 
+  /** The value at `key` (null: none), remembered for a while (see RECENT_GETS). Values are shared: never write to one. */
   get(key: Buffer): Promise<Buffer | null> {
-    return this.source.get(key, this.ts);
+    const id = key.toString('latin1');
+    const hit = this.recent.get(id);
+    if (hit) return Promise.resolve(hit.value);
+    let p = this.pendingGets.get(id);
+    if (!p) {
+      p = this.source.get(key, this.ts).then(
+        (value) => {
+          this.pendingGets.delete(id);
+          this.recent.set(id, { value });
+          return value;
+        },
+        (e: unknown) => {
+          this.pendingGets.delete(id);
+          throw e;
+        },
+      );
+      this.pendingGets.set(id, p);
+    }
+    return p;
   }
 
   /** One page; exposed for readers that want explicit paging. */
