@@ -84,14 +84,12 @@ class DynamoRoot implements DirNode {
 
   async lookup(name: string): Promise<Node | null> {
     let ref: TableRef | null = null;
-    let meta: Buffer | null = null;
     if (!isShaFallback(name)) {
       try {
         const raw = decodeSegment(name);
         if (encodeSegment(raw) === name) {
           const encoded = b64url(raw);
-          meta = await this.ctx.view.get(tableMetaKey(encoded));
-          if (meta !== null) ref = { encoded, rawName: raw, dirName: name };
+          if ((await this.ctx.view.get(tableMetaKey(encoded))) !== null) ref = { encoded, rawName: raw, dirName: name };
         }
       } catch {
         /* not an encoded name: fall through to the scan */
@@ -99,7 +97,6 @@ class DynamoRoot implements DirNode {
     }
     if (!ref || !this.inScope(ref)) {
       ref = null;
-      meta = null;
       // Unusual names (SHA fallback, non-canonical base64 in the key): find it among the tables.
       for await (const t of this.tables()) {
         if (t.dirName === name) {
@@ -108,9 +105,7 @@ class DynamoRoot implements DirNode {
         }
       }
     }
-    // The schema record read to find the table is the one its directory decodes: a cold path
-    // (`cat` of one item) then costs one read of it, not two (a round trip on a live cluster).
-    return ref ? new TableDir(this.ctx, ref, meta) : null;
+    return ref ? new TableDir(this.ctx, ref) : null;
   }
 }
 
@@ -122,8 +117,6 @@ class TableDir implements DirNode {
   constructor(
     private readonly ctx: AdapterContext,
     private readonly ref: TableRef,
-    /** The schema record, when the lookup that found the table read it (used once). */
-    private meta: Buffer | null = null,
   ) {
     this.path = `/dynamodb/${ref.dirName}`;
   }
@@ -138,8 +131,7 @@ class TableDir implements DirNode {
 
   private async loadSchema(): Promise<TableSchema> {
     const key = tableMetaKey(this.ref.encoded);
-    const v = this.meta ?? (await this.ctx.view.get(key));
-    this.meta = null;
+    const v = await this.ctx.view.get(key);
     if (v === null) throw new RecordError(key, 'dynamodb table schema vanished');
     if (v.length < SCHEMA_MAGIC.length || !v.subarray(0, SCHEMA_MAGIC.length).equals(SCHEMA_MAGIC)) {
       throw new RecordError(key, 'dynamodb table schema: missing magic prefix');
@@ -254,14 +246,7 @@ async function itemFile(ctx: AdapterContext, path: string, ks: KeySpace, n: Item
   const hit = await ks.find(n);
   if (!hit) return null;
   const key = hit.key;
-  // The first render uses the value the lookup read (a `cat` reads the item once, not twice:
-  // a round trip on a live cluster); a render after the bytes left the cache reads it again.
-  let value = hit.value;
-  return ctx.files.rendered(path, async () => {
-    const v = value;
-    value = undefined;
-    return renderItem(await ks.load(key, n, v));
-  });
+  return ctx.files.rendered(path, async () => renderItem(await ks.load(key, n)));
 }
 
 /** `items/<pk>/` of a hash+range table. */

@@ -291,32 +291,28 @@ export class KeySpace {
     return !!a && a.h === b.h && a.r === b.r;
   }
 
-  /**
-   * The key of the item that the owner would leave at this name in one generation (last in
-   * key order), with its value when finding it read the value (a point read); null if none.
-   */
-  async findIn(n: ItemNames, g: GenRange): Promise<{ key: Buffer; value?: Buffer } | null> {
+  /** The key of the item that the owner would leave at this name in one generation (last in key order), or null. */
+  async findIn(n: ItemNames, g: GenRange): Promise<Buffer | null> {
     const c = this.exactKeys(n, g);
     // A guessed legacy numeric key may not be the last of its numerically equal
     // spellings ("1", "1.0"), which is the one the owner leaves: scan instead.
     for (const k of c.definitive ? c.keys : []) {
-      const value = await this.view.get(k);
-      if (value !== null && this.same(this.keyNames(k, g), n)) return { key: k, value };
+      if ((await this.view.get(k)) !== null && this.same(this.keyNames(k, g), n)) return k;
     }
     if (c.definitive) return null;
     let found: Buffer | null = null;
     for await (const kv of this.view.scan(c.fallback.start, c.fallback.end, { keysOnly: true })) {
       if (this.same(await this.recordNames(kv.key, g), n)) found = kv.key;
     }
-    return found && { key: found };
+    return found;
   }
 
   /** The winning record for a name: the active generation's, else the migration source's. */
-  async find(n: ItemNames): Promise<{ key: Buffer; g: GenRange; value?: Buffer } | null> {
+  async find(n: ItemNames): Promise<{ key: Buffer; g: GenRange } | null> {
     for (let i = this.ranges.length - 1; i >= 0; i--) {
       const g = this.ranges[i]!;
-      const hit = await this.findIn(n, g);
-      if (hit) return { ...hit, g };
+      const key = await this.findIn(n, g);
+      if (key) return { key, g };
     }
     return null;
   }
@@ -457,8 +453,8 @@ export class KeySpace {
    * Render check: decode the stored item and make sure its key attributes name
    * the file it is served as.
    */
-  async load(key: Buffer, expect: ItemNames, value?: Buffer): Promise<Item> {
-    const v = value ?? (await this.view.get(key));
+  async load(key: Buffer, expect: ItemNames): Promise<Item> {
+    const v = await this.view.get(key);
     if (v === null) throw new RecordError(key, 'dynamodb item: record vanished');
     const item = this.decode(key, v);
     const got = this.valueNames(key, item);

@@ -67,13 +67,13 @@ class S3Room {
     return this.ctx.view;
   }
 
-  /** The decoded manifest at `key` (cached per object); `value`: its record, when the caller read it already. */
-  manifest(key: Buffer, value?: Buffer): Promise<Manifest> {
+  /** The decoded manifest at `key` (cached per object). */
+  manifest(key: Buffer): Promise<Manifest> {
     const id = key.toString('latin1');
     let p = this.manifests.get(id);
     if (!p) {
       p = (async () => {
-        const v = value ?? (await this.view.get(key));
+        const v = await this.view.get(key);
         if (v === null) throw new RecordError(key, 'object manifest vanished');
         try {
           return decodeManifest(v);
@@ -167,8 +167,6 @@ const PROBES_KEPT = 1024;
 class Bucket {
   private statePromise: Promise<BucketState> | null = null;
   private readonly probes = new LRUCache<string, Promise<boolean>>({ max: PROBES_KEPT });
-  /** manifestOf's answers, by object (a body and its sidecar are looked up one after the other). */
-  private readonly manifestKeys = new LRUCache<string, Promise<Buffer | null>>({ max: PROBES_KEPT });
   private renamesPromise: Promise<Rename[]> | null = null;
   private orphansPromise: Promise<Map<string, OrphanGroup>> | null = null;
   readonly metaKey: Buffer;
@@ -229,28 +227,13 @@ class Bucket {
   }
 
   /**
-   * The manifest key of `object` in the newest shown generation that has one. The record read
-   * to find it is handed to the room's manifest cache: the object's render does not read it again.
+   * The manifest key of `object` in the newest shown generation that has one. (The view
+   * remembers the record read here: the object's render and its sidecar's lookup do not read it again.)
    */
-  manifestOf(object: Buffer): Promise<Buffer | null> {
-    const id = object.toString('latin1');
-    let p = this.manifestKeys.get(id);
-    if (!p) {
-      p = this.findManifest(object);
-      p.catch(() => this.manifestKeys.delete(id));
-      this.manifestKeys.set(id, p);
-    }
-    return p;
-  }
-
-  private async findManifest(object: Buffer): Promise<Buffer | null> {
+  async manifestOf(object: Buffer): Promise<Buffer | null> {
     for (const gen of (await this.state()).gens) {
       const k = manifestKey(this.name, gen, object);
-      const v = await this.view.get(k);
-      if (v !== null) {
-        this.room.manifest(k, v).catch(() => {}); // an undecodable one fails where it is used
-        return k;
-      }
+      if ((await this.view.get(k)) !== null) return k;
     }
     return null;
   }
