@@ -6,19 +6,28 @@
  * build nobody waits for any more must stop. Other signals must not turn a stat into an error.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LayeredStore } from '../src/devcluster/store.js';
 import { startDevCluster, type DevCluster } from '../src/devcluster/server.js';
 import { writeFsm, type FsmEntry } from '../src/fixture/fsm.js';
+import { sqsMessageEntries, sqsQueueEntries } from '../src/fixture/sqs.js';
 import { captureLog } from './helpers/devcluster.js';
 import { isMounted, mount, sh, tempDir, waitFor, type Mounted } from './helpers/mount.js';
+import { renderEntries } from './helpers/render.js';
 
 const tmp = tempDir('ekv-intr-');
 const ENTRIES: FsmEntry[] = Array.from({ length: 60 }, (_, i) => ({ key: `!redis|str|k${String(i).padStart(3, '0')}`, value: `value-${i}` }));
 const FSM = join(tmp, '0000000000000064.fsm');
 writeFsm(FSM, ENTRIES, 1000n);
+/** A queue whose messages.jsonl takes 30 pages at --page-size 4 (a round trip each: 4.5 s at 150 ms). */
+const QUEUE: FsmEntry[] = [
+  ...sqsQueueEntries({ name: 'q' }),
+  ...Array.from({ length: 120 }, (_, i) => sqsMessageEntries({ name: 'q' }, { id: `m${String(i).padStart(3, '0')}`, body: `body ${i}`, sendTs: 1000 + i })).flat(),
+];
+const QUEUE_FSM = join(tmp, 'queue', '0000000000000064.fsm');
 /** Each RawScanAt takes this long: a CHECKSUMS build here takes seconds (see the last test). */
 const SCAN_MS = 250;
 /** A signalled stat must end within this; the build it asked for takes longer (checked below). */
@@ -29,16 +38,16 @@ afterEach(async () => {
   while (cleanup.length) await cleanup.pop()!().catch(() => {});
 });
 
-async function slowCluster(scanMs = SCAN_MS): Promise<DevCluster> {
-  const { store: source, lastCommitTS } = await LayeredStore.openSnapshot(FSM);
+async function slowCluster(scanMs = SCAN_MS, fsm = FSM): Promise<DevCluster> {
+  const { store: source, lastCommitTS } = await LayeredStore.openSnapshot(fsm);
   cleanup.push(() => source.close());
   const dc = await startDevCluster({ source, initialTs: lastCommitTS, log: captureLog().log, methodLatencyMs: { RawScanAt: scanMs } });
   cleanup.push(() => dc.close());
   return dc;
 }
 
-async function liveMount(dc: DevCluster): Promise<Mounted> {
-  const m = await mount(['--cluster', dc.address, '--progress-interval', '0']);
+async function liveMount(dc: DevCluster, args: string[] = []): Promise<Mounted> {
+  const m = await mount(['--cluster', dc.address, '--progress-interval', '0', ...args]);
   cleanup.push(async () => {
     if (m.proc.exitCode === null) {
       if (isMounted(m.mnt)) await sh(`fusermount -u '${m.mnt}'`);
@@ -107,6 +116,45 @@ describe('interrupted requests (native backend)', () => {
       expect(check.code).toBe(0);
       expect(Number(check.stdout.trim())).toBe(ENTRIES.length + 1); // + MANIFEST.json
       expect(logMsgs(m).filter((l) => l.msg === 'CHECKSUMS built')).toHaveLength(1);
+      expect(await m.unmount()).toBe(0);
+    });
+  }
+
+  for (const [how, cmd] of [
+    ['a stat of', (p: string) => ['stat', ['-c', '%s', join(p, 'messages.jsonl')]]],
+    ['an `ls -l` of the directory of', (p: string) => ['ls', ['-l', p]]],
+  ] as const) {
+    it(`SIGINT on ${how} an SQS messages.jsonl being rendered stops the render; the file renders whole on the next request`, async () => {
+      mkdirSync(join(tmp, 'queue'), { recursive: true });
+      writeFsm(QUEUE_FSM, QUEUE, 1000n);
+      const want = (await renderEntries(QUEUE)).files.get('sqs/q/messages.jsonl')!;
+      const scanMs = 150;
+      const dc = await slowCluster(scanMs, QUEUE_FSM);
+      const m = await liveMount(dc, ['--page-size', '4', '--log-level', 'debug']);
+      const sorted = () => m.stdout().split('\n').filter((l) => l.includes('"msg":"sqs: messages sorted"')).length;
+      const [bin, args] = cmd(join(m.mnt, 'sqs/q'));
+      // Signalled once the render is well under way (the lookups before it take a few round trips).
+      const r = await runAndSignal(bin, [...args], 'SIGINT', 10 * scanMs);
+      expect(r.signal).toBe('SIGINT');
+      expect(r.endedAt - r.signalledAt).toBeLessThan(PROMPT_MS);
+      const stopped = () => m.stdout().split('\n').filter((l) => l.includes('"msg":"render stopped"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      await waitFor(() => stopped().length > 0, 10_000, 'the render to stop');
+      expect(stopped()[0]).toMatchObject({ path: '/sqs/q/messages.jsonl', reason: 'every request waiting for it was interrupted' });
+      // It stopped: once the source is quiet, the render has not got as far as its sort (a
+      // render left running would have, and logged it), and the next request sorts once.
+      await waitFor(
+        async () => {
+          const before = dc.calls.get('RawScanAt') ?? 0;
+          await new Promise((res) => setTimeout(res, 3 * scanMs));
+          return (dc.calls.get('RawScanAt') ?? 0) === before;
+        },
+        30_000,
+        'the scans to stop',
+      );
+      expect(sorted()).toBe(0);
+      const got = await sh(`cat '${join(m.mnt, 'sqs/q/messages.jsonl')}' | sha256sum`);
+      expect(got.stdout.split(' ')[0]).toBe(createHash('sha256').update(want).digest('hex'));
+      expect(sorted()).toBe(1);
       expect(await m.unmount()).toBe(0);
     });
   }

@@ -69,8 +69,15 @@ export interface FileFactory {
    * `drain` resolves once every chunk written so far has reached the spill file:
    * a fast producer awaits it now and then to keep queued chunks bounded.
    */
-  streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): FileNode;
+  streamed(cacheKey: string, produce: Producer): FileNode;
 }
+
+/**
+ * A streamed file's pass (FileFactory.streamed). `signal` aborts when nobody waits for the file
+ * any more (every request for it was interrupted): `write` throws its reason from then on, and
+ * a producer with long stretches between writes checks it itself.
+ */
+export type Producer = (write: (chunk: Buffer) => void, drain: () => Promise<void>, signal: AbortSignal) => Promise<void>;
 
 export interface AdapterContext {
   view: SnapshotView;

@@ -255,8 +255,13 @@ export class NativeFuseMount {
   /** Interrupted requests still unanswered whose callers were not leaving: looked at again. */
   private readonly interruptWatch = new Set<number>();
   private interruptTimer: NodeJS.Timeout | null = null;
-  /** Requests waiting for CHECKSUMS to be built (Tree.waitsForChecksums), by id. */
-  private readonly checksumWaits = new Set<number>();
+  /**
+   * Requests in flight by the paths they wait on (a lookup, getattr or read: its own path; a
+   * readdirplus: the children whose attributes it asked for), and the reverse: when the last
+   * one on a path is interrupted, the render under way there stops (Tree.stopRender).
+   */
+  private readonly waiters = new Map<string, Set<number>>();
+  private readonly waitedPaths = new Map<number, string[]>();
 
   private readonly dispatch: Dispatch = (op, id, ino, a, b, fh, name) => {
     if (op > 0 && op <= OP_INTERRUPT) this.opCounts[op]!++;
@@ -351,22 +356,41 @@ export class NativeFuseMount {
     this.interruptWatch.delete(id);
     if (rc !== 1) return;
     this.interruptedRequests++;
-    // Whatever the request was waiting for carries on, except a CHECKSUMS build nobody else waits for.
-    if (this.checksumWaits.delete(id) && this.checksumWaits.size === 0) this.o.tree.stopChecksums('every request waiting for it was interrupted');
+    // A whole-file render that nobody else waits for stops (a listing, or a record, is kept).
+    for (const path of this.unwait(id)) this.o.tree.stopRender(path, 'every request waiting for it was interrupted');
   }
 
-  /** `fn` for request `id` on `path`, counted among the CHECKSUMS waiters while it runs if it waits for the build. */
-  private waiting<T>(id: number, path: string, fn: () => Promise<T>): Promise<T> {
-    if (!this.o.tree.waitsForChecksums(path)) return this.track(fn);
-    this.checksumWaits.add(id);
-    return this.track(fn).finally(() => this.checksumWaits.delete(id));
+  /** `fn` for request `id`, counted as waiting on `paths` while it runs (see waiters). */
+  private waiting<T>(id: number, paths: string[], fn: () => Promise<T>): Promise<T> {
+    for (const p of paths) {
+      let ids = this.waiters.get(p);
+      if (!ids) this.waiters.set(p, (ids = new Set()));
+      ids.add(id);
+    }
+    this.waitedPaths.set(id, paths);
+    return this.track(fn).finally(() => this.unwait(id));
+  }
+
+  /** Request `id` waits no more; the paths nobody else waits on now. */
+  private unwait(id: number): string[] {
+    const paths = this.waitedPaths.get(id);
+    if (!paths) return [];
+    this.waitedPaths.delete(id);
+    const free: string[] = [];
+    for (const p of paths) {
+      const ids = this.waiters.get(p);
+      if (!ids?.delete(id) || ids.size > 0) continue;
+      this.waiters.delete(p);
+      free.push(p);
+    }
+    return free;
   }
 
   private lookup(id: number, parent: number, name: string): void {
     const dir = this.inodes.path(parent);
     if (dir === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
     const path = child(dir, name);
-    this.waiting(id, path, () => this.o.tree.getattr(path)).then(
+    this.waiting(id, [path], () => this.o.tree.getattr(path)).then(
       (a) =>
         this.answer((A, h) => {
           const ino = this.inodes.ref(parent, name);
@@ -397,7 +421,7 @@ export class NativeFuseMount {
   private getattr(id: number, ino: number): void {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
-    this.waiting(id, path, () => this.o.tree.getattr(path)).then((a) => this.answer((A, h) => A.replyAttr(h, id, ino, kindOf(a), a.size)), this.fail(id));
+    this.waiting(id, [path], () => this.o.tree.getattr(path)).then((a) => this.answer((A, h) => A.replyAttr(h, id, ino, kindOf(a), a.size)), this.fail(id));
   }
 
   private opendir(id: number, ino: number): void {
@@ -467,7 +491,8 @@ export class NativeFuseMount {
         else if (size >= 0) attrs[i] = { kind: 'file', size };
         else slow.push(i);
       }
-      const asked = slow.length === 0 ? null : this.track(() => Promise.all(slow.map((i) => tree.listingAttr(child(path, picked[i]!)).then((a) => (attrs[i] = a), () => (attrs[i] = null)))));
+      const slowPaths = slow.map((i) => child(path, picked[i]!));
+      const asked = slow.length === 0 ? null : this.waiting(id, slowPaths, () => Promise.all(slow.map((i, k) => tree.listingAttr(slowPaths[k]!).then((a) => (attrs[i] = a), () => (attrs[i] = null)))));
       const reply = (): void => {
         const h = this.h;
         if (!h) return;
@@ -528,7 +553,7 @@ export class NativeFuseMount {
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
     if (off === 0 && this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
     this.readsInFlight.set(ino, (this.readsInFlight.get(ino) ?? 0) + 1);
-    this.waiting(id, path, () => this.o.tree.read(path, off, size))
+    this.waiting(id, [path], () => this.o.tree.read(path, off, size))
       .finally(() => {
         const n = this.readsInFlight.get(ino)! - 1;
         if (n > 0) this.readsInFlight.set(ino, n);
@@ -768,7 +793,8 @@ export class NativeFuseMount {
     if (this.interruptTimer) clearInterval(this.interruptTimer);
     this.interruptTimer = null;
     this.interruptWatch.clear();
-    this.checksumWaits.clear();
+    this.waiters.clear();
+    this.waitedPaths.clear();
     this.dirs.clear();
     this.listings.clear();
     this.letGo.clear();

@@ -8,7 +8,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import type { FileFactory } from '../adapters/types.js';
+import type { FileFactory, Producer } from '../adapters/types.js';
 import type { FileNode } from './node.js';
 import { grown, PathTable } from './paths.js';
 
@@ -27,11 +27,12 @@ interface Produced {
 }
 
 /** Run a producer into one buffer (for small streamed files evicted from the LRU). */
-async function collect(produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): Promise<Buffer> {
+async function collect(produce: Producer): Promise<Buffer> {
   const chunks: Buffer[] = [];
   await produce(
     (c) => void chunks.push(Buffer.from(c)),
     async () => {},
+    new AbortController().signal,
   );
   return Buffer.concat(chunks);
 }
@@ -95,6 +96,8 @@ export class ContentStore implements FileFactory {
   private slabUsed = 0;
   private readonly inflight = new Map<number, Promise<Buffer>>();
   private readonly produced = new Map<number, Promise<Produced>>();
+  /** Streamed files being produced, by path id: what abandon aborts. */
+  private readonly producing = new Map<number, AbortController>();
   private readonly paths: PathTable;
   private readonly spillThreshold: number;
   private spillRoot: string | null = null;
@@ -239,9 +242,10 @@ export class ContentStore implements FileFactory {
     return this.spillRoot;
   }
 
-  private produce(key: number, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): Promise<Produced> {
+  private produce(key: number, produce: Producer): Promise<Produced> {
     let p = this.produced.get(key);
     if (p) return p;
+    const ctl = new AbortController();
     p = (async (): Promise<Produced> => {
       let chunks: Buffer[] = [];
       let memBytes = 0;
@@ -249,6 +253,7 @@ export class ContentStore implements FileFactory {
       let spill: { path: string; fh: Promise<FileHandle> } | undefined;
       let pendingWrite: Promise<void> = Promise.resolve();
       const write = (chunk: Buffer): void => {
+        ctl.signal.throwIfAborted();
         if (chunk.length === 0) return;
         const at = size;
         size += chunk.length;
@@ -272,13 +277,15 @@ export class ContentStore implements FileFactory {
         if (spill) await (await spill.fh.catch(() => null))?.close().catch(() => {});
       };
       try {
-        await produce(write, () => pendingWrite);
+        await produce(write, () => pendingWrite, ctl.signal);
         await pendingWrite;
       } catch (e) {
         await pendingWrite.catch(() => {});
         await closeSpill();
         if (this.produced.get(key) === p) this.produced.delete(key); // not a newer run (see abandon)
         throw e;
+      } finally {
+        if (this.producing.get(key) === ctl) this.producing.delete(key);
       }
       const file = spill ? { fh: await spill.fh, path: spill.path } : undefined;
       if (file) {
@@ -291,19 +298,26 @@ export class ContentStore implements FileFactory {
       return { size };
     })();
     this.produced.set(key, p);
+    this.producing.set(key, ctl);
     return p;
   }
 
   /**
-   * Forget a streamed file's run in progress, so the next request starts a new one (the old
-   * run's producer is being stopped; its failure reaches only those who waited for it).
+   * Stop a streamed file's run in progress (nobody waits for it any more): its producer is
+   * aborted with `reason` and stops at its next check or write, and the next request starts a
+   * new run. False when none is in progress (a finished file is kept).
    */
-  abandon(cacheKey: string): void {
+  abandon(cacheKey: string, reason: Error): boolean {
     const id = this.paths.lookup(cacheKey);
-    if (id !== 0) this.produced.delete(id);
+    const ctl = id === 0 ? undefined : this.producing.get(id);
+    if (!ctl) return false;
+    this.producing.delete(id);
+    this.produced.delete(id);
+    ctl.abort(reason);
+    return true;
   }
 
-  streamed(cacheKey: string, produce: (write: (chunk: Buffer) => void, drain: () => Promise<void>) => Promise<void>): FileNode {
+  streamed(cacheKey: string, produce: Producer): FileNode {
     const id = this.paths.intern(cacheKey);
     return {
       kind: 'file',

@@ -88,12 +88,12 @@ const sha256 = (b: Buffer): Buffer => hash('sha256', b, 'buffer');
 export const SIBLING_PREFETCH_DIRS = 8;
 const SIBLING_PREFETCH_MAX_ENTRIES = 1024;
 
-/** A CHECKSUMS build under way: directories listed, files listed and files read again so far, and its generation (see stopChecksums). */
+/** A CHECKSUMS build under way: directories listed, files listed and files read again so far, and its stop signal (see stopRender). */
 interface ChecksumsBuild {
   dirs: number;
   files: number;
   hashedNow: number;
-  gen: number;
+  signal: AbortSignal;
 }
 
 /** A directory's entry as the CHECKSUMS walk orders it (key: its name, with "/" after a directory's). */
@@ -153,10 +153,8 @@ export class Tree {
   /** Where the last directory read-ahead stood: a parent's id and the index in its listing. */
   private readonly siblingCursor = { parent: 0, at: 0 };
   private checksumsBuilt = false;
-  /** The CHECKSUMS build under way (null: none): files listed and files read again so far, and its generation. */
+  /** The CHECKSUMS build under way (null: none), for progress lines. */
   private checksumsBuild: ChecksumsBuild | null = null;
-  /** Bumped by stopChecksums: a build of an older generation stops at its next file. */
-  private checksumsGen = 0;
 
   /** CHECKSUMS' path id (never hashed into itself). */
   private readonly checksumsId = this.paths.intern('/' + CHECKSUMS_FILE);
@@ -185,7 +183,7 @@ export class Tree {
 
   private makeRoot(): DirNode {
     const manifest = this.content.rendered('/' + MANIFEST_FILE, async () => this.opts.manifest());
-    const checksums = this.content.streamed('/' + CHECKSUMS_FILE, (write) => this.produceChecksums(write));
+    const checksums = this.content.streamed('/' + CHECKSUMS_FILE, (write, _drain, signal) => this.produceChecksums(write, signal));
     return {
       kind: 'dir',
       list: async () => {
@@ -590,7 +588,7 @@ export class Tree {
     const listed = async (dir: string): Promise<{ entries: SortedEntry[]; at: number }> => {
       const entries = await this.sortedEntries(dir);
       b.dirs++;
-      this.checksumsStopped(b.gen);
+      b.signal.throwIfAborted();
       return { entries, at: 0 };
     };
     const stack = [await listed('/')];
@@ -622,15 +620,6 @@ export class Tree {
     return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  /**
-   * Whether a request for `path` would wait for CHECKSUMS to be built (a whole-tree pass unless
-   * a copy read every file already): the FUSE layer counts such requests, and stops the build
-   * when every one of them was interrupted (see stopChecksums).
-   */
-  waitsForChecksums(path: string): boolean {
-    return !this.checksumsBuilt && path === '/' + CHECKSUMS_FILE;
-  }
-
   /** The CHECKSUMS build under way, for progress lines: files listed and files read again so far; null when none runs. */
   checksumsProgress(): { dirs: number; files: number; hashed_now: number } | null {
     const b = this.checksumsBuild;
@@ -638,33 +627,31 @@ export class Tree {
   }
 
   /**
-   * Stop the CHECKSUMS build under way: nobody waits for it any more (an `ls -l` of the root,
-   * interrupted). It stops at its next file; the digests it made are kept, so the next request
-   * for CHECKSUMS starts a build that reads only the files still unhashed. False if none runs.
+   * Stop the render of a streamed file under way at `path` (a whole-scope file: `CHECKSUMS`,
+   * an SQS `messages.jsonl`, a Redis TTL sidecar, a DynamoDB bundle part): nobody waits for it
+   * any more (the FUSE layer answered every request for it EINTR). Its producer stops at its
+   * next check; the next request renders it anew. A CHECKSUMS build keeps the digests it made,
+   * so the next one reads only the files still unhashed. False if no render of it runs.
    */
-  stopChecksums(reason: string): boolean {
-    const b = this.checksumsBuild;
-    if (!b) return false;
-    this.checksumsGen++;
-    this.checksumsBuild = null;
-    this.content.abandon('/' + CHECKSUMS_FILE);
-    this.log.info({ dirs: b.dirs, files: b.files, hashed_now: b.hashedNow, reason }, 'CHECKSUMS build stopped');
+  stopRender(path: string, reason: string): boolean {
+    const b = path === '/' + CHECKSUMS_FILE ? this.checksumsBuild : null;
+    if (!this.content.abandon(path, new TreeError('EIO', `${path}: render stopped (${reason})`))) return false;
+    if (b) {
+      if (this.checksumsBuild === b) this.checksumsBuild = null;
+      this.log.info({ dirs: b.dirs, files: b.files, hashed_now: b.hashedNow, reason }, 'CHECKSUMS build stopped');
+    } else this.log.info({ path, reason }, 'render stopped');
     return true;
   }
 
-  private checksumsStopped(gen: number): void {
-    if (gen !== this.checksumsGen) throw new TreeError('EIO', 'CHECKSUMS build stopped: nobody waits for it');
-  }
-
-  /** A file's digest, read whole now (for a CHECKSUMS build of generation `gen`: it stops between 1 MiB reads). */
-  private async hashOf(path: string, gen: number): Promise<string> {
+  /** A file's digest, read whole now (for a CHECKSUMS build: it stops between 1 MiB reads once `signal` aborts). */
+  private async hashOf(path: string, signal: AbortSignal): Promise<string> {
     const node = await this.file(path);
     this.stats.filesOpened--;
     const h = createHash('sha256');
     const size = await node.size();
     const step = 1 << 20;
     for (let off = 0; off < size; off += step) {
-      this.checksumsStopped(gen);
+      signal.throwIfAborted();
       h.update(await node.read(off, Math.min(step, size - off)));
     }
     const d = h.digest();
@@ -672,9 +659,9 @@ export class Tree {
     return d.toString('hex');
   }
 
-  private async produceChecksums(write: (chunk: Buffer) => void): Promise<void> {
+  private async produceChecksums(write: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
     const t0 = performance.now();
-    const b: ChecksumsBuild = { dirs: 0, files: 0, hashedNow: 0, gen: this.checksumsGen };
+    const b: ChecksumsBuild = { dirs: 0, files: 0, hashedNow: 0, signal };
     this.checksumsBuild = b;
     let batch = '';
     // A stat of CHECKSUMS (`ls -l` of the root) walks the whole tree: said at info, so a
@@ -688,7 +675,7 @@ export class Tree {
           let known = this.fileHashes.hexId(id);
           if (!known) {
             b.hashedNow++;
-            known = await this.hashOf(p, b.gen);
+            known = await this.hashOf(p, signal);
           }
           batch += checksumLine(known, p.slice(1));
           if (batch.length > 64 * 1024) {
@@ -697,7 +684,7 @@ export class Tree {
           }
         }
       }
-      this.checksumsStopped(b.gen);
+      signal.throwIfAborted();
     } finally {
       if (this.checksumsBuild === b) this.checksumsBuild = null;
     }

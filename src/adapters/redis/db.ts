@@ -583,11 +583,12 @@ export class RedisDb {
   }
 
   private sidecarFile(name: string): FileNode {
-    return this.files.streamed(`${this.dirPath}/${name}`, async (write) => {
+    return this.files.streamed(`${this.dirPath}/${name}`, async (write, _drain, signal) => {
       let batch = '';
       const kind: BlobKind | null = name === STRINGS_TTL_FILE ? 'strings' : name === HLL_TTL_FILE ? 'hll' : null;
       const lines = kind ? this.sidecarLines(kind, new BlobCensus(kind, this.files, `${this.dirPath}/${kind}`, this.ctx.roomCacheBytes)) : this.sidecar(name).gen();
       for await (const l of lines) {
+        signal.throwIfAborted(); // few lines may come of many keys: write() alone would check too seldom
         batch += l;
         if (batch.length >= 64 << 10) {
           write(Buffer.from(batch, 'utf8'));

@@ -297,7 +297,7 @@ class SqsRoom {
   private queueDir(ref: QueueRef): DirNode {
     const base = `/sqs/${ref.dirName}`;
     const queueJson = this.ctx.files.rendered(`${base}/${QUEUE_JSON}`, () => this.renderQueue(ref));
-    const messages = this.ctx.files.streamed(`${base}/${MESSAGES}`, (write, drain) => this.produceMessages(ref, write, drain));
+    const messages = this.ctx.files.streamed(`${base}/${MESSAGES}`, (write, drain, signal) => this.produceMessages(ref, write, drain, signal));
     const internals = this.internalsDir(base, ref.enc);
     // Presence checks run once per directory node (the view is at one read timestamp).
     const hasMessages = memo(() => this.hasMessages(ref));
@@ -330,7 +330,7 @@ class SqsRoom {
   }
 
   private internalsDir(base: string, enc: Buffer): DirNode {
-    const file: FileNode = this.ctx.files.streamed(`${base}/${INTERNALS}/${SIDE_FILE}`, (write, drain) => this.produceSide(enc, write, drain));
+    const file: FileNode = this.ctx.files.streamed(`${base}/${INTERNALS}/${SIDE_FILE}`, (write, drain, signal) => this.produceSide(enc, write, drain, signal));
     return {
       kind: 'dir',
       list: async () => [SIDE_FILE],
@@ -395,12 +395,13 @@ class SqsRoom {
     return false;
   }
 
-  private async produceMessages(ref: QueueRef, write: (chunk: Buffer) => void, drain: () => Promise<void>): Promise<void> {
+  private async produceMessages(ref: QueueRef, write: (chunk: Buffer) => void, drain: () => Promise<void>, signal: AbortSignal): Promise<void> {
     const gen = await this.activeGen(ref.enc);
     const sorter = new ExternalSorter();
     let dropped = 0;
     try {
-      for await (const page of ownedPages(this.view, P_MSG_DATA, ref.enc)) for (const kv of page) {
+      // The sort writes nothing until every page is in: the stop signal is checked a page at a time.
+      for await (const page of ownedPages(this.view, P_MSG_DATA, ref.enc)) for (const kv of (signal.throwIfAborted(), page)) {
         let partition: number | null;
         try {
           partition = parseDataKey(kv.key.subarray(P_MSG_DATA.length)).partition;
@@ -433,10 +434,10 @@ class SqsRoom {
     }
   }
 
-  private async produceSide(enc: Buffer, write: (chunk: Buffer) => void, drain: () => Promise<void>): Promise<void> {
+  private async produceSide(enc: Buffer, write: (chunk: Buffer) => void, drain: () => Promise<void>, signal: AbortSignal): Promise<void> {
     const out = batched(write, drain);
     for (const p of SIDE_PREFIXES) {
-      for await (const page of ownedPages(this.view, p, enc)) for (const kv of page) {
+      for await (const page of ownedPages(this.view, p, enc)) for (const kv of (signal.throwIfAborted(), page)) {
         try {
           parseSideKey(kv.key.subarray(p.length));
         } catch (e) {
