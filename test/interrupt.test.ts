@@ -57,6 +57,19 @@ async function liveMount(dc: DevCluster, args: string[] = []): Promise<Mounted> 
   return m;
 }
 
+/** Wait until the dev cluster has had no RawScanAt for `quietMs` (a render still running keeps scanning). */
+async function untilQuiet(dc: DevCluster, quietMs: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const before = dc.calls.get('RawScanAt') ?? 0;
+      await new Promise((res) => setTimeout(res, quietMs));
+      return (dc.calls.get('RawScanAt') ?? 0) === before;
+    },
+    30_000,
+    'the scans to stop',
+  );
+}
+
 const logMsgs = (m: Mounted): Record<string, unknown>[] =>
   m
     .stdout()
@@ -100,15 +113,7 @@ describe('interrupted requests (native backend)', () => {
       expect(stopped.reason).toBe('every request waiting for it was interrupted');
       // The listing in flight when it stopped ends (it is kept); the walk goes no further: once
       // the source is quiet, the build has not completed (a build left running would have).
-      await waitFor(
-        async () => {
-          const before = dc.calls.get('RawScanAt') ?? 0;
-          await new Promise((res) => setTimeout(res, 3 * SCAN_MS));
-          return (dc.calls.get('RawScanAt') ?? 0) === before;
-        },
-        30_000,
-        'the scans to stop',
-      );
+      await untilQuiet(dc, 3 * SCAN_MS);
       expect(logMsgs(m).some((l) => l.msg === 'CHECKSUMS built')).toBe(false);
       expect(Number(stopped.files)).toBeLessThan(ENTRIES.length + 1);
       // The mount is still whole: CHECKSUMS builds on request and verifies every file.
@@ -142,15 +147,7 @@ describe('interrupted requests (native backend)', () => {
       expect(stopped()[0]).toMatchObject({ path: '/sqs/q/messages.jsonl', reason: 'every request waiting for it was interrupted' });
       // It stopped: once the source is quiet, the render has not got as far as its sort (a
       // render left running would have, and logged it), and the next request sorts once.
-      await waitFor(
-        async () => {
-          const before = dc.calls.get('RawScanAt') ?? 0;
-          await new Promise((res) => setTimeout(res, 3 * scanMs));
-          return (dc.calls.get('RawScanAt') ?? 0) === before;
-        },
-        30_000,
-        'the scans to stop',
-      );
+      await untilQuiet(dc, 3 * scanMs);
       expect(sorted()).toBe(0);
       const got = await sh(`cat '${join(m.mnt, 'sqs/q/messages.jsonl')}' | sha256sum`);
       expect(got.stdout.split(' ')[0]).toBe(createHash('sha256').update(want).digest('hex'));
