@@ -388,6 +388,29 @@ describe('redis laziness', () => {
     }
   });
 
+  it("many small collections count what their rows cost in the heap against the room's share, not only their bytes", async () => {
+    // 12k hashes of one 1-byte field: ~0.6 MiB of row bytes, but ~11 MiB held in the heap
+    // (a record, a copy and a Map entry a key, a Buffer a row) against the 4 MiB share of a
+    // 1 MiB cache. Counted by bytes plus 48 a row, the census held them all.
+    const entries: FsmEntry[] = [];
+    const n = 12000;
+    for (let i = 0; i < n; i++) entries.push(...redisHash(`h${String(i).padStart(5, '0')}`, [['f', 'v']]));
+    const t = await countingTree(entries, 1024);
+    try {
+      expect(await t.tree.readdir('/redis/db_0')).toEqual(['hashes']);
+      t.src.reset();
+      // The census gave up at its share: hashes/ makes a pass of its own.
+      const names = await t.tree.readdir('/redis/db_0/hashes');
+      expect(names.length).toBe(n);
+      expect(names[n - 1]).toBe(`h${n - 1}.json`);
+      expect(t.src.pages).toBeGreaterThan(0);
+      // And every file still renders from its own rows.
+      for (const i of [0, 6000, n - 1]) expect((await t.tree.read(`/redis/db_0/hashes/h${String(i).padStart(5, '0')}.json`, 0, 4096)).toString()).toContain('"name": "f"');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a file looked up again once rendered (a copy: readdirplus, then the read, nodes evicted between) costs no existence read', async () => {
     const entries: FsmEntry[] = [...redisHash('h1', [['f', 'v']]), ...redisString('s1', 'hello'), ...redisString('s2', 'world')];
     const t = await countingTree(entries, 16);

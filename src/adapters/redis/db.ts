@@ -809,8 +809,20 @@ const COLLECTION_PREFIXES: Record<Exclude<WideKind, 'streams'>, readonly [Buffer
 };
 
 /**
- * The rows of one collection type gathered by collectionEntries, by user key, while the
- * bytes held stay within `budget` (each method returns false once they do not).
+ * What holding a row and a user key costs in the heap besides the row's bytes, measured
+ * (node --expose-gc, heapUsed + arrayBuffers after collections): a row's Buffer and its slot
+ * 120-145 bytes; a key's record, its rows array, its copy and its Map entry 500-530. Counting
+ * 48 bytes a row and nothing a key, a census of the bench's Redis mix at twice the full size
+ * held 3-5x its share: peak RSS of a snapshot `tar redis/` at --cache-size 64MiB grew from
+ * 186 to 241-266 MiB as the data doubled, past the 320 MiB bound of the whole tree.
+ */
+const ROW_HEAP_BYTES = 128;
+const KEY_HEAP_BYTES = 512;
+
+/**
+ * The rows of one collection type gathered by collectionEntries, by user key, while what
+ * they cost in memory (bytes and heap objects) stays within `budget` (each method returns
+ * false once it does not).
  */
 class CollectionRows {
   private readonly keys = new Map<string, CollectionKey>();
@@ -821,12 +833,15 @@ class CollectionRows {
   private at(uk: Buffer): CollectionKey {
     const m = mk(uk);
     let c = this.keys.get(m);
-    if (!c) this.keys.set(m, (c = { uk: Buffer.from(uk), meta: null, rows: [], legacy: false }));
+    if (!c) {
+      this.keys.set(m, (c = { uk: Buffer.from(uk), meta: null, rows: [], legacy: false }));
+      this.held += KEY_HEAP_BYTES;
+    }
     return c;
   }
 
   private hold(b: Buffer): boolean {
-    return (this.held += b.length + 48) <= this.budget;
+    return (this.held += b.length + ROW_HEAP_BYTES) <= this.budget;
   }
 
   /** `<listMeta><k>` rows. */
