@@ -91,7 +91,7 @@ const MAX_SCAN_STREAMS = 16;
 /**
  * Value bytes a page aims at. Each RPC costs the server a share of its own (a live tar of the
  * bench's S3 tree, 524 MB: the dev cluster spent 3.2-3.4 CPU-s on 2 MiB pages, 2.7-2.8 on
- * 4 MiB; 8 MiB pages saved no more and cost the mount 70-90 MiB more peak RSS).
+ * 4 MiB; 8 MiB pages saved no more and cost the mount 60-100 MiB more peak RSS).
  */
 const TARGET_BYTES = 4 << 20;
 /** Bytes of pages kept: a reader's page and the one fetched after it, for several readers. */

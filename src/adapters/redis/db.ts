@@ -814,7 +814,7 @@ const COLLECTION_PREFIXES: Record<Exclude<WideKind, 'streams'>, readonly [Buffer
  * 120-145 bytes; a key's record, its rows array, its copy and its Map entry 500-530. Counting
  * 48 bytes a row and nothing a key, a census of the bench's Redis mix at twice the full size
  * held 3-5x its share: peak RSS of a snapshot `tar redis/` at --cache-size 64MiB grew from
- * 186 to 241-266 MiB as the data doubled, past the 320 MiB bound of the whole tree.
+ * 194-196 to 253-276 MiB as the data doubled (now 176-185 to 202-212).
  */
 const ROW_HEAP_BYTES = 128;
 const KEY_HEAP_BYTES = 512;
