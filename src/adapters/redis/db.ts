@@ -20,6 +20,7 @@ import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import { encodeSegment, needsKeymap, decodeSegment, isShaFallback } from '../../format/filename.js';
 import { keymapLine, KEYMAP_FILE } from '../../format/keymap.js';
 import { RecordError, type DirNode, type Entry, type FileNode, type Node } from '../../tree/node.js';
+import { grown } from '../../tree/paths.js';
 import {
   DecodeError,
   decodeCountMeta,
@@ -647,7 +648,7 @@ export class RedisDb {
    * to it), a legacy zset blob, a row that does not decode. Null when the rows held exceed
    * the room's cache share (a huge collection): the caller lists names only.
    */
-  async collectionEntries(kind: Exclude<WideKind, 'streams'>): Promise<CollectionKey[] | null> {
+  async collectionEntries(kind: Exclude<WideKind, 'streams'>): Promise<RenderedKey[] | null> {
     // Page at a time, one small loop per row shape (CollectionRows): one loop over every
     // kind's rows was re-optimised by V8 as each kind reached a branch it had not seen.
     const rows = new CollectionRows(this.ctx.roomCacheBytes);
@@ -660,8 +661,9 @@ export class RedisDb {
       if (!ok) return null;
     }
     if (kind === 'zsets') for await (const page of this.view.scanPages(P.zsetLegacy, prefixEnd(P.zsetLegacy), { keysOnly: true })) rows.legacyBlobs(page, P.zsetLegacy.length);
-    const out = rows.sorted();
-    for (const c of out) c.bytes = this.renderCollection(kind, c);
+    const out: RenderedKey[] = [];
+    // Views of the rows' arena: the user key is copied, the rendered file is the render's own.
+    rows.each((c) => out.push({ uk: Buffer.from(c.uk), bytes: this.renderCollection(kind, c) }));
     return out;
   }
 
@@ -772,7 +774,7 @@ class CollectionCensus extends Census {
   /** User keys with SHA-fallback names, ascending (KEYMAP.jsonl's lines for the type). */
   readonly fallbackKeys: Buffer[] = [];
 
-  constructor(kind: Exclude<WideKind, 'streams'>, keys: CollectionKey[], files: FileFactory, dir: string) {
+  constructor(kind: Exclude<WideKind, 'streams'>, keys: RenderedKey[], files: FileFactory, dir: string) {
     super();
     const ext = EXT[kind];
     for (const c of keys) {
@@ -797,7 +799,12 @@ interface CollectionKey {
   rows: Buffer[];
   /** A legacy zset blob exists for the key. */
   legacy: boolean;
-  bytes?: Buffer;
+}
+
+/** A collection key in listing order with its file's bytes (undefined: its lookup renders it). */
+interface RenderedKey {
+  uk: Buffer;
+  bytes: Buffer | undefined;
 }
 
 /** Meta, delta and member prefixes of each collection type. */
@@ -809,46 +816,122 @@ const COLLECTION_PREFIXES: Record<Exclude<WideKind, 'streams'>, readonly [Buffer
 };
 
 /**
- * What holding a row and a user key costs in the heap besides the row's bytes, measured
- * (node --expose-gc, heapUsed + arrayBuffers after collections): a row's Buffer and its slot
- * 120-145 bytes; a key's record, its rows array, its copy and its Map entry 500-530. Counting
- * 48 bytes a row and nothing a key, a census of the bench's Redis mix at twice the full size
- * held 3-5x its share: peak RSS of a snapshot `tar redis/` at --cache-size 64MiB grew from
- * 194-196 to 253-276 MiB as the data doubled (now 176-185 to 202-212).
+ * What one key's Map entry costs CollectionRows besides its latin1 string's characters: set so
+ * that heldBytes is not below what a census really holds (see its test).
  */
-const ROW_HEAP_BYTES = 128;
-const KEY_HEAP_BYTES = 512;
+const KEY_MAP_BYTES = 96;
+const NO_ROW = -1;
 
 /**
  * The rows of one collection type gathered by collectionEntries, by user key, while what
- * they cost in memory (bytes and heap objects) stays within `budget` (each method returns
- * false once it does not).
+ * they cost in memory stays within `budget` (each method returns false once it does not).
+ *
+ * Rows are copied back to back into one arena, with typed arrays for their ends and, per
+ * key, a linked list of its member rows (a list's items for one key need not be adjacent in
+ * key order: `a`+seq can sort on both sides of a longer key). Held as a Buffer a row and a
+ * record a key, they cost 3-5x the bytes plus 48 a row that were counted (node --expose-gc,
+ * heapUsed + arrayBuffers: ~130 bytes a row, ~500 a key), so a census of many small
+ * collections held several times the room's share: a snapshot `tar redis/` at --cache-size
+ * 64MiB peaked at 190-202 MiB on the bench's Redis mix and 251-274 MiB at twice its size;
+ * 170-174 and 192-206 this way, in the same time. Views of the arena exist only while a key
+ * is rendered (each).
  */
-class CollectionRows {
-  private readonly keys = new Map<string, CollectionKey>();
-  private held = 0;
+export class CollectionRows {
+  private readonly index = new Map<string, number>();
+  /** The index's cost (KEY_MAP_BYTES and the string's characters a key). */
+  private mapBytes = 0;
+  private arena = Buffer.allocUnsafe(64 * 1024);
+  private arenaUsed = 0;
+  /** Row i is arena[i ? rowEnd[i - 1] : 0, rowEnd[i]). */
+  private rowEnd = new Uint32Array(1024);
+  /** The next member row of the same key, or NO_ROW. */
+  private rowNext = new Int32Array(1024);
+  private rows = 0;
+  /** Per key: its user key's row, its meta row, its first and last member rows (NO_ROW: none), legacy blob. */
+  private keyUk = new Int32Array(256);
+  private keyMeta = new Int32Array(256);
+  private keyFirst = new Int32Array(256);
+  private keyLast = new Int32Array(256);
+  private keyLegacy = new Uint8Array(256);
+  private keys = 0;
 
   constructor(private readonly budget: number) {}
 
-  private at(uk: Buffer): CollectionKey {
-    const m = mk(uk);
-    let c = this.keys.get(m);
-    if (!c) {
-      this.keys.set(m, (c = { uk: Buffer.from(uk), meta: null, rows: [], legacy: false }));
-      this.held += KEY_HEAP_BYTES;
+  /** Append `b` as a row; returns its index. */
+  private row(b: Buffer): number {
+    const need = this.arenaUsed + b.length;
+    if (need > this.arena.length) {
+      let n = this.arena.length * 2;
+      while (n < need) n *= 2;
+      const a = Buffer.allocUnsafe(n);
+      this.arena.copy(a, 0, 0, this.arenaUsed);
+      this.arena = a;
     }
-    return c;
+    this.arenaUsed += b.copy(this.arena, this.arenaUsed);
+    const i = this.rows++;
+    if (i === this.rowEnd.length) {
+      this.rowEnd = grown(this.rowEnd, i + 1, (n) => new Uint32Array(n));
+      this.rowNext = grown(this.rowNext, i + 1, (n) => new Int32Array(n));
+    }
+    this.rowEnd[i] = this.arenaUsed;
+    this.rowNext[i] = NO_ROW;
+    return i;
   }
 
-  private hold(b: Buffer): boolean {
-    return (this.held += b.length + ROW_HEAP_BYTES) <= this.budget;
+  private view(i: number): Buffer {
+    return this.arena.subarray(i === 0 ? 0 : this.rowEnd[i - 1]!, this.rowEnd[i]!);
+  }
+
+  /** The index of `uk`'s key, made on first sight. */
+  private at(uk: Buffer): number {
+    const m = mk(uk);
+    let k = this.index.get(m);
+    if (k === undefined) {
+      k = this.keys++;
+      if (k === this.keyUk.length) {
+        const n = k + 1;
+        this.keyUk = grown(this.keyUk, n, (c) => new Int32Array(c));
+        this.keyMeta = grown(this.keyMeta, n, (c) => new Int32Array(c));
+        this.keyFirst = grown(this.keyFirst, n, (c) => new Int32Array(c));
+        this.keyLast = grown(this.keyLast, n, (c) => new Int32Array(c));
+        this.keyLegacy = grown(this.keyLegacy, n, (c) => new Uint8Array(c));
+      }
+      this.index.set(m, k);
+      this.keyUk[k] = this.row(uk);
+      this.keyMeta[k] = NO_ROW;
+      this.keyFirst[k] = NO_ROW;
+      this.keyLast[k] = NO_ROW;
+      this.keyLegacy[k] = 0;
+      this.mapBytes += KEY_MAP_BYTES + m.length;
+    }
+    return k;
+  }
+
+  /** Append a member row to key k. */
+  private member(k: number, b: Buffer): void {
+    const r = this.row(b);
+    const last = this.keyLast[k]!;
+    if (last === NO_ROW) this.keyFirst[k] = r;
+    else this.rowNext[last] = r;
+    this.keyLast[k] = r;
+  }
+
+  /** What the rows held cost: the arena and arrays as allocated (with their growth room), and the index. */
+  get heldBytes(): number {
+    const keyArrays = this.keyUk.byteLength + this.keyMeta.byteLength + this.keyFirst.byteLength + this.keyLast.byteLength + this.keyLegacy.byteLength;
+    return this.arena.length + this.rowEnd.byteLength + this.rowNext.byteLength + keyArrays + this.mapBytes;
+  }
+
+  private within(): boolean {
+    return this.heldBytes <= this.budget;
   }
 
   /** `<listMeta><k>` rows. */
   listMetas(page: KV[], meta: Buffer): boolean {
     for (const kv of page) {
-      this.at(kv.key.subarray(meta.length)).meta = kv.value;
-      if (!this.hold(kv.value)) return false;
+      const k = this.at(kv.key.subarray(meta.length));
+      this.keyMeta[k] = this.row(kv.value);
+      if (!this.within()) return false;
     }
     return true;
   }
@@ -858,9 +941,9 @@ class CollectionRows {
     for (const kv of page) {
       const p = parseWide(kv.key, meta);
       if (!p) continue;
-      const c = this.at(p.userKey);
-      if (p.tail.length === 0) c.meta = kv.value;
-      if (!this.hold(kv.value)) return false;
+      const k = this.at(p.userKey);
+      if (p.tail.length === 0) this.keyMeta[k] = this.row(kv.value);
+      if (!this.within()) return false;
     }
     return true;
   }
@@ -870,8 +953,8 @@ class CollectionRows {
     for (const kv of page) {
       const rest = kv.key.subarray(member.length);
       if (rest.length < LIST_SEQ_BYTES) continue;
-      this.at(rest.subarray(0, rest.length - LIST_SEQ_BYTES)).rows.push(kv.value);
-      if (!this.hold(kv.value)) return false;
+      this.member(this.at(rest.subarray(0, rest.length - LIST_SEQ_BYTES)), kv.value);
+      if (!this.within()) return false;
     }
     return true;
   }
@@ -881,8 +964,8 @@ class CollectionRows {
     for (const kv of page) {
       const p = parseWide(kv.key, member);
       if (!p) continue;
-      this.at(p.userKey).rows.push(Buffer.from(p.tail));
-      if (!this.hold(p.tail)) return false;
+      this.member(this.at(p.userKey), p.tail);
+      if (!this.within()) return false;
     }
     return true;
   }
@@ -892,20 +975,39 @@ class CollectionRows {
     for (const kv of page) {
       const p = parseWide(kv.key, member);
       if (!p) continue;
-      this.at(p.userKey).rows.push(Buffer.from(p.tail), kv.value);
-      if (!this.hold(kv.value) || !this.hold(p.tail)) return false;
+      const k = this.at(p.userKey);
+      this.member(k, p.tail);
+      this.member(k, kv.value);
+      if (!this.within()) return false;
     }
     return true;
   }
 
   /** `<zsetLegacy><k>` keys: the key has a legacy blob (its lookup decides its file). */
   legacyBlobs(page: KV[], prefixLength: number): void {
-    for (const kv of page) this.at(kv.key.subarray(prefixLength)).legacy = true;
+    for (const kv of page) this.keyLegacy[this.at(kv.key.subarray(prefixLength))] = 1;
   }
 
-  /** The keys in listing order (by user key). */
-  sorted(): CollectionKey[] {
-    return [...this.keys.values()].sort((a, b) => Buffer.compare(a.uk, b.uk));
+  /**
+   * Each key in listing order (by user key), as views of the arena: valid until the next
+   * call of `each`'s callback (render it, copy what is kept).
+   */
+  each(fn: (c: CollectionKey) => void): void {
+    const order = new Int32Array(this.keys);
+    for (let k = 0; k < this.keys; k++) order[k] = k;
+    const a = this.arena;
+    const start = (r: number): number => (r === 0 ? 0 : this.rowEnd[r - 1]!);
+    order.sort((x, y) => {
+      const rx = this.keyUk[x]!;
+      const ry = this.keyUk[y]!;
+      return a.compare(a, start(ry), this.rowEnd[ry]!, start(rx), this.rowEnd[rx]!);
+    });
+    for (const k of order) {
+      const rows: Buffer[] = [];
+      for (let r = this.keyFirst[k]!; r !== NO_ROW; r = this.rowNext[r]!) rows.push(this.view(r));
+      const meta = this.keyMeta[k]!;
+      fn({ uk: this.view(this.keyUk[k]!), meta: meta === NO_ROW ? null : this.view(meta), rows, legacy: this.keyLegacy[k] === 1 });
+    }
   }
 }
 
