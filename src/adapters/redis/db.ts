@@ -859,14 +859,7 @@ export class CollectionRows {
 
   /** Append `b` as a row; returns its index. */
   private row(b: Buffer): number {
-    const need = this.arenaUsed + b.length;
-    if (need > this.arena.length) {
-      let n = this.arena.length * 2;
-      while (n < need) n *= 2;
-      const a = Buffer.allocUnsafe(n);
-      this.arena.copy(a, 0, 0, this.arenaUsed);
-      this.arena = a;
-    }
+    this.arena = grown(this.arena, this.arenaUsed + b.length, (n) => Buffer.allocUnsafe(n));
     this.arenaUsed += b.copy(this.arena, this.arenaUsed);
     const i = this.rows++;
     if (i === this.rowEnd.length) {
@@ -878,8 +871,12 @@ export class CollectionRows {
     return i;
   }
 
+  private rowStart(i: number): number {
+    return i === 0 ? 0 : this.rowEnd[i - 1]!;
+  }
+
   private view(i: number): Buffer {
-    return this.arena.subarray(i === 0 ? 0 : this.rowEnd[i - 1]!, this.rowEnd[i]!);
+    return this.arena.subarray(this.rowStart(i), this.rowEnd[i]!);
   }
 
   /** The index of `uk`'s key, made on first sight. */
@@ -989,18 +986,17 @@ export class CollectionRows {
   }
 
   /**
-   * Each key in listing order (by user key), as views of the arena: valid until the next
-   * call of `each`'s callback (render it, copy what is kept).
+   * Each key in listing order (by user key), its rows as views of the arena: copy what is
+   * kept (a view keeps the whole arena alive).
    */
   each(fn: (c: CollectionKey) => void): void {
     const order = new Int32Array(this.keys);
     for (let k = 0; k < this.keys; k++) order[k] = k;
     const a = this.arena;
-    const start = (r: number): number => (r === 0 ? 0 : this.rowEnd[r - 1]!);
     order.sort((x, y) => {
       const rx = this.keyUk[x]!;
       const ry = this.keyUk[y]!;
-      return a.compare(a, start(ry), this.rowEnd[ry]!, start(rx), this.rowEnd[rx]!);
+      return a.compare(a, this.rowStart(ry), this.rowEnd[ry]!, this.rowStart(rx), this.rowEnd[rx]!);
     });
     for (const k of order) {
       const rows: Buffer[] = [];
