@@ -271,6 +271,25 @@ describe('sqs: messages.jsonl ordering with bounded memory', () => {
   });
 });
 
+describe('sqs: the sort chunk and the cache size', () => {
+  const sorted = (r: Rendered): Record<string, unknown> | undefined => r.logs.find((l) => l.msg === 'sqs: messages sorted');
+
+  it('a small --cache-size holds the in-memory chunk to the room share (runs on disk, the same bytes); the default keeps one chunk', async () => {
+    // ~6 MB of records as the sorter counts them: past a 4 MiB share, inside 16 MiB.
+    const entries = sqsBenchEntries(8000);
+    const roomy = await renderEntries(entries, { cacheBytes: 256 << 20 });
+    open.push(roomy);
+    const small = await renderEntries(entries, { cacheBytes: 16 << 20 });
+    open.push(small);
+    expect(sorted(roomy)).toMatchObject({ records: 8000, runs: 0 });
+    expect(sorted(small)).toMatchObject({ records: 8000 });
+    expect(sorted(small)!.runs).toBeGreaterThanOrEqual(1);
+    const whole = text(roomy, 'sqs/bench/messages.jsonl');
+    expect(whole.trimEnd().split('\n').length).toBe(8000);
+    expect(text(small, 'sqs/bench/messages.jsonl')).toBe(whole);
+  });
+});
+
 describe('sqs: queues whose key segment extends another', () => {
   // base64url("orders") = b3JkZXJz is a prefix of b3JkZXJzLWRscQ ("orders-dlq") and
   // b3JkZXJzWA ("ordersX"): a scan of one queue's legacy keys meets the others' and skips them.

@@ -15,7 +15,7 @@ import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import type { KV } from '../../source/types.js';
 import { RecordError, type DirNode, type FileNode, type Node } from '../../tree/node.js';
 import type { Adapter, AdapterContext } from '../types.js';
-import { ExternalSorter } from './extsort.js';
+import { ExternalSorter, sortTuning } from './extsort.js';
 import {
   b64Run,
   decodeRawUrl,
@@ -397,7 +397,9 @@ class SqsRoom {
 
   private async produceMessages(ref: QueueRef, write: (chunk: Buffer) => void, drain: () => Promise<void>, signal: AbortSignal): Promise<void> {
     const gen = await this.activeGen(ref.enc);
-    const sorter = new ExternalSorter();
+    // The chunk sorted in memory is held to the room's share of --cache-size, as the other
+    // rooms' passes are: a fixed 16 MiB was the largest transient of a copy under a small cache.
+    const sorter = new ExternalSorter(Math.min(sortTuning.chunkBytes, this.ctx.roomCacheBytes));
     let dropped = 0;
     try {
       // The sort writes nothing until every page is in: the stop signal is checked a page at a time.
@@ -425,7 +427,7 @@ class SqsRoom {
         if (spilling) await spilling;
       }
       if (dropped > 0) this.ctx.log.info({ adapter: 'sqs', queue: ref.dirName, dropped }, 'sqs: stale-generation messages left out of messages.jsonl');
-      if (sorter.stats.runs > 0 || sorter.stats.records > 0) this.ctx.log.debug({ adapter: 'sqs', queue: ref.dirName, records: sorter.stats.records }, 'sqs: messages sorted');
+      if (sorter.stats.runs > 0 || sorter.stats.records > 0) this.ctx.log.debug({ adapter: 'sqs', queue: ref.dirName, records: sorter.stats.records, runs: sorter.stats.runs }, 'sqs: messages sorted');
       const out = batched(write, drain);
       await sorter.finish(out.push);
       out.flush();
