@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultDecodeOptions, type Adapter } from '../src/adapters/types.js';
 import { MemorySource } from '../src/source/memory.js';
 import { SnapshotView } from '../src/source/range.js';
-import { StaticDir, type FileNode } from '../src/tree/node.js';
+import { BufferFile, StaticDir, type FileNode, type Node } from '../src/tree/node.js';
 import { Tree } from '../src/tree/tree.js';
 
 /** A tree of one adapter over an empty source. */
@@ -123,6 +123,57 @@ describe('Tree: listings and kinds are kept once made', () => {
       expect({ lists: inner.lists + top.lists, lookups: inner.lookups + top.lookups, reads: [...files.values()].map((f) => f.reads) }).toEqual(before);
       // Bytewise path order: a, b, c, then é (0xc3…).
       expect(sums.trimEnd().split('\n').map((l) => l.slice(66)).filter((p) => p.startsWith('redis/'))).toEqual(['redis/sub/a.json', 'redis/sub/b.json', 'redis/sub/c.json', 'redis/sub/é.json']);
+    } finally {
+      await tree.close();
+    }
+  });
+});
+
+describe('Tree: CHECKSUMS order and escaping', () => {
+  it('sorts by the UTF-8 bytes of whole paths (a directory as its name and "/"), escapes as sha256sum does, and hashes files read before and not', async () => {
+    const body = (p: string): Buffer => Buffer.from(`content of ${p}\n`);
+    const tree_: [string, string[]][] = [
+      ['a', ['x', 'a']],
+      ['a.d', ['r']],
+      ['a0', []],
+      ['a-b', []],
+      ['ab', []],
+      ['é', []],
+      ['\u{1F600}', []],
+      ['\uE000', []],
+      ['z', ['new\nline', 'back\\slash', 'cr\rx']],
+      ['~', []],
+    ];
+    // Each entry: a file when it has no children listed, else a directory of those files.
+    const top = new Map<string, Node>();
+    const all: string[] = [];
+    for (const [name, kids] of tree_) {
+      if (kids.length === 0) {
+        const p = `redis/${name}`;
+        all.push(p);
+        top.set(name, new BufferFile(body(p)));
+      } else {
+        top.set(name, new StaticDir(new Map(kids.map((k) => [k, new BufferFile(body(`redis/${name}/${k}`))] as [string, Node]))));
+        for (const k of kids) all.push(`redis/${name}/${k}`);
+      }
+    }
+    const tree = treeOf({ name: 'redis', root: async () => new StaticDir(top) });
+    try {
+      // Half the files read first (their digests kept), the others hashed by the build.
+      for (const p of all.filter((_, i) => i % 2 === 0)) {
+        const size = (await tree.getattr(`/${p}`)).size;
+        await tree.read(`/${p}`, 0, size);
+      }
+      const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+      const want = [...all, 'MANIFEST.json']
+        .sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
+        .map((p) => {
+          const hex = sha(p === 'MANIFEST.json' ? Buffer.from('{}\n') : body(p));
+          if (!/[\n\r\\]/.test(p)) return `${hex}  ${p}\n`;
+          return `\\${hex}  ${p.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}\n`;
+        })
+        .join('');
+      expect(await checksumsOf(tree)).toBe(want);
     } finally {
       await tree.close();
     }

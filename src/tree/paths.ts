@@ -210,6 +210,23 @@ export class PathTable {
     return id;
   }
 
+  /**
+   * The order of two names in one directory as CHECKSUMS sorts paths (bytewise): their UTF-8
+   * bytes, a directory's followed by "/" since every path below it goes on so, a file's ending
+   * there. Negative when `a` comes first; 0 only for the same name.
+   */
+  compareNames(a: number, aDir: boolean, b: number, bDir: boolean): number {
+    const arena = this.arena;
+    let i = this.offsets[a]!;
+    let j = this.offsets[b]!;
+    const ie = this.nameEnd(a);
+    const je = this.nameEnd(b);
+    for (; i < ie && j < je; i++, j++) if (arena[i] !== arena[j]) return arena[i]! - arena[j]!;
+    const x = i < ie ? arena[i]! : aDir && j < je ? 0x2f : -1;
+    const y = j < je ? arena[j]! : bDir && i < ie ? 0x2f : -1;
+    return x - y;
+  }
+
   /** The name of `id` (its last path element). */
   name(id: number): string {
     return this.arena.toString('utf8', this.offsets[id]!, this.nameEnd(id));
