@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sqsAdapter } from '../../src/adapters/sqs/index.js';
-import { sortTuning } from '../../src/adapters/sqs/extsort.js';
+import { compareRecords, ExternalSorter, sortTuning, type SortRecord } from '../../src/adapters/sqs/extsort.js';
 import { defaultDecodeOptions, type DecodeOptions } from '../../src/adapters/types.js';
 import { encodeFsm, type FsmEntry } from '../../src/fixture/fsm.js';
 import {
@@ -379,6 +379,37 @@ describe('sqs: laziness', () => {
       await expect(m.tree.getattr('/sqs')).rejects.toThrow();
     } finally {
       await m.close();
+    }
+  });
+});
+
+describe('sqs: the external sort', () => {
+  const saved = { ...sortTuning };
+  afterEach(() => Object.assign(sortTuning, saved));
+
+  it('records larger than the run read buffer, merged in several passes, come out in order and whole', async () => {
+    const runDir = mkdtempSync(join(tmpdir(), 'ekv-sqs-sort-test-'));
+    try {
+      Object.assign(sortTuning, { fanIn: 2, readBytes: 64, dir: runDir });
+      const sorter = new ExternalSorter(4 << 10);
+      const recs: SortRecord[] = [];
+      for (let i = 0; i < 300; i++) {
+        const line = Buffer.alloc(i % 7 === 0 ? 5000 + i : 10 + (i % 50), String.fromCharCode(97 + (i % 26)));
+        recs.push({ sendTs: BigInt((i * 7919) % 101) - 50n, seq: BigInt(i % 3), messageId: Buffer.from(`id-${(i * 31) % 97}`), key: Buffer.from(`key-${i}`), line });
+      }
+      for (const r of recs) {
+        const p = sorter.add(r);
+        if (p) await p;
+      }
+      expect(sorter.stats.runs).toBeGreaterThan(4);
+      const out: Buffer[] = [];
+      await sorter.finish((l) => void out.push(l));
+      const want = [...recs].sort(compareRecords).map((r) => r.line);
+      expect(out.length).toBe(want.length);
+      for (let i = 0; i < want.length; i++) expect(out[i]!.equals(want[i]!), `record ${i}`).toBe(true);
+      expect(readdirSync(runDir)).toEqual([]);
+    } finally {
+      rmSync(runDir, { recursive: true, force: true });
     }
   });
 });

@@ -44,67 +44,88 @@ export function compareRecords(a: SortRecord, b: SortRecord): number {
 
 const HDR = 8 + 8 + 4 + 4 + 4;
 
-function encodeRecord(r: SortRecord): Buffer {
-  const b = Buffer.allocUnsafe(HDR + r.messageId.length + r.key.length + r.line.length);
-  b.writeBigUInt64BE(BigInt.asUintN(64, r.sendTs + I64_BIAS), 0);
-  b.writeBigUInt64BE(r.seq, 8);
-  b.writeUInt32BE(r.messageId.length, 16);
-  b.writeUInt32BE(r.key.length, 20);
-  b.writeUInt32BE(r.line.length, 24);
-  let o = HDR;
-  o += r.messageId.copy(b, o);
-  o += r.key.copy(b, o);
-  r.line.copy(b, o);
-  return b;
+/** Bytes a record takes in a run file. */
+function recordBytes(r: SortRecord): number {
+  return HDR + r.messageId.length + r.key.length + r.line.length;
 }
 
+function encodeRecord(r: SortRecord, b: Buffer, at: number): number {
+  b.writeBigUInt64BE(BigInt.asUintN(64, r.sendTs + I64_BIAS), at);
+  b.writeBigUInt64BE(r.seq, at + 8);
+  b.writeUInt32BE(r.messageId.length, at + 16);
+  b.writeUInt32BE(r.key.length, at + 20);
+  b.writeUInt32BE(r.line.length, at + 24);
+  let o = at + HDR;
+  o += r.messageId.copy(b, o);
+  o += r.key.copy(b, o);
+  o += r.line.copy(b, o);
+  return o - at;
+}
+
+/** Run files are written and read through one buffer each, reused: a merge makes no garbage a block. */
+const WRITE_BYTES = 1 << 20;
+
 class RunWriter {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private buf = Buffer.allocUnsafe(WRITE_BYTES);
+  private used = 0;
   private pos = 0;
   constructor(private readonly fh: FileHandle) {}
-  /** Queues one record; a promise only when the queue is written out. */
+  /** Queues one record; a promise only when the buffer is written out first (await it before the next add). */
   add(r: SortRecord): Promise<void> | undefined {
-    const b = encodeRecord(r);
-    this.pending.push(b);
-    this.pendingBytes += b.length;
-    return this.pendingBytes >= 1 << 20 ? this.flush() : undefined;
+    const n = recordBytes(r);
+    if (this.used + n <= this.buf.length) {
+      this.used += encodeRecord(r, this.buf, this.used);
+      return undefined;
+    }
+    return this.flush().then(() => {
+      if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+      this.used = encodeRecord(r, this.buf, 0);
+    });
   }
   async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const b = Buffer.concat(this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
     let done = 0;
-    while (done < b.length) done += (await this.fh.write(b, done, b.length - done, this.pos + done)).bytesWritten;
-    this.pos += b.length;
+    while (done < this.used) done += (await this.fh.write(this.buf, done, this.used - done, this.pos + done)).bytesWritten;
+    this.pos += this.used;
+    this.used = 0;
   }
 }
 
 class RunReader {
-  private buf = Buffer.alloc(0);
-  private off = 0;
+  private buf: Buffer;
+  /** Unread bytes are buf[start, end). */
+  private start = 0;
+  private end = 0;
   private filePos = 0;
   private eof = false;
   constructor(
     private readonly fh: FileHandle,
-    private readonly blockBytes: number,
-  ) {}
+    blockBytes: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.max(HDR, blockBytes));
+  }
 
+  /** Whether `n` unread bytes are buffered, reading more (into the same buffer) until they are or the file ends. */
   private async need(n: number): Promise<boolean> {
-    while (this.buf.length - this.off < n && !this.eof) {
-      const want = Math.max(this.blockBytes, n - (this.buf.length - this.off));
-      const chunk = Buffer.allocUnsafe(want);
-      const { bytesRead } = await this.fh.read(chunk, 0, want, this.filePos);
+    while (this.end - this.start < n && !this.eof) {
+      if (this.start > 0) {
+        this.buf.copy(this.buf, 0, this.start, this.end);
+        this.end -= this.start;
+        this.start = 0;
+      }
+      if (n > this.buf.length) {
+        const bigger = Buffer.allocUnsafe(n);
+        this.buf.copy(bigger, 0, 0, this.end);
+        this.buf = bigger;
+      }
+      const { bytesRead } = await this.fh.read(this.buf, this.end, this.buf.length - this.end, this.filePos);
       if (bytesRead === 0) {
         this.eof = true;
         break;
       }
       this.filePos += bytesRead;
-      this.buf = Buffer.concat([this.buf.subarray(this.off), chunk.subarray(0, bytesRead)]);
-      this.off = 0;
+      this.end += bytesRead;
     }
-    return this.buf.length - this.off >= n;
+    return this.end - this.start >= n;
   }
 
   /** The next record (null at the end): at once when it is buffered, else once read. */
@@ -115,30 +136,33 @@ class RunReader {
 
   /** The length of the next record if all of it is buffered, else 0. */
   private buffered(): number {
-    const have = this.buf.length - this.off;
+    const have = this.end - this.start;
     if (have < HDR) return 0;
-    const total = HDR + this.buf.readUInt32BE(this.off + 16) + this.buf.readUInt32BE(this.off + 20) + this.buf.readUInt32BE(this.off + 24);
+    const total = this.recordLength();
     return have >= total ? total : 0;
+  }
+
+  private recordLength(): number {
+    const at = this.start;
+    return HDR + this.buf.readUInt32BE(at + 16) + this.buf.readUInt32BE(at + 20) + this.buf.readUInt32BE(at + 24);
   }
 
   private async nextRead(): Promise<SortRecord | null> {
     if (!(await this.need(HDR))) {
-      if (this.buf.length - this.off !== 0) throw new Error('sqs sort: truncated run file');
+      if (this.end !== this.start) throw new Error('sqs sort: truncated run file');
       return null;
     }
-    const h = this.buf.subarray(this.off, this.off + HDR);
-    const total = HDR + h.readUInt32BE(16) + h.readUInt32BE(20) + h.readUInt32BE(24);
-    if (!(await this.need(total))) throw new Error('sqs sort: truncated run file');
-    return this.take(total);
+    if (!(await this.need(this.recordLength()))) throw new Error('sqs sort: truncated run file');
+    return this.take(this.recordLength());
   }
 
-  /** Decodes the buffered record of `total` bytes at the read position. */
+  /** Decodes the buffered record of `total` bytes at the read position (copies: the buffer is reused). */
   private take(total: number): SortRecord {
-    const b = this.buf.subarray(this.off, this.off + total);
+    const b = this.buf.subarray(this.start, this.start + total);
     const idLen = b.readUInt32BE(16);
     const keyLen = b.readUInt32BE(20);
     const lineLen = b.readUInt32BE(24);
-    this.off += total;
+    this.start += total;
     const sendTs = b.readBigUInt64BE(0) - I64_BIAS;
     const seq = b.readBigUInt64BE(8);
     let o = HDR;
