@@ -589,8 +589,8 @@ export class Tree {
    * child indexes, compared in the path table's name bytes. An object and two strings an entry
    * (its path and sort key), held while their directory was walked, outlived the young
    * generation: after a copy of the bench tree at twice its size (428k files, --cache-size
-   * 64MiB) the build raised the heap by 59-64 MiB (17-23 so) and RSS by 48-60 (26-36), the
-   * peak of the whole copy; its time is alike (0.69-0.98 s against 0.62-0.86).
+   * 64MiB) the build raised the heap by 59-64 MiB and RSS by 48-60, the peak of the whole
+   * copy; now by 17-23 and 26-36, in the same time (0.62-0.86 s against 0.69-0.98).
    */
   private async walkFrame(path: string, b: ChecksumsBuild): Promise<WalkFrame> {
     const { names, ids } = await this.dirListing(path);

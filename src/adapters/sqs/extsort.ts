@@ -21,7 +21,7 @@ export interface SortRecord {
 }
 
 export const sortTuning = {
-  /** Memory for one in-memory chunk (line + key + id bytes, plus a per-record allowance). */
+  /** Memory for one in-memory chunk (line + key + id bytes, plus a per-record allowance); a room share of --cache-size below it lowers it (see produceMessages). */
   chunkBytes: 16 << 20,
   /** Runs merged at once. */
   fanIn: 64,
