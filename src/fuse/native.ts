@@ -13,7 +13,7 @@
  * entries, attributes, pages (keep_cache) and listings (cache_readdir) get long
  * kernel lifetimes.
  */
-import { grown, KIND_DIR as PATH_DIR, KIND_FILE as PATH_FILE, type PathTable } from '../tree/paths.js';
+import { childPath, grown, KIND_DIR as PATH_DIR, KIND_FILE as PATH_FILE, type PathTable } from '../tree/paths.js';
 import type { Attr, DirListing } from '../tree/tree.js';
 import { TreeError } from '../tree/tree.js';
 import { isMounted, type MountOptions } from './mount.js';
@@ -191,10 +191,6 @@ function listed(l: Listing, i: number, ino: number, size: number): void {
   l.inos[i] = ino;
   l.sizes[i] = size;
   l.pos.set(ino, i);
-}
-
-function child(dir: string, name: string): string {
-  return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
 
 const DIR_ATTR: Attr = { kind: 'dir', size: 4096 };
@@ -389,7 +385,7 @@ export class NativeFuseMount {
   private lookup(id: number, parent: number, name: string): void {
     const dir = this.inodes.path(parent);
     if (dir === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
-    const path = child(dir, name);
+    const path = childPath(dir, name);
     this.waiting(id, [path], () => this.o.tree.getattr(path)).then(
       (a) =>
         this.answer((A, h) => {
@@ -491,7 +487,7 @@ export class NativeFuseMount {
         else if (size >= 0) attrs[i] = { kind: 'file', size };
         else slow.push(i);
       }
-      const slowPaths = slow.map((i) => child(path, picked[i]!));
+      const slowPaths = slow.map((i) => childPath(path, picked[i]!));
       const asked = slow.length === 0 ? null : this.waiting(id, slowPaths, () => Promise.all(slow.map((i, k) => tree.listingAttr(slowPaths[k]!).then((a) => (attrs[i] = a), () => (attrs[i] = null)))));
       const reply = (): void => {
         const h = this.h;
@@ -763,7 +759,7 @@ export class NativeFuseMount {
         : this.track(() =>
             Promise.all(
               later.map((k) =>
-                this.o.tree.read(this.inodes.path(l.inos[k]!) ?? child(l.dir, l.names[k]!), 0, l.sizes[k]!).then(
+                this.o.tree.read(this.inodes.path(l.inos[k]!) ?? childPath(l.dir, l.names[k]!), 0, l.sizes[k]!).then(
                   // Only whole files: the kernel then holds the file's every page.
                   (data) => (data.length === l.sizes[k] ? this.push(l.inos[k]!, data, 0) : undefined),
                   () => {}, // the file's own read reports the error

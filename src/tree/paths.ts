@@ -25,6 +25,11 @@ export function grown<T extends Uint8Array | Uint16Array | Uint32Array | Int32Ar
   return b;
 }
 
+/** The absolute path of `name` in the directory `dir` (an absolute path, "/" for the root). */
+export function childPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
 export class PathTable {
   /** Parent id, by id (0 for the root and the unused id 0). */
   private parents = new Uint32Array(1024);
@@ -247,6 +252,6 @@ export class PathTable {
       }
       this.dirPaths.set(parent, dir);
     }
-    return dir === '/' ? `/${this.name(id)}` : `${dir}/${this.name(id)}`;
+    return childPath(dir, this.name(id));
   }
 }

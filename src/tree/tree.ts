@@ -15,7 +15,7 @@ import { SourceError } from '../source/types.js';
 import { ContentStore } from './content.js';
 import { DigestStore } from './digests.js';
 import { BufferFile, RecordError, type DirNode, type Entry, type FileNode, type Node } from './node.js';
-import { grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
+import { childPath, grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
 
 export const MANIFEST_FILE = 'MANIFEST.json';
 
@@ -567,7 +567,7 @@ export class Tree {
   /** Every regular file, depth-first in readdir order, as absolute paths. */
   async *walkFiles(dir = '/'): AsyncGenerator<string> {
     for (const name of await this.readdir(dir)) {
-      const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
+      const p = childPath(dir, name);
       const kind = await this.kindOf(p);
       if (kind === 'dir') yield* this.walkFiles(p);
       else if (kind === 'file') yield p;
@@ -603,7 +603,7 @@ export class Tree {
     for (let i = 0; i < n; i++) {
       let k = this.paths.kind(ids[i]!);
       if (k === 0) {
-        const node = await this.resolve(path === '/' ? `/${names[i]!}` : `${path}/${names[i]!}`);
+        const node = await this.resolve(childPath(path, names[i]!));
         k = !node ? 0 : node.kind === 'dir' ? KIND_DIR : KIND_FILE;
       }
       kinds[i] = k;
@@ -672,7 +672,7 @@ export class Tree {
         const i = f.order[f.at++]!;
         const name = f.names[i]!;
         if (f.kinds[i] === KIND_DIR) {
-          stack.push(await this.walkFrame(f.path === '/' ? `/${name}` : `${f.path}/${name}`, b));
+          stack.push(await this.walkFrame(childPath(f.path, name), b));
           continue;
         }
         const id = f.ids[i]!;
@@ -681,7 +681,7 @@ export class Tree {
         let hex = this.fileHashes.hexId(id);
         if (!hex) {
           b.hashedNow++;
-          hex = await this.hashOf(f.path === '/' ? `/${name}` : `${f.path}/${name}`, signal);
+          hex = await this.hashOf(childPath(f.path, name), signal);
         }
         // Lines die young: a string a line, written every 64 KiB.
         batch += checksumLine(hex, f.rel + name);

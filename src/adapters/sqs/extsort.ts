@@ -152,8 +152,9 @@ class RunReader {
       if (this.end !== this.start) throw new Error('sqs sort: truncated run file');
       return null;
     }
-    if (!(await this.need(this.recordLength()))) throw new Error('sqs sort: truncated run file');
-    return this.take(this.recordLength());
+    const total = this.recordLength();
+    if (!(await this.need(total))) throw new Error('sqs sort: truncated run file');
+    return this.take(total);
   }
 
   /** Decodes the buffered record of `total` bytes at the read position (copies: the buffer is reused). */
