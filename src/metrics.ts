@@ -55,6 +55,22 @@ export class Metrics {
         this.set(t()?.content.cachedBytes ?? 0);
       },
     });
+    new Gauge({
+      name: 'ekv_mount_paths',
+      help: 'Paths the mount has given an id (inode) since it started: files and directories listed or looked up',
+      registers: [this.registry],
+      collect() {
+        this.set(t()?.paths.size ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'ekv_mount_path_state_bytes',
+      help: 'Memory held for those paths for the life of the mount (path table, content index): it grows with the files seen, not with --cache-size',
+      registers: [this.registry],
+      collect() {
+        this.set(t()?.pathStateBytes() ?? 0);
+      },
+    });
     const reported = new Map<string, number>();
     new Counter({
       name: 'ekv_mount_read_errors_total',

@@ -260,7 +260,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       log.error({ err: (e as Error).message }, 'close failed');
     }
     await metrics.close();
-    log.info({ reason, bytes_served: t.stats.bytesServed, files_opened: t.stats.filesOpened, heap_collections: governor?.stats.collections ?? 0, heap_pause_ms: Math.round(governor?.stats.pauseMs ?? 0) }, 'stopped');
+    log.info({ reason, bytes_served: t.stats.bytesServed, files_opened: t.stats.filesOpened, paths: t.paths.size, path_state_bytes: t.pathStateBytes(), heap_collections: governor?.stats.collections ?? 0, heap_pause_ms: Math.round(governor?.stats.pauseMs ?? 0) }, 'stopped');
     return code;
   } finally {
     uninstall();

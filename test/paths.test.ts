@@ -1,4 +1,11 @@
 /** The tree's path table: ids for (parent, name) pairs, kept in typed arrays. */
+import { pino } from 'pino';
+import { defaultDecodeOptions } from '../src/adapters/types.js';
+import { Metrics } from '../src/metrics.js';
+import { MemorySource } from '../src/source/memory.js';
+import { SnapshotView } from '../src/source/range.js';
+import { BufferFile, StaticDir, type Node } from '../src/tree/node.js';
+import { Tree } from '../src/tree/tree.js';
 import { describe, expect, it } from 'vitest';
 import { PathTable, ROOT_ID } from '../src/tree/paths.js';
 
@@ -62,5 +69,41 @@ describe('PathTable', () => {
     }
     // 300 top dirs + 300 sub dirs + 2400 names + the root
     expect(t.size).toBe(300 + 300 + 300 * names.length + 1);
+  });
+});
+
+describe('per-path state, as the metrics report it', () => {
+  it('ekv_mount_paths and ekv_mount_path_state_bytes follow the paths a walk gave ids, at tens of bytes a path', async () => {
+    const files = new Map<string, Node>();
+    for (let i = 0; i < 20_000; i++) files.set(`key-${String(i).padStart(6, '0')}.json`, new BufferFile(Buffer.from(`{"i":${i}}\n`)));
+    const tree = new Tree({
+      view: new SnapshotView(new MemorySource(), 1n),
+      options: defaultDecodeOptions(),
+      adapters: [{ name: 'redis', root: async () => new StaticDir(new Map([['db', new StaticDir(files)]])) }],
+      log: pino({ level: 'silent' }),
+      cacheBytes: 1 << 20,
+      manifest: () => Buffer.from('{}\n'),
+    });
+    const metrics = new Metrics(() => tree);
+    const gauge = async (name: string): Promise<number> => {
+      const line = (await metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${name} `));
+      return Number(line!.split(' ')[1]);
+    };
+    try {
+      const before = await gauge('ekv_mount_path_state_bytes');
+      expect(await gauge('ekv_mount_paths')).toBe(tree.paths.size);
+      for (const name of await tree.readdir('/redis/db')) await tree.getattr(`/redis/db/${name}`);
+      const paths = await gauge('ekv_mount_paths');
+      const bytes = await gauge('ekv_mount_path_state_bytes');
+      expect(paths).toBe(tree.paths.size);
+      expect(paths).toBeGreaterThan(20_000);
+      expect(bytes).toBe(tree.pathStateBytes());
+      // Arrays and arena as allocated: 16-char names, 4-byte ids; doubling leaves room, never 200 bytes a path.
+      expect((bytes - before) / 20_000).toBeGreaterThan(16);
+      expect(bytes / paths).toBeLessThan(200);
+    } finally {
+      await tree.close();
+      await metrics.close();
+    }
   });
 });

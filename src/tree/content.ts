@@ -123,6 +123,11 @@ export class ContentStore implements FileFactory {
     this.spillParent = opts.spillDir ?? tmpdir();
   }
 
+  /** Bytes of the per-path index of small cached files (by path id: it grows with the ids, not with what is cached). */
+  get indexBytes(): number {
+    return this.slabOf.byteLength + this.offOf.byteLength + this.lenOf.byteLength;
+  }
+
   get cachedBytes(): number {
     return this.lru.calculatedSize ?? 0;
   }

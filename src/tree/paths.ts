@@ -97,6 +97,16 @@ export class PathTable {
     return this.next - 1;
   }
 
+  /**
+   * Bytes this table holds (its arrays and name arena as allocated, growth room included): the
+   * state that grows with every path the mount has seen and is never let go.
+   */
+  get heldBytes(): number {
+    let n = this.arena.length + this.scratch.length;
+    for (const a of [this.parents, this.offsets, this.slots, this.kinds, this.listStart, this.listLen, this.listed]) n += a.byteLength;
+    return n;
+  }
+
   /** UTF-8 of `s` and its length: in the scratch buffer when it fits (valid until the next call). */
   private encode(s: string): [Buffer, number] {
     if (s.length * 3 <= this.scratch.length) return [this.scratch, this.scratch.write(s, 0, 'utf8')];

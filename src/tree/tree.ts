@@ -243,6 +243,15 @@ export class Tree {
     return new TreeError('EIO', e instanceof Error ? e.message : String(e));
   }
 
+  /**
+   * Bytes held per path for the life of the mount: the path table and the content store's
+   * index (digests for CHECKSUMS are on disk past a few pages). The one memory that grows with
+   * the number of files a mount has seen, whatever --cache-size says.
+   */
+  pathStateBytes(): number {
+    return this.paths.heldBytes + this.content.indexBytes;
+  }
+
   /** The live pin check: a refused gate is one EIO, counted and logged like any read error. */
   private gate(path: string, op: string): void {
     try {
