@@ -22,55 +22,31 @@ export class Metrics {
   constructor(tree?: () => Tree | null) {
     collectDefaultMetrics({ register: this.registry, prefix: 'ekv_mount_' });
     const t = tree ?? (() => null);
-    new Gauge({
-      name: 'ekv_mount_bytes_served_total',
-      help: 'Bytes returned to readers',
-      registers: [this.registry],
-      collect() {
-        this.set(t()?.stats.bytesServed ?? 0);
-      },
+    // Gauges read from the tree when scraped (0 before it exists).
+    const fromTree = (name: string, help: string, value: (tree: Tree) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const tree = t();
+          this.set(tree ? value(tree) : 0);
+        },
+      });
+    };
+    fromTree('ekv_mount_bytes_served_total', 'Bytes returned to readers', (tr) => tr.stats.bytesServed);
+    fromTree('ekv_mount_files_opened_total', 'Files opened by readers', (tr) => tr.stats.filesOpened);
+    fromTree('ekv_mount_cache_hit_ratio', 'Rendered-content cache hit ratio', (tr) => {
+      const s = tr.content.stats;
+      return s.hits + s.misses > 0 ? s.hits / (s.hits + s.misses) : 0;
     });
-    new Gauge({
-      name: 'ekv_mount_files_opened_total',
-      help: 'Files opened by readers',
-      registers: [this.registry],
-      collect() {
-        this.set(t()?.stats.filesOpened ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'ekv_mount_cache_hit_ratio',
-      help: 'Rendered-content cache hit ratio',
-      registers: [this.registry],
-      collect() {
-        const s = t()?.content.stats;
-        this.set(s && s.hits + s.misses > 0 ? s.hits / (s.hits + s.misses) : 0);
-      },
-    });
-    new Gauge({
-      name: 'ekv_mount_cache_bytes',
-      help: 'Bytes of rendered content held in memory',
-      registers: [this.registry],
-      collect() {
-        this.set(t()?.content.cachedBytes ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'ekv_mount_paths',
-      help: 'Paths the mount has given an id (inode) since it started: files and directories listed or looked up',
-      registers: [this.registry],
-      collect() {
-        this.set(t()?.paths.size ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'ekv_mount_path_state_bytes',
-      help: 'Memory held for those paths for the life of the mount (path table, content index): it grows with the files seen, not with --cache-size',
-      registers: [this.registry],
-      collect() {
-        this.set(t()?.pathStateBytes() ?? 0);
-      },
-    });
+    fromTree('ekv_mount_cache_bytes', 'Bytes of rendered content held in memory', (tr) => tr.content.cachedBytes);
+    fromTree('ekv_mount_paths', 'Paths the mount has given an id (inode) since it started: files and directories listed or looked up', (tr) => tr.paths.size);
+    fromTree(
+      'ekv_mount_path_state_bytes',
+      'Memory held for those paths for the life of the mount (path table, content index): it grows with the files seen, not with --cache-size',
+      (tr) => tr.pathStateBytes(),
+    );
     const reported = new Map<string, number>();
     new Counter({
       name: 'ekv_mount_read_errors_total',
