@@ -222,6 +222,8 @@ export class NativeFuseMount {
   private readonly letGo = new Set<string>();
   /** Listings remade by recall. */
   recalledListings = 0;
+  /** Listings let go with files not pushed yet, then listed again by the kernel (it forgot the directory's entries under memory pressure, and a reader lists it anew): remade by that listing, not by recall. */
+  relistedListings = 0;
   /** Files pushed into the kernel page cache ahead of their reads. */
   prefilledFiles = 0;
   /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
@@ -574,7 +576,7 @@ export class NativeFuseMount {
     const now = performance.now();
     const l: Listing = { dir, names, ids, inos: new Float64Array(n), sizes: new Float64Array(n).fill(-1), pos: new Map(), pushedTo: 0, window: PREFILL_FIRST, used: now };
     this.listings.set(dir, l);
-    this.letGo.delete(dir);
+    if (this.letGo.delete(dir)) this.relistedListings++;
     this.listedEntries += n;
     // Least recently used first, and only those no reader is in unless past LISTINGS_MAX.
     for (const old of this.listings.values()) {
@@ -798,7 +800,7 @@ export class NativeFuseMount {
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
     const [answered, dropped, pushRetries, readsFromPushes] = this.sessionStats;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes, interrupts: c[OP_INTERRUPT], interrupted_eintr: this.interruptedRequests };
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, relisted: this.relistedListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes, interrupts: c[OP_INTERRUPT], interrupted_eintr: this.interruptedRequests };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }
