@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ContentStore, ownedCopy } from '../src/tree/content.js';
+import { ContentStore, ownedCopy, SPILL_QUEUE_BYTES } from '../src/tree/content.js';
 import { tempDir } from './helpers/mount.js';
 
 describe('ContentStore', () => {
@@ -49,6 +50,34 @@ describe('ContentStore', () => {
     expect((await big.read(0, 7)).toString()).toBe('000000 ');
     expect(bigRuns).toBe(1);
     expect(cs.stats.spilledFiles).toBe(1);
+    await cs.close();
+  });
+
+  it('a producer faster than the disk that awaits drain() holds at most SPILL_QUEUE_BYTES queued, and its bytes are whole', async () => {
+    const cs = new ContentStore({ cacheBytes: 1 << 20, spillThreshold: 64 * 1024, spillDir: tempDir('ekv-spill-') });
+    const chunk = (i: number): Buffer => Buffer.alloc(64 * 1024, i & 0xff);
+    const n = 512; // 32 MiB, written without waiting for any I/O but drain's
+    let waits = 0;
+    const f = cs.streamed('/fast', async (write, drain) => {
+      for (let i = 0; i < n; i++) {
+        write(chunk(i));
+        const d = drain();
+        let done = false;
+        void d.then(() => (done = true));
+        await Promise.resolve();
+        if (!done) waits++;
+        await d;
+      }
+    });
+    expect(await f.size()).toBe(n * 64 * 1024);
+    expect(cs.stats.spillQueuedMax).toBeGreaterThan(SPILL_QUEUE_BYTES);
+    expect(cs.stats.spillQueuedMax).toBeLessThanOrEqual(SPILL_QUEUE_BYTES + 64 * 1024);
+    expect(waits).toBeGreaterThan(0);
+    const want = createHash('sha256');
+    for (let i = 0; i < n; i++) want.update(chunk(i));
+    const got = createHash('sha256');
+    for (let off = 0; off < n * 64 * 1024; off += 1 << 20) got.update(await f.read(off, 1 << 20));
+    expect(got.digest('hex')).toBe(want.digest('hex'));
     await cs.close();
   });
 });

@@ -5,11 +5,13 @@ import { defaultDecodeOptions, type Adapter } from '../src/adapters/types.js';
 import { MemorySource } from '../src/source/memory.js';
 import { SnapshotView } from '../src/source/range.js';
 import { BufferFile, StaticDir, type FileNode, type Node } from '../src/tree/node.js';
-import { Tree } from '../src/tree/tree.js';
+import { SPILL_QUEUE_BYTES } from '../src/tree/content.js';
+import { Tree, type TreeOptions } from '../src/tree/tree.js';
 
 /** A tree of one adapter over an empty source. */
-function treeOf(adapter: Adapter): Tree {
+function treeOf(adapter: Adapter, more: Partial<TreeOptions> = {}): Tree {
   return new Tree({
+    ...more,
     view: new SnapshotView(new MemorySource(), 1n),
     options: defaultDecodeOptions(),
     adapters: [adapter],
@@ -174,6 +176,30 @@ describe('Tree: CHECKSUMS order and escaping', () => {
         })
         .join('');
       expect(await checksumsOf(tree)).toBe(want);
+    } finally {
+      await tree.close();
+    }
+  });
+});
+
+describe('Tree: a CHECKSUMS larger than the spill threshold', () => {
+  it('is written to its spill file as it is built, never queued whole in memory; its lines are right', async () => {
+    // 100k files: a CHECKSUMS of ~9 MB, built with no I/O to wait for but its own writes.
+    const n = 100_000;
+    const name = (i: number): string => `f${String(i).padStart(6, '0')}.bin`;
+    const files = new Map<string, Node>(Array.from({ length: n }, (_, i) => [name(i), new BufferFile(Buffer.from(`v${i}\n`))]));
+    const tree = treeOf({ name: 'redis', root: async () => new StaticDir(new Map([['d', new StaticDir(files)]])) }, { spillThreshold: 64 * 1024 });
+    try {
+      const sums = await checksumsOf(tree);
+      expect(tree.content.stats.spilledFiles).toBe(1);
+      expect(sums.length).toBeGreaterThan(2 * SPILL_QUEUE_BYTES);
+      // Before: the whole file less its first block (~8.6 MB) was queued at once.
+      expect(tree.content.stats.spillQueuedMax).toBeLessThanOrEqual(SPILL_QUEUE_BYTES + 128 * 1024);
+      const lines = sums.trimEnd().split('\n');
+      expect(lines.length).toBe(n + 1);
+      const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+      expect(lines[0]).toBe(`${sha(Buffer.from('{}\n'))}  MANIFEST.json`);
+      for (const i of [0, 1, 4_999, 77_777, n - 1]) expect(lines[i + 1]).toBe(`${sha(Buffer.from(`v${i}\n`))}  redis/d/${name(i)}`);
     } finally {
       await tree.close();
     }

@@ -66,8 +66,9 @@ export interface FileFactory {
    * A file produced by one streaming pass (messages.jsonl, a stream's .jsonl,
    * KEYMAP.jsonl, *_ttl.jsonl), under its absolute path as for rendered. `produce` writes chunks through `write`; content
    * beyond the memory bound spills to a temporary file. Produced at most once.
-   * `drain` resolves once every chunk written so far has reached the spill file:
-   * a fast producer awaits it now and then to keep queued chunks bounded.
+   * Every producer awaits `drain()` after its writes: it resolves at once unless more than a
+   * few MiB wait for the spill file, and then once they are written, so a producer faster
+   * than the disk holds no more than that.
    */
   streamed(cacheKey: string, produce: Producer): FileNode;
 }

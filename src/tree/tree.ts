@@ -34,6 +34,8 @@ export interface TreeOptions {
   log: Logger;
   cacheBytes: number;
   spillDir?: string;
+  /** Streamed files larger than this spill to disk (tests shrink it; default the content store's). */
+  spillThreshold?: number;
   /** Pages of CHECKSUMS digests kept in memory (tests shrink it; default DIGEST_PAGES_IN_MEMORY). */
   digestPages?: number;
   /** Renders MANIFEST.json. */
@@ -167,7 +169,7 @@ export class Tree {
 
   constructor(private readonly opts: TreeOptions) {
     this.log = opts.log;
-    this.content = new ContentStore({ cacheBytes: opts.cacheBytes, spillDir: opts.spillDir, paths: this.paths });
+    this.content = new ContentStore({ cacheBytes: opts.cacheBytes, spillDir: opts.spillDir, spillThreshold: opts.spillThreshold, paths: this.paths });
     this.fileHashes = new DigestStore({ dir: opts.spillDir ?? tmpdir(), maxPages: opts.digestPages, log: opts.log });
     this.ctx = { view: opts.view, options: opts.options, files: this.content, log: opts.log, roomCacheBytes: auxCacheBytes(opts.cacheBytes) };
     this.root = this.makeRoot();
@@ -189,7 +191,7 @@ export class Tree {
 
   private makeRoot(): DirNode {
     const manifest = this.content.rendered('/' + MANIFEST_FILE, async () => this.opts.manifest());
-    const checksums = this.content.streamed('/' + CHECKSUMS_FILE, (write, _drain, signal) => this.produceChecksums(write, signal));
+    const checksums = this.content.streamed('/' + CHECKSUMS_FILE, (write, drain, signal) => this.produceChecksums(write, drain, signal));
     return {
       kind: 'dir',
       list: async () => {
@@ -662,7 +664,7 @@ export class Tree {
     return d.toString('hex');
   }
 
-  private async produceChecksums(write: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
+  private async produceChecksums(write: (chunk: Buffer) => void, drain: () => Promise<void>, signal: AbortSignal): Promise<void> {
     const t0 = performance.now();
     const b: ChecksumsBuild = { dirs: 0, files: 0, hashedNow: 0, signal };
     this.checksumsBuild = b;
@@ -697,6 +699,7 @@ export class Tree {
         if (batch.length > 64 * 1024) {
           write(Buffer.from(batch, 'utf8'));
           batch = '';
+          await drain();
         }
       }
       signal.throwIfAborted();

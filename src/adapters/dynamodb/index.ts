@@ -389,7 +389,7 @@ class Bundle {
     const parts = await this.plan();
     const part = parts[i];
     if (!part || partName(i) !== name) return null;
-    return this.ctx.files.streamed(`${this.path}/${name}`, async (write) => {
+    return this.ctx.files.streamed(`${this.path}/${name}`, async (write, drain) => {
       if (part.error) throw part.error;
       let left = part.count;
       let batch: Buffer[] = [];
@@ -403,6 +403,7 @@ class Bundle {
           write(Buffer.concat(batch));
           batch = [];
           batched = 0;
+          await drain();
         }
       }
       if (batch.length) write(Buffer.concat(batch));

@@ -386,7 +386,7 @@ export class RedisDb {
     return zsetJson(members, await this.collectionTtl('zsets', userKey, inline));
   }
 
-  async produceStream(userKey: Buffer, write: (chunk: Buffer) => void): Promise<void> {
+  async produceStream(userKey: Buffer, write: (chunk: Buffer) => void, drain: () => Promise<void>): Promise<void> {
     const mkey = wideKey(P.streamMeta, userKey);
     const raw = await this.view.get(mkey);
     if (raw === null) throw new RecordError(mkey, 'stream meta vanished');
@@ -401,6 +401,7 @@ export class RedisDb {
       if (batch.length >= 64 << 10) {
         write(Buffer.from(batch, 'utf8'));
         batch = '';
+        await drain();
       }
     }
     batch += streamMetaLine(meta.length, meta.lastMs, meta.lastSeq, await this.collectionTtl('streams', userKey, meta.inline));
@@ -584,7 +585,7 @@ export class RedisDb {
   }
 
   private sidecarFile(name: string): FileNode {
-    return this.files.streamed(`${this.dirPath}/${name}`, async (write, _drain, signal) => {
+    return this.files.streamed(`${this.dirPath}/${name}`, async (write, drain, signal) => {
       let batch = '';
       const kind: BlobKind | null = name === STRINGS_TTL_FILE ? 'strings' : name === HLL_TTL_FILE ? 'hll' : null;
       const lines = kind ? this.sidecarLines(kind, new BlobCensus(kind, this.files, `${this.dirPath}/${kind}`, this.ctx.roomCacheBytes)) : this.sidecar(name).gen();
@@ -594,6 +595,7 @@ export class RedisDb {
         if (batch.length >= 64 << 10) {
           write(Buffer.from(batch, 'utf8'));
           batch = '';
+          await drain();
         }
       }
       if (batch) write(Buffer.from(batch, 'utf8'));
@@ -1137,7 +1139,7 @@ class KeyDir implements DirNode {
       case 'zsets':
         return this.files.rendered(cacheKey, () => this.db.renderZSet(uk));
       case 'streams':
-        return this.files.streamed(cacheKey, (write) => this.db.produceStream(uk, write));
+        return this.files.streamed(cacheKey, (write, drain) => this.db.produceStream(uk, write, drain));
     }
   }
 }

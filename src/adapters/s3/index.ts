@@ -693,8 +693,11 @@ class ObjectDir implements DirNode {
           }
         });
       case KEYMAP_FILE:
-        return files.streamed(this.path(name), async (write) => {
-          for (const r of await b.renames()) write(Buffer.from(encodeLine({ encoded: goStrOf(r.encoded), original: r.original.toString('base64url'), kind: r.kind }), 'utf8'));
+        return files.streamed(this.path(name), async (write, drain) => {
+          for (const r of await b.renames()) {
+            write(Buffer.from(encodeLine({ encoded: goStrOf(r.encoded), original: r.original.toString('base64url'), kind: r.kind }), 'utf8'));
+            await drain();
+          }
         });
       case ORPHANS_DIR:
         return new OrphansDir(b);
@@ -703,12 +706,14 @@ class ObjectDir implements DirNode {
           new Map([
             [
               UPLOADS_FILE,
-              files.streamed(`/s3/${b.enc}/${UPLOADS_DIR}/${UPLOADS_FILE}`, async (write) => {
-                const line = (prefix: Buffer, key: Buffer, value: Buffer): void =>
+              files.streamed(`/s3/${b.enc}/${UPLOADS_DIR}/${UPLOADS_FILE}`, async (write, drain) => {
+                const line = (prefix: Buffer, key: Buffer, value: Buffer): Promise<void> => {
                   write(Buffer.from(encodeLine({ prefix: prefix.toString('latin1'), key: new GoB64(key), value: new GoB64(value) }), 'utf8'));
-                for await (const kv of b.view.scanPrefix(b.uploadMetaPrefix())) line(P_UPLOAD_META, kv.key, kv.value);
+                  return drain();
+                };
+                for await (const kv of b.view.scanPrefix(b.uploadMetaPrefix())) await line(P_UPLOAD_META, kv.key, kv.value);
                 for await (const kv of b.view.scanPrefix(Buffer.concat([P_UPLOAD_PART, seg(b.name)]))) {
-                  if (parseUploadPartKey(kv.key)) line(P_UPLOAD_PART, kv.key, kv.value);
+                  if (parseUploadPartKey(kv.key)) await line(P_UPLOAD_PART, kv.key, kv.value);
                 }
               }),
             ],
