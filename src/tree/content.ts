@@ -56,7 +56,7 @@ const ENTRY_OVERHEAD = 400;
 
 /** Cached files up to this size are copied into the store's slabs (no object of their own). */
 export const SLAB_ENTRY_MAX = 2048;
-/** Slab size (smaller under a cache too small to hold a few of them). */
+/** Slab size (smaller under a cache too small to hold a few of them); offsets in a slab are 16-bit. */
 const SLAB_BYTES = 64 * 1024;
 
 /** A large entry's own allocation: kept when it owns most of its backing store, else copied to an exact size. */
@@ -97,7 +97,7 @@ export class ContentStore implements FileFactory {
   private readonly lru: LRUCache<number, Buffer>;
   /** Small files, by path id: slab number (0: none), offset in it, length. */
   private slabOf = new Uint32Array(1024);
-  private offOf = new Uint32Array(1024);
+  private offOf = new Uint16Array(1024);
   private lenOf = new Uint16Array(1024);
   private readonly slabBytes: number;
   /** The slab being filled (null: start one), its number and fill. */
@@ -171,7 +171,7 @@ export class ContentStore implements FileFactory {
     }
     if (this.slabOf.length <= id) {
       this.slabOf = grown(this.slabOf, id + 1, (k) => new Uint32Array(k));
-      this.offOf = grown(this.offOf, id + 1, (k) => new Uint32Array(k));
+      this.offOf = grown(this.offOf, id + 1, (k) => new Uint16Array(k));
       this.lenOf = grown(this.lenOf, id + 1, (k) => new Uint16Array(k));
     }
     b.copy(this.slab, this.slabUsed);

@@ -37,7 +37,11 @@ export class PathTable {
   private offsets = new Uint32Array(1024);
   private arena = Buffer.allocUnsafe(64 * 1024);
   private arenaUsed = 0;
-  /** Open addressing, linear probing: ids, 0 = empty; at most half full. */
+  /**
+   * Open addressing, linear probing: ids, 0 = empty; at most three quarters full. (At most half
+   * full, the index of a 1M-item table's 1.1M paths took 16 MB instead of 8, for lookups
+   * 15-25 % faster: ~0.1 µs a lookup.)
+   */
   private slots = new Int32Array(2048);
   private next = ROOT_ID + 1;
   private readonly scratch = Buffer.allocUnsafe(12 * 1024);
@@ -168,7 +172,7 @@ export class PathTable {
     this.parents[id] = parent;
     this.offsets[id] = this.arenaUsed;
     this.arenaUsed += b.copy(this.arena, this.arenaUsed, start, end);
-    if (2 * (id + 1) > this.slots.length) this.rehash();
+    if (4 * (id + 1) > 3 * this.slots.length) this.rehash();
     else this.slots[s] = id;
     return id;
   }
