@@ -28,7 +28,7 @@ export function buildCommand(): Command {
     .option('--demo', 'start an embedded dev cluster with demo data and mount it through the live path', false)
     .option('--read-ts <hlc>', 'read timestamp (HLC uint64); default: the snapshot\'s lastCommitTS, or the read_ts BeginBackup pins. On a cluster without --pin-token it is read WITHOUT a pin (BeginBackup cannot pin a chosen read_ts)')
     .option('--cache-size <size>', 'bytes of rendered content kept in memory', '256MiB')
-    .option('--heap-slack <size>', 'collect the JS heap once it grows this much past what was live (0: leave it to V8; default: a quarter of --cache-size, 32-64 MiB)')
+    .option('--heap-slack <size>', 'collect the JS heap once it, with the Buffers its objects hold, grows this much past what was live (0: leave it to V8; default: a quarter of --cache-size, 32-64 MiB)')
     .option('--page-size <n>', 'keys per scan page', '1024')
     .option('--spill-dir <dir>', 'where large whole-scope files (messages.jsonl, CHECKSUMS, …) and CHECKSUMS digests spill to disk (default: $TMPDIR)')
     .addOption(new Option('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
