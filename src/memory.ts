@@ -12,8 +12,9 @@
  * stores): a cache entry evicted, or a page read, stays allocated until its Buffer is
  * collected, and the JS heap barely grows for it. A snapshot tar of the bench tree, 5-6
  * runs alternated, peaked at 334-357 MiB counting the heap alone, 329-341 MiB with the
- * Buffers (1-2 collections -> 5-7, 80-110 ms of pauses), in the same time. A collection of a 100 MiB heap pauses the loop for tens of milliseconds; the
- * slack keeps that to a few per second at most. The same idea as GOGC for a Go
+ * Buffers (1-2 collections -> 5-7, 80-110 ms of pauses), in the same time. A
+ * collection of a 100 MiB heap pauses the loop for tens of milliseconds; the slack
+ * keeps that to a few per second at most. The same idea as GOGC for a Go
  * daemon, with a byte budget instead of a ratio.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
