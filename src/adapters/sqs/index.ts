@@ -149,17 +149,15 @@ function memo<T>(f: () => Promise<T>): () => Promise<T> {
 }
 
 /**
- * Collects small writes into ~64 KiB chunks; every few MiB it waits for the
- * content store to drain what it has queued, so a fast producer stays bounded.
+ * Collects small writes into ~64 KiB chunks, each written then drained (the content store
+ * waits only once a few MiB are queued), so a fast producer stays bounded.
  */
 function batched(write: (chunk: Buffer) => void, drain: () => Promise<void>): { push: (b: Buffer) => Promise<void> | undefined; flush: () => void } {
   let parts: Buffer[] = [];
   let n = 0;
-  let sinceDrain = 0;
   const flush = (): void => {
     if (n === 0) return;
     write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-    sinceDrain += n;
     parts = [];
     n = 0;
   };
@@ -169,8 +167,6 @@ function batched(write: (chunk: Buffer) => void, drain: () => Promise<void>): { 
       n += b.length;
       if (n < 64 << 10) return undefined;
       flush();
-      if (sinceDrain < 4 << 20) return undefined;
-      sinceDrain = 0;
       return drain();
     },
     flush,
