@@ -80,6 +80,53 @@ export interface FileFactory {
  */
 export type Producer = (write: (chunk: Buffer) => void, drain: () => Promise<void>, signal: AbortSignal) => Promise<void>;
 
+/** A producer's writes are chunks of about this many bytes. */
+const CHUNK_BYTES = 64 << 10;
+
+/**
+ * A producer's small writes collected into ~64 KiB chunks, each written then drained (see
+ * Producer): `push` returns a promise to await when it wrote a chunk; `flush` writes the rest.
+ */
+export function batched(write: (chunk: Buffer) => void, drain: () => Promise<void>): { push: (b: Buffer) => Promise<void> | undefined; flush: () => void } {
+  let parts: Buffer[] = [];
+  let n = 0;
+  const flush = (): void => {
+    if (n === 0) return;
+    write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    parts = [];
+    n = 0;
+  };
+  return {
+    push: (b) => {
+      parts.push(b);
+      n += b.length;
+      if (n < CHUNK_BYTES) return undefined;
+      flush();
+      return drain();
+    },
+    flush,
+  };
+}
+
+/** batched() for text lines: they are joined as strings and encoded a chunk at a time. */
+export function batchedLines(write: (chunk: Buffer) => void, drain: () => Promise<void>): { push: (line: string) => Promise<void> | undefined; flush: () => void } {
+  let batch = '';
+  const flush = (): void => {
+    if (batch === '') return;
+    write(Buffer.from(batch, 'utf8'));
+    batch = '';
+  };
+  return {
+    push: (line) => {
+      batch += line;
+      if (batch.length < CHUNK_BYTES) return undefined;
+      flush();
+      return drain();
+    },
+    flush,
+  };
+}
+
 export interface AdapterContext {
   view: SnapshotView;
   options: DecodeOptions;

@@ -8,7 +8,7 @@ import { createHash, hash, type Hash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
-import type { Adapter, AdapterContext, AdapterName, DecodeOptions } from '../adapters/types.js';
+import { batchedLines, type Adapter, type AdapterContext, type AdapterName, type DecodeOptions } from '../adapters/types.js';
 import { checksumLine, CHECKSUMS_FILE } from '../format/checksums.js';
 import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
@@ -668,7 +668,7 @@ export class Tree {
     const t0 = performance.now();
     const b: ChecksumsBuild = { dirs: 0, files: 0, hashedNow: 0, signal };
     this.checksumsBuild = b;
-    let batch = '';
+    const out = batchedLines(write, drain);
     // A stat of CHECKSUMS (`ls -l` of the root) walks the whole tree: said at info, so a
     // waiting shell is explained in the log (progress lines carry the counts meanwhile).
     this.log.info('building CHECKSUMS: every file not read whole yet is read and hashed');
@@ -695,18 +695,14 @@ export class Tree {
           hex = await this.hashOf(childPath(f.path, name), signal);
         }
         // Lines die young: a string a line, written every 64 KiB.
-        batch += checksumLine(hex, f.rel + name);
-        if (batch.length > 64 * 1024) {
-          write(Buffer.from(batch, 'utf8'));
-          batch = '';
-          await drain();
-        }
+        const pending = out.push(checksumLine(hex, f.rel + name));
+        if (pending) await pending;
       }
       signal.throwIfAborted();
     } finally {
       if (this.checksumsBuild === b) this.checksumsBuild = null;
     }
-    if (batch) write(Buffer.from(batch, 'utf8'));
+    out.flush();
     this.checksumsBuilt = true;
     // hashed_now: files nobody had read whole, read again for their hash (0 after a full copy).
     this.log.info({ dirs: b.dirs, files: b.files, hashed_now: b.hashedNow, ms: Math.round(performance.now() - t0) }, 'CHECKSUMS built');

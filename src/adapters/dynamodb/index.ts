@@ -20,7 +20,7 @@ import { decodeSegment, encodeSegment, isShaFallback } from '../../format/filena
 import type { KV } from '../../source/types.js';
 import { RecordError, type DirNode, type Entry, type FileNode, type Node } from '../../tree/node.js';
 import { printableKey } from '../../tree/tree.js';
-import { LISTING_KEEP_MAX, type Adapter, type AdapterContext } from '../types.js';
+import { batched, LISTING_KEEP_MAX, type Adapter, type AdapterContext } from '../types.js';
 import { isDotName, KeySpace, type GenRange, type ItemNames } from './items.js';
 import { b64url, decodeRawB64Url, SCHEMA_MAGIC, TABLE_META_PREFIX, tableMetaKey } from './keys.js';
 import { decodeTableSchema, ProtoError, type TableSchema } from './proto.js';
@@ -392,21 +392,13 @@ class Bundle {
     return this.ctx.files.streamed(`${this.path}/${name}`, async (write, drain) => {
       if (part.error) throw part.error;
       let left = part.count;
-      let batch: Buffer[] = [];
-      let batched = 0;
+      const out = batched(write, drain);
       for await (const rec of this.records({ g: part.g, key: part.start })) {
         if (left-- <= 0) break;
-        const b = this.line(rec);
-        batch.push(b);
-        batched += b.length;
-        if (batched >= 64 << 10) {
-          write(Buffer.concat(batch));
-          batch = [];
-          batched = 0;
-          await drain();
-        }
+        const pending = out.push(this.line(rec));
+        if (pending) await pending;
       }
-      if (batch.length) write(Buffer.concat(batch));
+      out.flush();
     });
   }
 }

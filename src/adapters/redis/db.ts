@@ -14,7 +14,7 @@
  * appears for <k>. A collection meta value carrying an inline TTL owns the
  * key's TTL outright.
  */
-import type { AdapterContext, FileFactory } from '../types.js';
+import { batchedLines, type AdapterContext, type FileFactory } from '../types.js';
 import type { KV } from '../../source/types.js';
 import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import { encodeSegment, needsKeymap, decodeSegment, isShaFallback } from '../../format/filename.js';
@@ -392,20 +392,16 @@ export class RedisDb {
     if (raw === null) throw new RecordError(mkey, 'stream meta vanished');
     const meta = decoded(mkey, () => decodeStreamMeta(raw));
     const prefix = wideKey(P.streamEntry, userKey);
-    let batch = '';
+    const out = batchedLines(write, drain);
     for await (const kv of this.view.scanPrefix(prefix)) {
       const id = kv.key.subarray(prefix.length);
       if (id.length !== STREAM_ID_BYTES) throw new RecordError(kv.key, 'malformed stream entry key');
       const fields = decoded(kv.key, () => decodeStreamEntry(kv.value));
-      batch += streamEntryLine(id.readBigUInt64BE(0), id.readBigUInt64BE(8), fields);
-      if (batch.length >= 64 << 10) {
-        write(Buffer.from(batch, 'utf8'));
-        batch = '';
-        await drain();
-      }
+      const pending = out.push(streamEntryLine(id.readBigUInt64BE(0), id.readBigUInt64BE(8), fields));
+      if (pending) await pending;
     }
-    batch += streamMetaLine(meta.length, meta.lastMs, meta.lastSeq, await this.collectionTtl('streams', userKey, meta.inline));
-    write(Buffer.from(batch, 'utf8'));
+    out.push(streamMetaLine(meta.length, meta.lastMs, meta.lastSeq, await this.collectionTtl('streams', userKey, meta.inline)));
+    out.flush();
   }
 
   // ------------------------------------------------------------ sidecars
@@ -586,19 +582,15 @@ export class RedisDb {
 
   private sidecarFile(name: string): FileNode {
     return this.files.streamed(`${this.dirPath}/${name}`, async (write, drain, signal) => {
-      let batch = '';
+      const out = batchedLines(write, drain);
       const kind: BlobKind | null = name === STRINGS_TTL_FILE ? 'strings' : name === HLL_TTL_FILE ? 'hll' : null;
       const lines = kind ? this.sidecarLines(kind, new BlobCensus(kind, this.files, `${this.dirPath}/${kind}`, this.ctx.roomCacheBytes)) : this.sidecar(name).gen();
       for await (const l of lines) {
         signal.throwIfAborted(); // few lines may come of many keys: write() alone would check too seldom
-        batch += l;
-        if (batch.length >= 64 << 10) {
-          write(Buffer.from(batch, 'utf8'));
-          batch = '';
-          await drain();
-        }
+        const pending = out.push(l);
+        if (pending) await pending;
       }
-      if (batch) write(Buffer.from(batch, 'utf8'));
+      out.flush();
     });
   }
 

@@ -14,7 +14,7 @@ import { encodeSegment, decodeSegment, isShaFallback } from '../../format/filena
 import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import type { KV } from '../../source/types.js';
 import { RecordError, type DirNode, type FileNode, type Node } from '../../tree/node.js';
-import type { Adapter, AdapterContext } from '../types.js';
+import { batched, type Adapter, type AdapterContext } from '../types.js';
 import { ExternalSorter, sortTuning } from './extsort.js';
 import {
   b64Run,
@@ -145,31 +145,6 @@ function memo<T>(f: () => Promise<T>): () => Promise<T> {
       throw e;
     });
     return p;
-  };
-}
-
-/**
- * Collects small writes into ~64 KiB chunks, each written then drained (the content store
- * waits only once a few MiB are queued), so a fast producer stays bounded.
- */
-function batched(write: (chunk: Buffer) => void, drain: () => Promise<void>): { push: (b: Buffer) => Promise<void> | undefined; flush: () => void } {
-  let parts: Buffer[] = [];
-  let n = 0;
-  const flush = (): void => {
-    if (n === 0) return;
-    write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-    parts = [];
-    n = 0;
-  };
-  return {
-    push: (b) => {
-      parts.push(b);
-      n += b.length;
-      if (n < 64 << 10) return undefined;
-      flush();
-      return drain();
-    },
-    flush,
   };
 }
 
