@@ -400,7 +400,8 @@ export class RedisDb {
       const pending = out.push(streamEntryLine(id.readBigUInt64BE(0), id.readBigUInt64BE(8), fields));
       if (pending) await pending;
     }
-    out.push(streamMetaLine(meta.length, meta.lastMs, meta.lastSeq, await this.collectionTtl('streams', userKey, meta.inline)));
+    const last = out.push(streamMetaLine(meta.length, meta.lastMs, meta.lastSeq, await this.collectionTtl('streams', userKey, meta.inline)));
+    if (last) await last;
     out.flush();
   }
 
