@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ContentStore, ownedCopy, SPILL_QUEUE_BYTES } from '../src/tree/content.js';
 import { tempDir } from './helpers/mount.js';
@@ -79,6 +82,38 @@ describe('ContentStore', () => {
     for (let off = 0; off < n * 64 * 1024; off += 1 << 20) got.update(await f.read(off, 1 << 20));
     expect(got.digest('hex')).toBe(want.digest('hex'));
     await cs.close();
+  });
+});
+
+describe('a spill directory that fills up', () => {
+  it('fails that file (its reads error, the daemon lives): no unhandled rejection, the producer stops, the partial spill file is removed', async () => {
+    // A 512 KiB tmpfs as --spill-dir (root, as the FUSE tests are). Vitest fails the run on an
+    // unhandled rejection: before, each write queued after the first ENOSPC was one, and the
+    // daemon's handler for them unmounts.
+    const dir = tempDir('ekv-spill-full-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', dir]);
+    try {
+      const cs = new ContentStore({ cacheBytes: 1 << 20, spillThreshold: 64 * 1024, spillDir: dir });
+      let writes = 0;
+      const f = cs.streamed('/big', async (write, drain) => {
+        for (let i = 0; i < 64; i++) {
+          write(Buffer.alloc(64 * 1024, i));
+          writes++;
+          // A producer waiting on its source, not on drain: its writes fail meanwhile.
+          await new Promise((r) => setTimeout(r, 5));
+          if (i % 32 === 31) await drain();
+        }
+      });
+      await expect(f.size()).rejects.toMatchObject({ code: 'ENOSPC' });
+      expect(writes).toBeLessThan(32);
+      const [root] = readdirSync(dir);
+      expect(readdirSync(join(dir, root!))).toEqual([]);
+      // The next reader starts a new run (and fails the same way while the disk is full).
+      await expect(f.read(0, 10)).rejects.toMatchObject({ code: 'ENOSPC' });
+      await cs.close();
+    } finally {
+      execFileSync('umount', [dir]);
+    }
   });
 });
 

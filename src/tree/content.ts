@@ -4,7 +4,7 @@
  * once while cached; concurrent readers share one in-flight render.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
@@ -269,6 +269,8 @@ export class ContentStore implements FileFactory {
       let pendingWrite: Promise<void> = Promise.resolve();
       /** Bytes handed to the spill file's writes and not written yet. */
       let queued = 0;
+      /** The spill file's first failure (a full --spill-dir): every write after it throws it, so the producer stops. */
+      let writeFailed: { e: unknown } | null = null;
       const enqueue = (fh: Promise<FileHandle>, chunk: Buffer, at: number): void => {
         queued += chunk.length;
         if (queued > this.stats.spillQueuedMax) this.stats.spillQueuedMax = queued;
@@ -276,9 +278,15 @@ export class ContentStore implements FileFactory {
           await writeAll(await fh, chunk, at);
           queued -= chunk.length;
         });
+        // Handled here and thrown by the next write, drain() or the run's end: a rejection left
+        // unhandled while the producer awaits its source ended the daemon (unhandledRejection).
+        pendingWrite.catch((e: unknown) => {
+          writeFailed ??= { e };
+        });
       };
       const write = (chunk: Buffer): void => {
         ctl.signal.throwIfAborted();
+        if (writeFailed) throw writeFailed.e;
         if (chunk.length === 0) return;
         const at = size;
         size += chunk.length;
@@ -288,6 +296,7 @@ export class ContentStore implements FileFactory {
         if (memBytes > this.spillThreshold) {
           const path = join(this.ensureSpillRoot(), `f${++this.spillSeq}`);
           spill = { path, fh: open(path, 'w+', 0o600) };
+          spill.fh.catch(() => {}); // its failure is the first write's
           const buffered = Buffer.concat(chunks);
           chunks = [];
           memBytes = 0;
@@ -296,15 +305,18 @@ export class ContentStore implements FileFactory {
       };
       // Waits only with more than SPILL_QUEUE_BYTES queued (a write failed: rejects with its error).
       const drain = (): Promise<void> => (queued > SPILL_QUEUE_BYTES ? pendingWrite : Promise.resolve());
-      const closeSpill = async (): Promise<void> => {
-        if (spill) await (await spill.fh.catch(() => null))?.close().catch(() => {});
+      /** A run that failed: its spill file closed and removed (a full disk gets its space back). */
+      const dropSpill = async (): Promise<void> => {
+        if (!spill) return;
+        await (await spill.fh.catch(() => null))?.close().catch(() => {});
+        await rm(spill.path, { force: true }).catch(() => {});
       };
       try {
         await produce(write, drain, ctl.signal);
         await pendingWrite;
       } catch (e) {
         await pendingWrite.catch(() => {});
-        await closeSpill();
+        await dropSpill();
         if (this.produced.get(key) === p) this.produced.delete(key); // not a newer run (see abandon)
         throw e;
       } finally {
