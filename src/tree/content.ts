@@ -26,7 +26,7 @@ export interface ContentStats {
  * Bytes a streamed file may have queued for its spill file before its producer's `drain`
  * waits for them to be written. A producer that never waited queued its whole file: a
  * CHECKSUMS of a 1M-item table (108 MB) built in 1.3 s, faster than its writes, held all
- * of it at once (a copy of that table at --cache-size 64MiB peaked at 428 MiB).
+ * of it at once (a copy of that table at --cache-size 64MiB peaked at 421-428 MiB).
  */
 export const SPILL_QUEUE_BYTES = 4 << 20;
 
@@ -279,7 +279,9 @@ export class ContentStore implements FileFactory {
           queued -= chunk.length;
         });
         // Handled here and thrown by the next write, drain() or the run's end: a rejection left
-        // unhandled while the producer awaits its source ended the daemon (unhandledRejection).
+        // unhandled while a producer yields between writes would reach the daemon's
+        // unhandledRejection handler, which unmounts (shown with such a producer in a test; the
+        // real producers tried did not yield there).
         pendingWrite.catch((e: unknown) => {
           writeFailed ??= { e };
         });
