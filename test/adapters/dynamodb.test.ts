@@ -273,6 +273,68 @@ describe('dynamodb: laziness', () => {
     }
   });
 
+  it('items/ of a hash+range table reads each pk directory\'s records in the same pass: walking them costs no page or get', async () => {
+    const t: DdbTable = { name: 'many', hashKey: 'pk', hashType: 'S', rangeKey: 'sk', rangeType: 'N' };
+    const items = Array.from({ length: 200 }, (_, i) => ({ pk: { S: `p${i % 20}` }, sk: { N: String(i) } }));
+    const want = dynamoFiles(await render(ddbTableWithItems(t, items)));
+    const w = await openTree(ddbTableWithItems(t, items), { pageSize: 16, wrap: (s) => new CountingSource(s) });
+    try {
+      const hashes = await w.tree.readdir('/dynamodb/many/items');
+      expect(hashes).toHaveLength(20);
+      // One pass over the item range, with values (before: keys only, then a scan a pk directory).
+      expect(w.src.pages).toBeLessThan(200 / 16 + 4);
+      expect(w.src.valueBytes).toBeGreaterThan(0);
+      w.src.reset();
+      let files = 0;
+      for (const h of hashes) {
+        for (const name of await w.tree.readdir(`/dynamodb/many/items/${h}`)) {
+          const path = `/dynamodb/many/items/${h}/${name}`;
+          const { size } = await w.tree.getattr(path);
+          expect((await w.tree.read(path, 0, size)).toString('latin1'), path).toBe(want.get(path.slice(1))!.toString('latin1'));
+          files++;
+        }
+      }
+      expect(files).toBe(200);
+      expect(w.src.pages + w.src.gets).toBe(0);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('past the room\'s share of the cache the items/ pass goes on keys-only; the pk directories past it scan their own range', async () => {
+    const t: DdbTable = { name: 'big', hashKey: 'pk', hashType: 'S', rangeKey: 'sk', rangeType: 'N' };
+    // 8 MiB of items against a 4 MiB share (a 32 MiB cache).
+    const pad = 'x'.repeat(40_000);
+    const items = Array.from({ length: 200 }, (_, i) => ({ pk: { S: `p${String(i % 20).padStart(2, '0')}` }, sk: { N: String(i) }, pad: { S: pad } }));
+    const want = dynamoFiles(await render(ddbTableWithItems(t, items)));
+    const w = await openTree(ddbTableWithItems(t, items), { pageSize: 16, cacheBytes: 32 << 20, wrap: (s) => new CountingSource(s) });
+    try {
+      const hashes = await w.tree.readdir('/dynamodb/big/items');
+      expect(hashes).toEqual(Array.from({ length: 20 }, (_, i) => `p${String(i).padStart(2, '0')}`));
+      // Values stopped within a page past the share, and the page read ahead of it (16 items of ~40 KB each).
+      expect(w.src.valueBytes).toBeGreaterThan(3 << 20);
+      expect(w.src.valueBytes).toBeLessThan((4 << 20) + 2 * 16 * 41_000);
+      w.src.reset();
+      for (const h of hashes) {
+        const names = await w.tree.readdir(`/dynamodb/big/items/${h}`);
+        expect(names).toHaveLength(10);
+        for (const name of names) {
+          const path = `/dynamodb/big/items/${h}/${name}`;
+          const { size } = await w.tree.getattr(path);
+          expect((await w.tree.read(path, 0, size)).toString('latin1'), path).toBe(want.get(path.slice(1))!.toString('latin1'));
+        }
+      }
+      // The first pk directories came with the pass; the later ones (and the one it stopped in)
+      // scanned their range (the directory read-ahead lists them as the walk goes).
+      const scanned = hashes.filter((h) => w.src.calls.some((c) => c.op === 'scan' && c.key.includes(h)));
+      expect(scanned.length).toBeGreaterThan(5);
+      expect(scanned.length).toBeLessThan(20);
+      expect(scanned).toEqual(hashes.slice(20 - scanned.length));
+    } finally {
+      await w.close();
+    }
+  });
+
   it('a cold cat of one item reads the table schema once and the item once (a round trip each on a live cluster)', async () => {
     const want = (await render(demoDynamodbEntries())).files.get('dynamodb/orders/items/customer-7421/1714392000.json')!;
     const t = await openTree(demoDynamodbEntries(), { wrap: (s) => new CountingSource(s) });

@@ -21,7 +21,7 @@ import type { KV } from '../../source/types.js';
 import { RecordError, type DirNode, type Entry, type FileNode, type Node } from '../../tree/node.js';
 import { printableKey } from '../../tree/tree.js';
 import { batched, LISTING_KEEP_MAX, type Adapter, type AdapterContext } from '../types.js';
-import { isDotName, KeySpace, type GenRange, type ItemNames } from './items.js';
+import { isDotName, KeySpace, unpackRecords, type GenRange, type ItemNames, type PkListings } from './items.js';
 import { b64url, decodeRawB64Url, SCHEMA_MAGIC, TABLE_META_PREFIX, tableMetaKey } from './keys.js';
 import { decodeTableSchema, ProtoError, type TableSchema } from './proto.js';
 import { renderItem, renderItemLine, renderSchema } from './render.js';
@@ -177,6 +177,11 @@ class ItemsDir implements DirNode {
    * (readdirplus asks for every one) need no probe of the keyspace each.
    */
   private listed: Set<string> | null = null;
+  /**
+   * The pk directories' records the last listing read (hashNames with values, within the
+   * room's share of the cache): each taken by its directory's first listing.
+   */
+  private pkRecords = new Map<string, Buffer>();
 
   constructor(
     private readonly ctx: AdapterContext,
@@ -220,8 +225,11 @@ class ItemsDir implements DirNode {
     if (ks.hashOnly) {
       for await (const n of ks.names()) if (!isDotName(n.h)) out.add(n.h + JSON_EXT);
     } else {
-      for await (const h of ks.hashNames()) if (!isDotName(h)) out.add(h);
+      const made = new Map<string, Buffer>();
+      const pk: PkListings = { budget: this.ctx.roomCacheBytes, keep: (h, packed) => made.set(h, packed) };
+      for await (const h of ks.hashNames(pk)) if (!isDotName(h)) out.add(h);
       this.listed = out.size <= LISTING_KEEP_MAX ? out : null;
+      this.pkRecords = made;
     }
     return [...out];
   }
@@ -237,7 +245,14 @@ class ItemsDir implements DirNode {
     }
     if (isDotName(name)) return null;
     if (this.listed ? !this.listed.has(name) : !(await ks.hasHash(name))) return null;
-    return new HashDir(this.ctx, `${this.path}/${name}`, ks, name);
+    return new HashDir(this.ctx, `${this.path}/${name}`, ks, name, () => this.takePkRecords(name));
+  }
+
+  private takePkRecords(h: string): KV[] | undefined {
+    const packed = this.pkRecords.get(h);
+    if (!packed) return undefined;
+    this.pkRecords.delete(h);
+    return unpackRecords(packed);
   }
 }
 
@@ -257,12 +272,15 @@ class HashDir implements DirNode {
     private readonly path: string,
     private readonly ks: KeySpace,
     private readonly h: string,
+    private readonly held: () => KV[] | undefined,
   ) {}
 
+  /** One scan of this hash's range with values, or the records items/' listing read of it. */
   entries(): AsyncGenerator<Entry[]> {
     return this.ks.entries(
       (n) => (n.h !== this.h || n.r === null || isDotName(n.r) ? null : n.r + JSON_EXT),
       (g) => this.ks.hashBounds(this.h, g).bounds,
+      this.held(),
     );
   }
 

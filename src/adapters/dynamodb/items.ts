@@ -9,7 +9,7 @@
  * record whose attributes disagree with its key.
  */
 import { decodeSegment, encodeBinarySegment, encodeSegment, isShaFallback } from '../../format/filename.js';
-import { prefixEnd, type SnapshotView } from '../../source/range.js';
+import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import { RecordError, type Entry } from '../../tree/node.js';
 import type { KV } from '../../source/types.js';
 import {
@@ -58,6 +58,61 @@ type RawHint =
   | { kind: 'impossible' }
   /** Nothing known: scan the generation. */
   | { kind: 'none' };
+
+/**
+ * What hashNames() reads of the pk directories when it reads values (see there): each
+ * directory's records packed (packRecords), for its entries() to list and render
+ * without a scan.
+ */
+export interface PkListings {
+  /** Bytes of packed records the values pass may hold before it goes on keys-only. */
+  budget: number;
+  keep(h: string, packed: Buffer): void;
+}
+
+/** One pk directory's records while the values pass is inside its key range. */
+interface PkRun {
+  h: string;
+  end: Buffer | null;
+  records: KV[];
+  bytes: number;
+}
+
+/** Bytes a packed run costs beside its records (the Buffer object, the map entry that holds it). */
+const PK_RUN_OVERHEAD = 160;
+
+/**
+ * Records in one buffer: per record its key's and value's lengths (uint32 LE), then both.
+ * Held as KV objects, the 176-byte records of the bench's table cost 450-540 bytes each
+ * (two Buffer objects and their backing stores); packed, 8 bytes beside their own.
+ */
+export function packRecords(records: KV[]): Buffer {
+  let n = 0;
+  for (const kv of records) n += 8 + kv.key.length + kv.value.length;
+  const out = Buffer.allocUnsafe(n);
+  let o = 0;
+  for (const kv of records) {
+    out.writeUInt32LE(kv.key.length, o);
+    out.writeUInt32LE(kv.value.length, o + 4);
+    o += 8;
+    o += kv.key.copy(out, o);
+    o += kv.value.copy(out, o);
+  }
+  return out;
+}
+
+/** packRecords' records, as views of the packed buffer. */
+export function unpackRecords(b: Buffer): KV[] {
+  const out: KV[] = [];
+  for (let o = 0; o < b.length; ) {
+    const k = b.readUInt32LE(o);
+    const v = b.readUInt32LE(o + 4);
+    o += 8;
+    out.push({ key: b.subarray(o, o + k), value: b.subarray(o + k, o + k + v) });
+    o += k + v;
+  }
+  return out;
+}
 
 const SHA_RAW_PREFIX = 64;
 const EMPTY_PART = Buffer.alloc(0);
@@ -348,26 +403,29 @@ export class KeySpace {
   }
 
   /**
-   * The listing of names() as DirNode entries, in one scan with values: each name once
+   * The listing of names() as DirNode entries, in one scan with values (or from `held`,
+   * the records of `within` read before): each name once
    * (first occurrence, as names() lists them), with the rendered bytes of every item a
    * lookup resolves straight from its key (one generation shown, a name its key gives
    * exactly: find() reads that very key). Other names, and records that fail to render,
    * are listed without bytes and their own lookup decides.
    */
-  async *entries(fileName: (n: ItemNames) => string | null, within?: (g: GenRange) => Bounds): AsyncGenerator<Entry[]> {
+  async *entries(fileName: (n: ItemNames) => string | null, within?: (g: GenRange) => Bounds, held?: KV[]): AsyncGenerator<Entry[]> {
     const direct = this.ranges.length === 1;
     const seen = new Set<string>();
     let batch: Entry[] = [];
     for (const g of this.ranges) {
       const b = within ? within(g) : this.whole(g);
       if (isEmpty(b)) continue;
-      for await (const page of this.view.scanPages(b.start, b.end, { keysOnly: !direct })) for (const kv of page) {
+      // The records of `within` already read (one generation shown: hashNames' values pass), else a scan.
+      const pages = held && direct ? [held] : this.view.scanPages(b.start, b.end, { keysOnly: !direct });
+      for await (const page of pages) for (const kv of page) {
         const fromKey = this.keyNames(kv.key, g);
         const n = fromKey ?? (await this.storedNames(kv.key, g, direct ? kv.value : undefined));
         const name = n ? fileName(n) : null;
         if (name === null || seen.has(name)) continue;
         seen.add(name);
-        batch.push({ name, kind: 'file', bytes: direct && fromKey && this.isExactKey(kv.key, fromKey, g) ? this.renderChecked(kv, fromKey) : undefined });
+        batch.push({ name, kind: 'file', bytes: direct ? this.passBytes(kv, fromKey, g) : undefined });
         if (batch.length >= 256) {
           yield batch;
           batch = [];
@@ -406,6 +464,15 @@ export class KeySpace {
     return b;
   }
 
+  /**
+   * The file bytes a pass with values renders for a record: those of a record a lookup resolves
+   * straight from its key (a name its key gives exactly: find() reads that very key), after
+   * load()'s checks; undefined otherwise (its own lookup decides).
+   */
+  private passBytes(kv: KV, fromKey: ItemNames | null, g: GenRange): Buffer | undefined {
+    return fromKey && this.isExactKey(kv.key, fromKey, g) ? this.renderChecked(kv, fromKey) : undefined;
+  }
+
   /** An item's file bytes after load()'s checks, or undefined when the record fails them (its read reports it). */
   private renderChecked(kv: KV, expect: ItemNames): Buffer | undefined {
     try {
@@ -422,21 +489,73 @@ export class KeySpace {
    * Hash segments of every shown item (hash+range tables), consecutive repeats
    * dropped: keys of one hash are adjacent, so only the hash part of each key
    * is parsed and named once per run.
+   *
+   * With `pk`, when one generation is shown, the pass reads values too while the records
+   * it holds fit pk.budget: the records of each pk directory whose keys are one run of the
+   * scan (a hash name its key gives exactly: the directory's own scan reads that very
+   * range) are handed to pk.keep, for that directory's entries() to list and render with
+   * no scan of its own. A copy then walks the pk directories with no round trip each. Past
+   * the budget the pass goes on keys-only; the run it was in lists itself.
    */
-  async *hashNames(): AsyncGenerator<string> {
+  async *hashNames(pk?: PkListings): AsyncGenerator<string> {
+    const values = !!pk && this.ranges.length === 1;
     for (const g of this.ranges) {
       let prevRaw: Buffer | null = null;
       let prevName: string | null = null;
-      for await (const page of this.view.scanPages(g.prefix, g.end, { keysOnly: true })) for (const kv of page) {
-        const slice = this.hashPart(kv.key, g);
-        if (slice && prevRaw && slice.equals(prevRaw)) continue;
-        const n = (this.keyNames(kv.key, g) ?? (await this.storedNames(kv.key, g)))?.h ?? null;
-        if (n === null) continue;
-        prevRaw = slice;
-        if (n !== prevName) yield n;
-        prevName = n;
+      let run: PkRun | null = null;
+      let held = 0;
+      let withValues = values;
+      let start = g.prefix;
+      for (;;) {
+        let switchedAfter: Buffer | null = null;
+        for await (const page of this.view.scanPages(start, g.end, { keysOnly: !withValues })) {
+          for (const kv of page) {
+            if (withValues) {
+              if (run && !(run.end === null || Buffer.compare(kv.key, run.end) < 0)) {
+                held += this.closeRun(run, pk!);
+                run = null;
+              }
+              run ??= this.openRun(kv.key, g);
+              if (run) {
+                run.records.push(kv);
+                run.bytes += 8 + kv.key.length + kv.value.length;
+              }
+            }
+            const slice = this.hashPart(kv.key, g);
+            if (slice && prevRaw && slice.equals(prevRaw)) continue;
+            const n = (this.keyNames(kv.key, g) ?? (await this.storedNames(kv.key, g, withValues ? kv.value : undefined)))?.h ?? null;
+            if (n === null) continue;
+            prevRaw = slice;
+            if (n !== prevName) yield n;
+            prevName = n;
+          }
+          if (withValues && held + (run ? run.bytes + PK_RUN_OVERHEAD : 0) > pk!.budget) {
+            switchedAfter = page[page.length - 1]!.key;
+            break;
+          }
+        }
+        if (run && !switchedAfter) held += this.closeRun(run, pk!);
+        run = null;
+        if (!switchedAfter) break;
+        withValues = false;
+        start = nextKey(switchedAfter);
       }
     }
+  }
+
+  /** The pk run a key starts: its hash name's exact range, when the key names it exactly; else null. */
+  private openRun(key: Buffer, g: GenRange): PkRun | null {
+    const n = this.keyNames(key, g);
+    if (!n || isDotName(n.h)) return null;
+    const { bounds, exact } = this.hashBounds(n.h, g);
+    if (!exact || Buffer.compare(key, bounds.start) < 0 || (bounds.end !== null && Buffer.compare(key, bounds.end) >= 0)) return null;
+    return { h: n.h, end: bounds.end, records: [], bytes: 0 };
+  }
+
+  /** A complete run handed on, packed; returns the bytes it holds. */
+  private closeRun(run: PkRun, pk: PkListings): number {
+    pk.keep(run.h, packRecords(run.records));
+    return run.bytes + PK_RUN_OVERHEAD;
   }
 
   /** The bytes of an item key's hash part (escaped ordered segment or base64 text), for run detection. */
