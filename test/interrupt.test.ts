@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LayeredStore } from '../src/devcluster/store.js';
 import { startDevCluster, type DevCluster } from '../src/devcluster/server.js';
 import { writeFsm, type FsmEntry } from '../src/fixture/fsm.js';
+import { ddbTableWithItems } from '../src/fixture/dynamodb.js';
 import { sqsMessageEntries, sqsQueueEntries } from '../src/fixture/sqs.js';
 import { captureLog } from './helpers/devcluster.js';
 import { isMounted, mount, sh, tempDir, waitFor, type Mounted } from './helpers/mount.js';
@@ -155,6 +156,35 @@ describe('interrupted requests (native backend)', () => {
       expect(await m.unmount()).toBe(0);
     });
   }
+
+  it('SIGINT on an `ls` of a DynamoDB items/ directory being listed stops the listing; the next `ls` lists it whole', async () => {
+    // 100 pk directories of 2 items: listing items/ pages through 200 keys, 50 pages at --page-size 4 (7.5 s at 150 ms).
+    const items = Array.from({ length: 200 }, (_, i) => ({ pk: { S: `p${String(i >> 1).padStart(3, '0')}` }, sk: { N: String(i) } }));
+    const fsm = join(tmp, 'ddb', '0000000000000064.fsm');
+    mkdirSync(join(tmp, 'ddb'), { recursive: true });
+    writeFsm(fsm, ddbTableWithItems({ name: 't', hashKey: 'pk', hashType: 'S', rangeKey: 'sk', rangeType: 'N' }, items), 1000n);
+    const scanMs = 150;
+    const dc = await slowCluster(scanMs, fsm);
+    const m = await liveMount(dc, ['--page-size', '4']);
+    const dir = join(m.mnt, 'dynamodb/t/items');
+    const stopped = () => m.stdout().split('\n').filter((l) => l.includes('"msg":"listing stopped"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Signalled once the listing is well under way (the lookups before it take a few round trips).
+    const r = await runAndSignal('ls', [dir], 'SIGINT', 10 * scanMs);
+    expect(r.signal).toBe('SIGINT');
+    expect(r.endedAt - r.signalledAt).toBeLessThan(PROMPT_MS);
+    await waitFor(() => stopped().length > 0, 10_000, 'the listing to stop');
+    expect(stopped()[0]).toMatchObject({ path: '/dynamodb/t/items', reason: 'every request waiting for it was interrupted' });
+    // It stopped: the source is quiet within a page or two (the rest of the listing is over 30 pages).
+    const atStop = dc.calls.get('RawScanAt') ?? 0;
+    await untilQuiet(dc, 3 * scanMs);
+    expect((dc.calls.get('RawScanAt') ?? 0) - atStop).toBeLessThan(3);
+    expect(atStop).toBeLessThan(40);
+    const names = (await sh(`ls '${dir}'`)).stdout.trim().split('\n');
+    expect(names).toHaveLength(100);
+    expect(names[0]).toBe('p000');
+    expect((await sh(`cat '${dir}/p099/199.json'`)).stdout).toContain('"N": "199"');
+    expect(await m.unmount()).toBe(0);
+  });
 
   it('SIGTERM ends an `ls -l` waiting for a slow listing; the listing still answers afterwards', async () => {
     const dc = await slowCluster(2 * PROMPT_MS); // the listing needs more than one scan

@@ -33,6 +33,9 @@ const OP_FORGET = 9;
 const OP_EXIT = 10;
 /** A notification: the kernel took a listing prepared ahead (ino: the directory). */
 const OP_PREPARED = 11;
+/** The waiters key of a directory's listing (a NUL never appears in a path). */
+const LISTING_OF = '\0listing:';
+
 /** A notification: the kernel interrupted a request we hold (a: its id). */
 const OP_INTERRUPT = 12;
 /**
@@ -255,8 +258,9 @@ export class NativeFuseMount {
   private interruptTimer: NodeJS.Timeout | null = null;
   /**
    * Requests in flight by the paths they wait on (a lookup, getattr or read: its own path; a
-   * readdirplus: the children whose attributes it asked for), and the reverse: when the last
-   * one on a path is interrupted, the render under way there stops (Tree.stopRender).
+   * readdirplus: the children whose attributes it asked for, and LISTING_OF + the directory
+   * while its listing is made), and the reverse: when the last one on a path is interrupted,
+   * the render under way there stops (Tree.stopRender), or the listing (Tree.stopListing).
    */
   private readonly waiters = new Map<string, Set<number>>();
   private readonly waitedPaths = new Map<number, string[]>();
@@ -354,8 +358,12 @@ export class NativeFuseMount {
     this.interruptWatch.delete(id);
     if (rc !== 1) return;
     this.interruptedRequests++;
-    // A whole-file render that nobody else waits for stops (a listing, or a record, is kept).
-    for (const path of this.unwait(id)) this.o.tree.stopRender(path, 'every request waiting for it was interrupted');
+    // A whole-file render, or a listing, that nobody else waits for stops (a record is kept).
+    for (const key of this.unwait(id)) {
+      const reason = 'every request waiting for it was interrupted';
+      if (key.startsWith(LISTING_OF)) this.o.tree.stopListing(key.slice(LISTING_OF.length), reason);
+      else this.o.tree.stopRender(key, reason);
+    }
   }
 
   /** `fn` for request `id`, counted as waiting on `paths` while it runs (see waiters). */
@@ -425,7 +433,7 @@ export class NativeFuseMount {
   private opendir(id: number, ino: number): void {
     const path = this.inodes.path(ino);
     if (path === undefined) return this.answer((A, h) => A.replyErr(h, id, ESTALE));
-    this.track(() => this.o.tree.dirListing(path)).then((listing) => {
+    this.waiting(id, [LISTING_OF + path], () => this.o.tree.dirListing(path, { stoppable: true })).then((listing) => {
       const fh = this.nextFh++;
       this.dirs.set(fh, listing);
       this.remember(path, listing);
@@ -538,7 +546,7 @@ export class NativeFuseMount {
       }
       return;
     }
-    this.track(() => this.o.tree.dirListing(path))
+    this.waiting(id, [LISTING_OF + path], () => this.o.tree.dirListing(path, { stoppable: true }))
       .then((l) => {
         if (!fh) this.remembered(path, l, off);
         return answer(l);

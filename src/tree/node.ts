@@ -11,8 +11,11 @@ export type Node = DirNode | FileNode;
 
 export interface DirNode {
   readonly kind: 'dir';
-  /** Child names in the order readdir returns them. */
-  list(): Promise<string[]>;
+  /**
+   * Child names in the order readdir returns them. A listing that pages through many keys
+   * stops, throwing `signal`'s reason, once it aborts (every reader waiting for it left).
+   */
+  list(signal?: AbortSignal): Promise<string[]>;
   /** The child with this name, or null. Must agree with list(). */
   lookup(name: string): Promise<Node | null>;
   /**
@@ -20,9 +23,10 @@ export interface DirNode {
    * (the same names, in the same order, as list()) in batches, with each file's whole
    * bytes rendered in the same scan with values. A listing with attributes (readdirplus,
    * `ls -l`, a copy) then costs one pass over the range instead of a keys-only pass and
-   * a lookup, a read and a render per file.
+   * a lookup, a read and a render per file. The tree stops between batches once `signal`
+   * aborts; one that makes a long pass before its first batch checks it too.
    */
-  entries?(): AsyncGenerator<Entry[]>;
+  entries?(signal?: AbortSignal): AsyncGenerator<Entry[]>;
 }
 
 /**

@@ -90,6 +90,16 @@ const sha256 = (b: Buffer): Buffer => hash('sha256', b, 'buffer');
 export const SIBLING_PREFETCH_DIRS = 8;
 const SIBLING_PREFETCH_MAX_ENTRIES = 1024;
 
+/**
+ * A listing being made. `stop` aborts it (stopListing); `kept` when a caller that cannot
+ * give up on it asked for it too (a CHECKSUMS walk, an export), which stopListing leaves.
+ */
+interface ListingInFlight {
+  done: Promise<DirListing>;
+  stop: AbortController;
+  kept: boolean;
+}
+
 /** A CHECKSUMS build under way: directories listed, files listed and files read again so far, and its stop signal (see stopRender). */
 interface ChecksumsBuild {
   dirs: number;
@@ -153,7 +163,7 @@ export class Tree {
   private aheadBytes = 0;
   private readonly loggedErrors = new Set<string>();
   /** Listings being made, by path: a readdir of a directory being read ahead waits for it. */
-  private readonly listingsInFlight = new Map<string, Promise<DirListing>>();
+  private readonly listingsInFlight = new Map<string, ListingInFlight>();
   /** close() was called: no more read-ahead is started. */
   private closed = false;
   /** Told of each listing the sibling read-ahead made (the FUSE layer hands it to the kernel side ahead). */
@@ -301,12 +311,29 @@ export class Tree {
 
   /**
    * A directory's listing: its names, and each child's id in the path table (the kernel's
-   * inode number of it; cachedSize() and wholeIfCachedId() take it).
+   * inode number of it; cachedSize() and wholeIfCachedId() take it). `stoppable`: the caller
+   * may give up on it (a reader's readdir), and stopListing() may then stop it; a listing
+   * any other caller asked for is made to its end.
    */
-  async dirListing(path: string): Promise<DirListing> {
-    const l = await this.listing(path);
+  async dirListing(path: string, opts: { stoppable?: boolean } = {}): Promise<DirListing> {
+    const l = await this.listing(path, opts.stoppable ?? false);
     this.prefetchSiblingsSoon(path, l.names.length);
     return l;
+  }
+
+  /**
+   * Stop the listing of `path` being made, when only callers that may give up on it asked
+   * for it (every reader waiting for it left: a Ctrl-C'd `ls` of a table of millions of
+   * items must not go on scanning it). It stops at its next batch of names; whoever still
+   * waits for it gets EIO, and the next readdir starts it again. False when none was stopped.
+   */
+  stopListing(path: string, reason: string): boolean {
+    const f = this.listingsInFlight.get(path);
+    if (!f || f.kept) return false;
+    this.listingsInFlight.delete(path);
+    f.stop.abort(new TreeError('EIO', `${path}: listing stopped (${reason})`));
+    this.log.info({ path, reason }, 'listing stopped');
+    return true;
   }
 
   /**
@@ -349,8 +376,8 @@ export class Tree {
     return { names, ids: kept.slice() };
   }
 
-  /** A directory's listing: kept from before, the listing being made, or a new one. */
-  private listing(path: string): Promise<DirListing> {
+  /** A directory's listing: kept from before, the listing being made, or a new one (see dirListing for `stoppable`). */
+  private listing(path: string, stoppable: boolean): Promise<DirListing> {
     try {
       this.gate(path, 'readdir');
     } catch (e) {
@@ -359,12 +386,18 @@ export class Tree {
     // CHECKSUMS' walk after a copy, and a second ls, cost no RPC.
     const kept = this.kept(path);
     if (kept) return Promise.resolve(kept);
-    let p = this.listingsInFlight.get(path);
-    if (!p) {
-      p = this.makeListing(path).finally(() => this.listingsInFlight.delete(path));
-      this.listingsInFlight.set(path, p);
+    let f = this.listingsInFlight.get(path);
+    if (!f) {
+      const stop = new AbortController();
+      const made: ListingInFlight = { stop, kept: false, done: this.makeListing(path, stop.signal) };
+      made.done = made.done.finally(() => {
+        if (this.listingsInFlight.get(path) === made) this.listingsInFlight.delete(path);
+      });
+      this.listingsInFlight.set(path, made);
+      f = made;
     }
-    return p;
+    if (!stoppable) f.kept = true;
+    return f.done;
   }
 
   /**
@@ -398,7 +431,7 @@ export class Tree {
       if (this.paths.listing(id)) continue;
       // A failure is the directory's own (logged once); its readdir reports it when asked.
       const p = base + this.paths.name(id);
-      this.listing(p).then(
+      this.listing(p, true).then(
         (l) => {
           try {
             this.onPrefetched?.(p, l);
@@ -411,7 +444,7 @@ export class Tree {
     }
   }
 
-  private async makeListing(path: string): Promise<DirListing> {
+  private async makeListing(path: string, signal: AbortSignal): Promise<DirListing> {
     let node: Node | null;
     try {
       node = await this.resolve(path);
@@ -422,8 +455,9 @@ export class Tree {
     if (node.kind !== 'dir') throw new TreeError('ENOTDIR', `${path}: not a directory`);
     try {
       const dir = this.paths.intern(path);
-      if (node.entries) return await this.listEntries(path, dir, node.entries());
-      const names = await node.list();
+      if (node.entries) return await this.listEntries(path, dir, node.entries(signal), signal);
+      const names = await node.list(signal);
+      signal.throwIfAborted();
       const safe = names.filter(isSafeName);
       if (safe.length !== names.length) this.log.error({ path, dropped: names.length - safe.length }, 'unsafe names dropped from listing');
       const ids = new Uint32Array(safe.length);
@@ -440,11 +474,12 @@ export class Tree {
    * file's bytes are kept under its path, so the attributes a listing is asked for next
    * (readdirplus) and the reads of a copy are answered from them.
    */
-  private async listEntries(path: string, dir: number, batches: AsyncGenerator<Entry[]>): Promise<DirListing> {
+  private async listEntries(path: string, dir: number, batches: AsyncGenerator<Entry[]>, signal: AbortSignal): Promise<DirListing> {
     const safe: string[] = [];
     let ids = new Uint32Array(256);
     let dropped = 0;
     for await (const batch of batches) {
+      signal.throwIfAborted();
       for (const e of batch) {
         if (!isSafeName(e.name)) {
           dropped++;

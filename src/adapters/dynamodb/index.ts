@@ -207,27 +207,33 @@ class ItemsDir implements DirNode {
     return this.bundle;
   }
 
-  /** Hash-only tables: `<pk>.json` files with their bytes, from one scan with values. */
-  async *entries(): AsyncGenerator<Entry[]> {
+  /** Hash-only tables: `<pk>.json` files with their bytes, from one scan with values; else list()'s names (it stops once `signal` aborts). */
+  async *entries(signal?: AbortSignal): AsyncGenerator<Entry[]> {
     const ks = await this.space();
     if (this.jsonl || !ks.hashOnly) {
       const kind = this.jsonl ? 'file' : 'dir';
-      yield (await this.list()).map((name): Entry => ({ name, kind }));
+      yield (await this.list(signal)).map((name): Entry => ({ name, kind }));
       return;
     }
     yield* ks.entries((n) => (isDotName(n.h) ? null : n.h + JSON_EXT));
   }
 
-  async list(): Promise<string[]> {
+  async list(signal?: AbortSignal): Promise<string[]> {
     if (this.jsonl) return (await this.getBundle()).names();
     const ks = await this.space();
     const out = new Set<string>();
     if (ks.hashOnly) {
-      for await (const n of ks.names()) if (!isDotName(n.h)) out.add(n.h + JSON_EXT);
+      for await (const n of ks.names()) {
+        signal?.throwIfAborted();
+        if (!isDotName(n.h)) out.add(n.h + JSON_EXT);
+      }
     } else {
       const made = new Map<string, Buffer>();
       const pk: PkListings = { budget: this.ctx.roomCacheBytes, keep: (h, packed) => made.set(h, packed) };
-      for await (const h of ks.hashNames(pk)) if (!isDotName(h)) out.add(h);
+      for await (const h of ks.hashNames(pk)) {
+        signal?.throwIfAborted();
+        if (!isDotName(h)) out.add(h);
+      }
       this.listed = out.size <= LISTING_KEEP_MAX ? out : null;
       this.pkRecords = made;
     }
