@@ -90,12 +90,41 @@ describe('ReadAheadSource', () => {
     expect(ra.stats.pages).toBeLessThan(25);
   });
 
+  it('a sequential reader has the next page asked for once it is an eighth into the current one', async () => {
+    const m = new MemorySource('seq8');
+    const key = (i: number): Buffer => b(`k/${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < 4000; i++) m.put(key(i), b(`v${i}`), 10n);
+    // Where the reader was when each page was asked for, and where the page starts.
+    let at = -1;
+    const asked: { at: number; start: number }[] = [];
+    const src: PageSource = {
+      label: 'spy',
+      get: (k, ts) => m.get(k, ts),
+      scanPage: (start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> => {
+        asked.push({ at, start: parseInt(start.toString('latin1').slice(2), 10) });
+        return m.scanPage(start, end, ts, opts);
+      },
+      close: () => m.close(),
+    };
+    const ra = new ReadAheadSource(src);
+    for (let i = 0; i < 4000; i++) {
+      at = i;
+      expect((await ra.get(key(i), 10n))?.toString()).toBe(`v${i}`);
+    }
+    // Pages asked for ahead of the reader (its prefetches): how far into the page before was it?
+    const ahead = asked.map((a, j) => ({ ...a, prev: asked[j - 1]?.start ?? 0 })).filter((a) => a.at < a.start && a.start - a.prev >= 256);
+    expect(ahead.length).toBeGreaterThan(4);
+    for (const a of ahead) expect(a.at - a.prev, `page at ${a.start}`).toBeLessThanOrEqual((a.start - a.prev) / 8 + 1);
+  });
+
   it('a failed page fails only the gets that needed it; the next get asks again', async () => {
     const m = new MemorySource('fail');
     for (let i = 0; i < 100; i++) m.put(b(`k/${String(i).padStart(3, '0')}`), b(`v${i}`), 10n);
     const flaky = new SlowSource(m);
     const ra = new ReadAheadSource(flaky);
     for (let i = 0; i < 10; i++) await ra.get(b(`k/${String(i).padStart(3, '0')}`), 10n);
+    // The page the reader had fetched ahead lands first: the failure is then one the burst needs.
+    await new Promise((r) => setTimeout(r, 20));
     flaky.failNext = true;
     const burst = await Promise.allSettled(Array.from({ length: 20 }, (_, j) => ra.get(b(`k/${String(50 + j).padStart(3, '0')}`), 10n)));
     expect(burst.some((r) => r.status === 'rejected')).toBe(true);

@@ -8,8 +8,9 @@
  * cross-file read-ahead), so gets for the next keys arrive while the page that
  * will answer them is still on the wire: a get waits for an in-flight page that
  * starts at or below its key before it counts as a miss. And once a stream reads
- * into the second half of a page, the page after it is fetched in the background,
- * so a sequential reader does not stall on one round trip per page.
+ * past the first eighth of a page, the page after it is fetched in the background,
+ * so a sequential reader does not stall on one round trip per page, and the source
+ * makes the next page while the reader is in this one (see FOLLOW_AT_SHIFT).
  *
  * The window doubles while gets ascend (up to maxWindow keys) and is sized so
  * one page carries about targetBytes of values; cached pages are bounded in
@@ -39,7 +40,7 @@ interface Run {
   end: Buffer | null;
   kvs: KV[];
   bytes: number;
-  /** The page after this one has been requested (by a reader in its second half). */
+  /** The page after this one has been requested (by a reader past its first eighth). */
   followed: boolean;
   /** How far into kvs readers have got (index past the furthest key answered). */
   reached: number;
@@ -116,6 +117,23 @@ export function keyFamily(key: Buffer): Buffer | null {
   return key.subarray(0, second + 1);
 }
 
+/**
+ * A reader this far into a page (a 2^-n share of it) has the next page fetched. At half, a
+ * source slower than the reader sat idle from handing over a page until the reader was
+ * half through it: a live tar of the bench's S3 tree (4 MiB pages of 512 KiB objects) kept
+ * the dev cluster 69-73 % busy; at an eighth (one object in), 74-76 %. Time, alternated on
+ * this noisy machine: 3 rounds 3.68-4.20 -> 3.29-3.84 s, then 5 rounds (a fresh dev cluster
+ * each) median 4.22 -> 4.04 s; the whole live tree, 4 rounds, 9.40-10.28 -> 9.33-9.68 s,
+ * then 4 more with no difference. Peak RSS alike.
+ */
+const FOLLOW_AT_SHIFT = 3;
+/**
+ * Pages of fewer keys follow at half, as before: only a stream whose pages were used grows
+ * its window to this many keys, and a random reader's one- or two-key pages must not turn
+ * each get into a second fetch.
+ */
+const FOLLOW_EARLY_KEYS = 8;
+
 /** Concurrent ascending readers tracked (cp -r, tar, rsync run one; parallel copies several). */
 const MAX_STREAMS = 16;
 /** In-flight pages tracked (older ones are still awaited by their own gets, just not findable). */
@@ -168,8 +186,8 @@ export class ReadAheadSource implements PageSource {
    * limit) that ascend through one key family. After SCAN_STREAM_AFTER of them,
    * a miss fetches a page of the family from the scan's start (bounded to the
    * family, keys-only when the scan is), sized by the bytes a key has cost, and
-   * the following scans ride it; a reader past a page's half has the next one
-   * fetched. Listings (full pages) and gets are untouched.
+   * the following scans ride it; a reader past a page's first eighth has the next
+   * one fetched. Listings (full pages) and gets are untouched.
    */
   scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
     const keysOnly = opts.keysOnly ?? false;
@@ -371,11 +389,12 @@ export class ReadAheadSource implements PageSource {
   }
 
   /**
-   * A reader at index `i` of a page: once in its second half, fetch the next page
+   * A reader at index `i` of a page: once past its first eighth, fetch the next page
    * (of the get stream `st`, or of the page's scan stream) before it is needed.
    */
   private follow(run: Run, i: number, st: Stream | null): void {
-    if (run.end === null || run.followed || i < run.kvs.length >> 1) return;
+    const n = run.kvs.length;
+    if (run.end === null || run.followed || i < (n >= FOLLOW_EARLY_KEYS ? n >> FOLLOW_AT_SHIFT : n >> 1)) return;
     if (run.bound !== null && compareKeys(run.end, run.bound) >= 0) return; // the family is exhausted
     run.followed = true;
     const scans = run.scans;
