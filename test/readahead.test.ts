@@ -117,6 +117,34 @@ describe('ReadAheadSource', () => {
     for (const a of ahead) expect(a.at - a.prev, `page at ${a.start}`).toBeLessThanOrEqual((a.start - a.prev) / 8 + 1);
   });
 
+  it('a stream crossing into another key family starts over at one key: small values before do not size a page of large ones', async () => {
+    const m = new MemorySource('families');
+    const small = (i: number): Buffer => b(`!redis|str|k${String(i).padStart(5, '0')}`);
+    const large = (i: number): Buffer => b(`!s3|blob|o${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < 3000; i++) m.put(small(i), b(`v${i}`), 10n);
+    for (let i = 0; i < 64; i++) m.put(large(i), Buffer.alloc(512 << 10, i), 10n);
+    // The value bytes of each page asked for, and its limit.
+    const pages: { limit: number; bytes: number; family: string }[] = [];
+    const spy: PageSource = {
+      label: 'spy',
+      get: (k, ts) => m.get(k, ts),
+      scanPage: async (start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> => {
+        const kvs = await m.scanPage(start, end, ts, opts);
+        pages.push({ limit: opts.limit, bytes: kvs.reduce((n, kv) => n + kv.value.length, 0), family: start.toString('latin1').slice(0, 4) });
+        return kvs;
+      },
+      close: () => m.close(),
+    };
+    const ra = new ReadAheadSource(spy);
+    for (let i = 0; i < 3000; i++) expect((await ra.get(small(i), 10n))?.toString()).toBe(`v${i}`);
+    for (let i = 0; i < 64; i++) expect((await ra.get(large(i), 10n))?.[0]).toBe(i);
+    expect(Math.max(...pages.filter((p) => p.family === '!red').map((p) => p.limit))).toBeGreaterThanOrEqual(256); // the small values' pages grew
+    // Before: the page after the last strings ran on into the objects (all 64 of them, 32 MiB,
+    // in one page), and the next family's first page asked for 512 keys.
+    expect(Math.max(...pages.map((p) => p.bytes))).toBeLessThanOrEqual(8 << 20);
+    expect(Math.max(...pages.filter((p) => p.family === '!s3|').map((p) => p.limit))).toBeLessThanOrEqual(16);
+  });
+
   it('a failed page fails only the gets that needed it; the next get asks again', async () => {
     const m = new MemorySource('fail');
     for (let i = 0; i < 100; i++) m.put(b(`k/${String(i).padStart(3, '0')}`), b(`v${i}`), 10n);

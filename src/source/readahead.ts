@@ -328,6 +328,18 @@ export class ReadAheadSource implements PageSource {
   /** The stream this missing get continues (or a new one), its window adjusted. */
   private streamForMiss(key: Buffer): Stream {
     let best = this.closestStream(key);
+    if (best && !sameFamily(best.lastKey, key)) {
+      // Into another key family: what a key costs there is not known yet, so the window starts
+      // over. (A CHECKSUMS walk over a live mount went from Redis members, 512 keys a page,
+      // straight into S3 object chunks: one page asked for 512 chunks of 512 KiB, and the
+      // daemon peaked at 932 MiB.)
+      best.window = 1;
+      best.hits = 0;
+      best.lastRun = undefined;
+      best.lastKey = Buffer.from(key);
+      best.used = ++this.tick;
+      return best;
+    }
     if (!best) {
       best = { lastKey: key, window: 1, hits: 0, used: 0 };
       if (this.streams.length >= MAX_STREAMS) this.streams.sort((a, b) => b.used - a.used).pop();
@@ -448,7 +460,9 @@ export class ReadAheadSource implements PageSource {
           this.stats.plainGets++;
           return this.inner.get(key, ts);
         }
-        const run = await this.fetch(key, null, ts, st.window, false, st).done;
+        // Bounded to the key's family: a page never runs on into the next family's values.
+        const family = keyFamily(key);
+        const run = await this.fetch(key, family ? prefixEnd(family) : null, ts, st.window, false, st).done;
         return this.answer(run, key, st);
       },
     );
@@ -457,6 +471,13 @@ export class ReadAheadSource implements PageSource {
   close(): Promise<void> {
     return this.inner.close();
   }
+}
+
+/** Whether two keys are of one key family (see keyFamily; keys of no family are of one). */
+function sameFamily(a: Buffer, b: Buffer): boolean {
+  const fa = keyFamily(a);
+  const fb = keyFamily(b);
+  return fa === null || fb === null ? fa === fb : fa.equals(fb);
 }
 
 function covers(start: Buffer, end: Buffer | null, key: Buffer): boolean {
