@@ -33,11 +33,10 @@ const OP_FORGET = 9;
 const OP_EXIT = 10;
 /** A notification: the kernel took a listing prepared ahead (ino: the directory). */
 const OP_PREPARED = 11;
-/** The waiters key of a directory's listing (a NUL never appears in a path). */
-const LISTING_OF = '\0listing:';
-
 /** A notification: the kernel interrupted a request we hold (a: its id). */
 const OP_INTERRUPT = 12;
+/** The waiters key of a directory's listing (a NUL never appears in a path). */
+const LISTING_OF = '\0listing:';
 /**
  * How often a request interrupted by a signal that does not end its caller is looked at
  * again: a later Ctrl-C sends no second INTERRUPT (the kernel sends one per request).
