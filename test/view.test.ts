@@ -57,3 +57,35 @@ describe('SnapshotView point reads', () => {
     expect(await new SnapshotView(src, 25n).get(k('a'))).toEqual(k('new'));
   });
 });
+
+describe('SnapshotView scans with values', () => {
+  it('size their pages by what a key costs: 256 KiB values come in pages of about 4 MiB, small ones grow to the page size', async () => {
+    const src = new MemorySource();
+    for (let i = 0; i < 300; i++) src.put(k(`big/${String(i).padStart(3, '0')}`), Buffer.alloc(256 << 10, i), 10n);
+    for (let i = 0; i < 5000; i++) src.put(k(`small/${String(i).padStart(4, '0')}`), k(`v${i}`), 10n);
+    const view = new SnapshotView(src, 10n);
+    const big: number[] = [];
+    let n = 0;
+    for await (const page of view.scanPages(k('big/'), k('big0'))) {
+      big.push(page.reduce((s, kv) => s + kv.value.length, 0));
+      for (const kv of page) expect(kv.value[0]).toBe(n++ & 0xff);
+    }
+    expect(n).toBe(300);
+    // Before: one page of 300 values, 75 MiB.
+    expect(Math.max(...big)).toBeLessThanOrEqual(8 << 20);
+    expect(big.length).toBeGreaterThan(15);
+    const small: number[] = [];
+    let m = 0;
+    for await (const page of view.scanPages(k('small/'), k('small0'))) {
+      small.push(page.length);
+      m += page.length;
+    }
+    expect(m).toBe(5000);
+    // 32, 128, 512, then full pages of 1024.
+    expect(small.slice(0, 4)).toEqual([32, 128, 512, 1024]);
+    // Keys only: full pages from the first.
+    const keys: number[] = [];
+    for await (const page of view.scanPages(k('small/'), k('small0'), { keysOnly: true })) keys.push(page.length);
+    expect(keys[0]).toBe(1024);
+  });
+});

@@ -21,6 +21,25 @@ export function nextKey(key: Buffer): Buffer {
 export const DEFAULT_PAGE_SIZE = 1024;
 
 /**
+ * Pages are asked for in keys (RawScanAt has no byte bound), so a scan with values sizes
+ * its pages by what a key has cost: about this many bytes a page, never more keys than the
+ * page size. Read as 1024-key pages, a table of 256 KiB items made 256 MiB pages.
+ */
+export const VALUES_PAGE_BYTES = 4 << 20;
+/** The first page of a scan with values: at most this many keys (what a key costs is not known yet). */
+export const FIRST_VALUES_PAGE = 32;
+/** A scan with values lets its pages grow at most this much from one to the next. */
+const VALUES_PAGE_GROWTH = 4;
+
+/** The keys of the page after `page` (asked for `limit`) of a scan with values, up to `max`. */
+function nextValuesLimit(page: KV[], limit: number, max: number): number {
+  let bytes = 0;
+  for (const kv of page) bytes += kv.key.length + kv.value.length;
+  const byBytes = Math.floor((VALUES_PAGE_BYTES * page.length) / Math.max(1, bytes));
+  return Math.max(1, Math.min(max, limit * VALUES_PAGE_GROWTH, byBytes));
+}
+
+/**
  * Point reads a view remembers: a lookup by path reads a record to find it, and its render
  * (or the next lookup) reads it again, a round trip each on a live cluster. Small: the keys
  * of one path's lookups, not a cache of content (values over the byte bound are not kept).
@@ -88,16 +107,20 @@ export class SnapshotView {
    * The same keys as scan, a page at a time (never an empty page). A pass over many
    * small records loops over each page synchronously: an async generator's step per
    * key costs about 0.4 µs and two short-lived objects, which a census of a few
-   * hundred thousand keys feels.
+   * hundred thousand keys feels. With values, pages start at FIRST_VALUES_PAGE keys and
+   * are sized to about VALUES_PAGE_BYTES by what a key has cost (see nextValuesLimit).
    */
   async *scanPages(start: Buffer, end: Buffer | null, opts: { keysOnly?: boolean; pageSize?: number } = {}): AsyncGenerator<KV[]> {
-    const limit = opts.pageSize ?? this.pageSize;
+    const max = opts.pageSize ?? this.pageSize;
     const keysOnly = opts.keysOnly ?? false;
+    let limit = keysOnly ? max : Math.min(max, FIRST_VALUES_PAGE);
     const fetch = (cursor: Buffer): Promise<KV[]> => this.source.scanPage(cursor, end, this.ts, { limit, keysOnly });
     let pending: Promise<KV[]> | null = fetch(start);
     while (pending) {
       const page: KV[] = await pending;
-      pending = page.length < limit ? null : fetch(nextKey(page[page.length - 1]!.key));
+      const full = page.length >= limit;
+      if (full && !keysOnly) limit = nextValuesLimit(page, limit, max);
+      pending = full ? fetch(nextKey(page[page.length - 1]!.key)) : null;
       // A consumer that stops early leaves the read-ahead unobserved: never an unhandled rejection.
       pending?.catch(() => {});
       if (page.length > 0) yield page;
