@@ -29,7 +29,7 @@ export function buildCommand(): Command {
     .option('--read-ts <hlc>', 'read timestamp (HLC uint64); default: the snapshot\'s lastCommitTS, or the read_ts BeginBackup pins. On a cluster without --pin-token it is read WITHOUT a pin (BeginBackup cannot pin a chosen read_ts)')
     .option('--cache-size <size>', 'bytes of rendered content kept in memory', '256MiB')
     .option('--heap-slack <size>', 'collect the JS heap once it, with the Buffers its objects hold, grows this much past what was live (0: leave it to V8; default: a quarter of --cache-size, 32-64 MiB)')
-    .option('--page-size <n>', 'keys per scan page', '1024')
+    .option('--page-size <n>', 'keys per scan page (scans with values: at most, sized by what a key costs)', '1024')
     .option('--spill-dir <dir>', 'where large whole-scope files (messages.jsonl, CHECKSUMS, …) and CHECKSUMS digests spill to disk (default: $TMPDIR)')
     .addOption(new Option('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .option('--log-file <file>', 'write JSON logs here instead of stdout (daemon mode: otherwise logs are discarded)')
