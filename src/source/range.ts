@@ -25,9 +25,9 @@ export const DEFAULT_PAGE_SIZE = 1024;
  * its pages by what a key has cost: about this many bytes a page, never more keys than the
  * page size. Read as 1024-key pages, a table of 256 KiB items made 256 MiB pages.
  */
-export const VALUES_PAGE_BYTES = 4 << 20;
+const VALUES_PAGE_BYTES = 4 << 20;
 /** The first page of a scan with values: at most this many keys (what a key costs is not known yet). */
-export const FIRST_VALUES_PAGE = 32;
+const FIRST_VALUES_PAGE = 32;
 /** A scan with values lets its pages grow at most this much from one to the next. */
 const VALUES_PAGE_GROWTH = 4;
 
