@@ -94,22 +94,14 @@ describe('ReadAheadSource', () => {
     const m = new MemorySource('seq8');
     const key = (i: number): Buffer => b(`k/${String(i).padStart(5, '0')}`);
     for (let i = 0; i < 4000; i++) m.put(key(i), b(`v${i}`), 10n);
+    const c = new CountingSource(m);
+    const ra = new ReadAheadSource(c);
     // Where the reader was when each page was asked for, and where the page starts.
-    let at = -1;
     const asked: { at: number; start: number }[] = [];
-    const src: PageSource = {
-      label: 'spy',
-      get: (k, ts) => m.get(k, ts),
-      scanPage: (start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> => {
-        asked.push({ at, start: parseInt(start.toString('latin1').slice(2), 10) });
-        return m.scanPage(start, end, ts, opts);
-      },
-      close: () => m.close(),
-    };
-    const ra = new ReadAheadSource(src);
     for (let i = 0; i < 4000; i++) {
-      at = i;
+      const before = c.calls.length;
       expect((await ra.get(key(i), 10n))?.toString()).toBe(`v${i}`);
+      for (const call of c.calls.slice(before)) if (call.op === 'scan') asked.push({ at: i, start: parseInt(call.key.slice(2), 10) });
     }
     // Pages asked for ahead of the reader (its prefetches): how far into the page before was it?
     const ahead = asked.map((a, j) => ({ ...a, prev: asked[j - 1]?.start ?? 0 })).filter((a) => a.at < a.start && a.start - a.prev >= 256);
@@ -123,26 +115,17 @@ describe('ReadAheadSource', () => {
     const large = (i: number): Buffer => b(`!s3|blob|o${String(i).padStart(5, '0')}`);
     for (let i = 0; i < 3000; i++) m.put(small(i), b(`v${i}`), 10n);
     for (let i = 0; i < 64; i++) m.put(large(i), Buffer.alloc(512 << 10, i), 10n);
-    // The value bytes of each page asked for, and its limit.
-    const pages: { limit: number; bytes: number; family: string }[] = [];
-    const spy: PageSource = {
-      label: 'spy',
-      get: (k, ts) => m.get(k, ts),
-      scanPage: async (start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> => {
-        const kvs = await m.scanPage(start, end, ts, opts);
-        pages.push({ limit: opts.limit, bytes: kvs.reduce((n, kv) => n + kv.value.length, 0), family: start.toString('latin1').slice(0, 4) });
-        return kvs;
-      },
-      close: () => m.close(),
-    };
-    const ra = new ReadAheadSource(spy);
+    const c = new CountingSource(m);
+    const ra = new ReadAheadSource(c);
     for (let i = 0; i < 3000; i++) expect((await ra.get(small(i), 10n))?.toString()).toBe(`v${i}`);
     for (let i = 0; i < 64; i++) expect((await ra.get(large(i), 10n))?.[0]).toBe(i);
-    expect(Math.max(...pages.filter((p) => p.family === '!red').map((p) => p.limit))).toBeGreaterThanOrEqual(256); // the small values' pages grew
+    const pages = c.calls.filter((x) => x.op === 'scan');
+    const limits = (prefix: string): number[] => pages.filter((x) => x.key.startsWith(prefix)).map((x) => x.limit!);
+    expect(Math.max(...limits('!redis|'))).toBeGreaterThanOrEqual(256); // the small values' pages grew
     // Before: the page after the last strings ran on into the objects (all 64 of them, 32 MiB,
     // in one page), and the next family's first page asked for 512 keys.
-    expect(Math.max(...pages.map((p) => p.bytes))).toBeLessThanOrEqual(8 << 20);
-    expect(Math.max(...pages.filter((p) => p.family === '!s3|').map((p) => p.limit))).toBeLessThanOrEqual(16);
+    expect(Math.max(...pages.map((x) => x.valueBytes!))).toBeLessThanOrEqual(8 << 20);
+    expect(Math.max(...limits('!s3|'))).toBeLessThanOrEqual(16);
   });
 
   it('a failed page fails only the gets that needed it; the next get asks again', async () => {

@@ -4,6 +4,9 @@ export interface SourceCall {
   op: 'get' | 'scan';
   key: string;
   end?: string;
+  /** A scan's limit, and the value bytes of its page (once it is answered). */
+  limit?: number;
+  valueBytes?: number;
 }
 
 /** A page source that counts and records what it is asked (laziness tests). */
@@ -32,10 +35,13 @@ export class CountingSource implements PageSource {
     this.pages++;
     this.maxLimit = Math.max(this.maxLimit, opts.limit);
     this.starts.push(start.toString('latin1'));
-    this.calls.push({ op: 'scan', key: start.toString('latin1'), end: end?.toString('latin1') });
+    const call: SourceCall = { op: 'scan', key: start.toString('latin1'), end: end?.toString('latin1'), limit: opts.limit };
+    this.calls.push(call);
     const r = await this.inner.scanPage(start, end, ts, opts);
     this.rows += r.length;
-    for (const kv of r) this.valueBytes += kv.value.length;
+    call.valueBytes = 0;
+    for (const kv of r) call.valueBytes += kv.value.length;
+    this.valueBytes += call.valueBytes;
     return r;
   }
 
