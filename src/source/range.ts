@@ -89,6 +89,11 @@ export class SnapshotView {
     return p;
   }
 
+  /** See PageSource.expectValues (a source without read-ahead ignores it). */
+  expectValues(start: Buffer, end: Buffer | null, bytesPerKey: number): void {
+    this.source.expectValues?.(start, end, bytesPerKey);
+  }
+
   /** One page; exposed for readers that want explicit paging. */
   page(start: Buffer, end: Buffer | null, limit = this.pageSize, keysOnly = false): Promise<KV[]> {
     return this.source.scanPage(start, end, this.ts, { limit, keysOnly });

@@ -157,6 +157,9 @@ export class ReadAheadSource implements PageSource {
   /** Recent readers, each an ascending stream of gets (interleaved readers keep their own). */
   private readonly streams: Stream[] = [];
   private readonly scanStreams: ScanStream[] = [];
+  /** Value-size hints, ascending by start (see expectValues). */
+  private readonly hints: ValueHint[] = [];
+  private hintSeq = 0;
   private tick = 0;
   private readonly maxWindow: number;
   private readonly targetBytes: number;
@@ -363,6 +366,7 @@ export class ReadAheadSource implements PageSource {
    * cached once here.
    */
   private fetch(start: Buffer, bound: Buffer | null, ts: bigint, limit: number, keysOnly: boolean, st: Stream | null, scans?: ScanStream): Pending {
+    if (!keysOnly && this.hints.length > 0) ({ bound, limit } = this.hinted(start, bound, limit));
     const p: Pending = {
       ts,
       start: Buffer.from(start),
@@ -468,9 +472,63 @@ export class ReadAheadSource implements PageSource {
     );
   }
 
+  /**
+   * Value-size hints (PageSource.expectValues), by start (see hinted): a get stream grown to
+   * 512 keys on small S3 objects otherwise asks its next page across an object of 1 MiB
+   * chunks, 512 MiB at once.
+   */
+  expectValues(start: Buffer, end: Buffer | null, bytesPerKey: number): void {
+    const at = lowerBound(this.hints.length, (i) => compareKeys(this.hints[i]!.start, start) < 0);
+    const h: ValueHint = { start: Buffer.from(start), end: end && Buffer.from(end), bytes: Math.max(1, bytesPerKey), seq: ++this.hintSeq };
+    if (at < this.hints.length && this.hints[at]!.start.equals(start)) this.hints[at] = h;
+    else this.hints.splice(at, 0, h);
+    if (this.hints.length > MAX_HINTS) {
+      let oldest = 0;
+      for (let i = 1; i < this.hints.length; i++) if (this.hints[i]!.seq < this.hints[oldest]!.seq) oldest = i;
+      this.hints.splice(oldest, 1);
+    }
+  }
+
+  /**
+   * A page of values from `start`: its bound and limit after the hints (see expectValues).
+   * Inside a hinted range the page asks for no more keys than targetBytes of its values; it
+   * stops before a hinted range ahead whose values, that many keys of them, would come to
+   * more than twice targetBytes (a page of small values must not run on into big ones).
+   */
+  private hinted(start: Buffer, bound: Buffer | null, limit: number): { bound: Buffer | null; limit: number } {
+    let i = lowerBound(this.hints.length, (j) => compareKeys(this.hints[j]!.start, start) <= 0) - 1;
+    const inside = i >= 0 ? this.hints[i]! : null;
+    if (inside && (inside.end === null || compareKeys(start, inside.end) < 0)) limit = Math.max(1, Math.min(limit, Math.floor(this.targetBytes / inside.bytes)));
+    for (let seen = 0; ++i < this.hints.length && seen < HINTS_LOOKED_AHEAD; seen++) {
+      const h = this.hints[i]!;
+      if (bound !== null && compareKeys(h.start, bound) >= 0) break;
+      if (limit * h.bytes > 2 * this.targetBytes) return { bound: h.start, limit };
+    }
+    return { bound, limit };
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }
+}
+
+interface ValueHint {
+  start: Buffer;
+  end: Buffer | null;
+  bytes: number;
+  seq: number;
+}
+
+/** Value-size hints kept (an S3 object with large chunks each; the oldest go first). */
+const MAX_HINTS = 4096;
+/** Hinted ranges ahead of a page's start that it looks at (a page's keys rarely reach further). */
+const HINTS_LOOKED_AHEAD = 64;
+
+/** The lower of two exclusive bounds (null: none). */
+function minBound(a: Buffer | null, b: Buffer | null): Buffer | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return compareKeys(a, b) <= 0 ? a : b;
 }
 
 /** Whether two keys are of one key family (see keyFamily; keys of no family are of one). */

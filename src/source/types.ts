@@ -35,6 +35,12 @@ export interface PageSource {
   scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]>;
   /** The value visible at ts, or null. */
   get(key: Buffer, ts: bigint): Promise<Buffer | null>;
+  /**
+   * Optional, a hint for read-ahead: the values in [start, end) are about `bytesPerKey` each
+   * (an S3 object's chunks, from its manifest). Pages are asked for in keys; a read-ahead
+   * page keeps out of such a range, and inside it is sized by it.
+   */
+  expectValues?(start: Buffer, end: Buffer | null, bytesPerKey: number): void;
   close(): Promise<void>;
 }
 

@@ -19,6 +19,7 @@ import { s3Fixtures } from '../golden/cases/s3.js';
 import { CountingSource } from '../helpers/counting.js';
 import { openTree, renderEntries, text, type Rendered } from '../helpers/render.js';
 import { Slow } from '../helpers/slow.js';
+import { ReadAheadSource } from '../../src/source/readahead.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 
@@ -334,6 +335,44 @@ describe('s3: a cold lookup by path', () => {
       t.src.reset();
       expect((await t.tree.getattr(path + '.elastickv-meta.json')).kind).toBe('file');
       expect(t.src.gets.filter((k) => k.startsWith('!s3|obj|head|'))).toEqual([manifestKey(Buffer.from('logs'), 1n, Buffer.from('app/2026-01-01.log.elastickv-meta.json')).toString('latin1')]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('s3: read-ahead over a live source', () => {
+  it('small objects, then one of 1 MiB chunks in the same directory: no page carries more than a few MiB, and every byte is right', async () => {
+    const entries: FsmEntry[] = [...s3BucketEntries({ name: 'b', generation: 1n })];
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < 600; i++) {
+      const key = `a/${String(i).padStart(4, '0')}.txt`;
+      bodies.set(key, Buffer.from(`small object ${i}\n`));
+    }
+    bodies.set('a/zz-big.bin', Buffer.alloc(24 << 20, 0x5a));
+    for (const [key, body] of bodies) entries.push(...s3ObjectEntries({ bucket: 'b', generation: 1n, key, body }));
+    const t = await openTree(entries, { wrap: (s) => new ReadAheadSource(new CountingSource(s)) });
+    try {
+      const counting = (t.src as unknown as { inner: CountingSource }).inner;
+      // A copy: the directory listed with its sizes (readdirplus: every object's manifest read,
+      // the big one's chunk size announced), then its files read in order.
+      for (const dir of ['a']) {
+        const names = await t.tree.readdir(`/s3/b/${dir}`);
+        const sizes = await Promise.all(names.map(async (n) => (await t.tree.getattr(`/s3/b/${dir}/${n}`)).size));
+        for (let i = 0; i < names.length; i++) {
+          if (names[i]!.endsWith('.elastickv-meta.json')) continue;
+          const body = bodies.get(`${dir}/${names[i]}`)!;
+          let got = Buffer.alloc(0);
+          for (let off = 0; off < sizes[i]!; off += 1 << 20) got = Buffer.concat([got, await t.tree.read(`/s3/b/${dir}/${names[i]}`, off, 1 << 20)]);
+          expect(got.equals(body), names[i]).toBe(true);
+        }
+      }
+      const pages = counting.calls.filter((c) => c.op === 'scan');
+      // The small objects still came many to a page.
+      expect(pages.filter((c) => c.limit! >= 64).length).toBeGreaterThan(0);
+      // Before: the page after the small objects ran on into the big one's chunks (the stream's
+      // window had grown to 512 keys): 24 MiB in one page.
+      expect(Math.max(...pages.map((c) => c.valueBytes ?? 0))).toBeLessThanOrEqual(8 << 20);
     } finally {
       await t.close();
     }

@@ -7,9 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { SnapshotView } from '../../source/range.js';
+import { prefixEnd, type SnapshotView } from '../../source/range.js';
 import { RecordError, type FileNode } from '../../tree/node.js';
-import { chunkBlobKey, chunkKey, decodeChunkRefValue, P_BLOB, P_CHUNKREF } from './keys.js';
+import { chunkBlobKey, chunkKey, decodeChunkRefValue, P_BLOB, P_CHUNKREF, seg, u64 } from './keys.js';
 import type { Manifest } from './model.js';
 
 /** Chunks of one object beyond this are refused (5 TiB at 1 MiB chunks is ~5M). */
@@ -54,6 +54,24 @@ export class Layout {
       pos = sz === null || Number.isNaN(pos) ? NaN : pos + sz;
     }
     this.starts[count] = pos;
+  }
+
+  /**
+   * The key range of this object's inline chunks (`!s3|blob|` of its upload) and their largest
+   * declared size; null when it has none of a known size.
+   */
+  inlineChunks(): { start: Buffer; end: Buffer | null; maxBytes: number } | null {
+    let max = 0;
+    for (const p of this.parts) {
+      if (p.offloaded) continue;
+      for (let i = p.first; i < p.first + p.count; i++) {
+        const sz = this.starts[i + 1]! - this.starts[i]!;
+        if (sz > max) max = sz; // NaN (unknown) never wins
+      }
+    }
+    if (max === 0) return null;
+    const start = Buffer.concat([P_BLOB, seg(this.loc.bucket), u64(this.loc.gen), seg(this.loc.object), seg(this.loc.uploadId)]);
+    return { start, end: prefixEnd(start), maxBytes: max };
   }
 
   get total(): number | null {
@@ -114,6 +132,13 @@ export function buildLayout(bucket: Buffer, gen: bigint, object: Buffer, m: Mani
   return new Layout({ bucket, gen, object, uploadId: m.uploadId }, parts, count, sizes);
 }
 
+/**
+ * Chunks at least this large are announced to the read-ahead before they are read
+ * (SnapshotView.expectValues): a reader of many small objects must not have a page of
+ * hundreds of them asked for at once when a big object follows in the same bucket.
+ */
+const EXPECT_CHUNK_BYTES = 64 << 10;
+
 /** Fetches chunk payloads (validated) through a byte-bounded LRU shared by all objects. */
 export class ChunkReader {
   private readonly cache: LRUCache<string, Buffer>;
@@ -123,6 +148,12 @@ export class ChunkReader {
     cacheBytes = 32 << 20,
   ) {
     this.cache = new LRUCache<string, Buffer>({ maxSize: cacheBytes, sizeCalculation: (b) => Math.max(1, b.length), maxEntrySize: cacheBytes });
+  }
+
+  /** Tell the read-ahead the size of an object's large inline chunks (see EXPECT_CHUNK_BYTES). */
+  expect(l: Layout): void {
+    const r = l.inlineChunks();
+    if (r && r.maxBytes >= EXPECT_CHUNK_BYTES) this.view.expectValues(r.start, r.end, r.maxBytes);
   }
 
   fetch(c: Chunk): Promise<Buffer> {
@@ -173,7 +204,10 @@ export class ObjectBodyFile implements FileNode {
 
   private full(): Promise<Layout> {
     if (!this.resolved) {
-      const p = this.layout().then((l) => (l.total !== null ? l : this.learnSizes(l)));
+      const p = this.layout().then((l) => {
+        this.chunks.expect(l);
+        return l.total !== null ? l : this.learnSizes(l);
+      });
       p.catch(() => {
         if (this.resolved === p) this.resolved = null;
       });
