@@ -158,7 +158,7 @@ export class ReadAheadSource implements PageSource {
   private readonly streams: Stream[] = [];
   private readonly scanStreams: ScanStream[] = [];
   /** Value-size hints, ascending by start (see expectValues). */
-  private readonly hints: ValueHint[] = [];
+  private hints: ValueHint[] = [];
   private hintSeq = 0;
   private tick = 0;
   private readonly maxWindow: number;
@@ -483,9 +483,9 @@ export class ReadAheadSource implements PageSource {
     if (at < this.hints.length && this.hints[at]!.start.equals(start)) this.hints[at] = h;
     else this.hints.splice(at, 0, h);
     if (this.hints.length > MAX_HINTS) {
-      let oldest = 0;
-      for (let i = 1; i < this.hints.length; i++) if (this.hints[i]!.seq < this.hints[oldest]!.seq) oldest = i;
-      this.hints.splice(oldest, 1);
+      // The older half goes at once: one pass every MAX_HINTS / 2 hints, not one a hint.
+      const keepAfter = this.hintSeq - (MAX_HINTS >> 1);
+      this.hints = this.hints.filter((x) => x.seq > keepAfter);
     }
   }
 
