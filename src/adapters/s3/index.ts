@@ -19,7 +19,7 @@ import { encodeSegment } from '../../format/filename.js';
 import { KEYMAP_FILE, type KeymapKind } from '../../format/keymap.js';
 import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import { RecordError, StaticDir, type DirNode, type FileNode, type Node } from '../../tree/node.js';
-import { LISTING_KEEP_MAX, type Adapter, type AdapterContext } from '../types.js';
+import { batchedLines, LISTING_KEEP_MAX, type Adapter, type AdapterContext } from '../types.js';
 import {
   bucketGenBase,
   hex16,
@@ -694,10 +694,12 @@ class ObjectDir implements DirNode {
         });
       case KEYMAP_FILE:
         return files.streamed(this.path(name), async (write, drain) => {
+          const out = batchedLines(write, drain);
           for (const r of await b.renames()) {
-            write(Buffer.from(encodeLine({ encoded: goStrOf(r.encoded), original: r.original.toString('base64url'), kind: r.kind }), 'utf8'));
-            await drain();
+            const pending = out.push(encodeLine({ encoded: goStrOf(r.encoded), original: r.original.toString('base64url'), kind: r.kind }));
+            if (pending) await pending;
           }
+          out.flush();
         });
       case ORPHANS_DIR:
         return new OrphansDir(b);
@@ -707,14 +709,14 @@ class ObjectDir implements DirNode {
             [
               UPLOADS_FILE,
               files.streamed(`/s3/${b.enc}/${UPLOADS_DIR}/${UPLOADS_FILE}`, async (write, drain) => {
-                const line = (prefix: Buffer, key: Buffer, value: Buffer): Promise<void> => {
-                  write(Buffer.from(encodeLine({ prefix: prefix.toString('latin1'), key: new GoB64(key), value: new GoB64(value) }), 'utf8'));
-                  return drain();
-                };
+                const out = batchedLines(write, drain);
+                const line = (prefix: Buffer, key: Buffer, value: Buffer): Promise<void> | undefined =>
+                  out.push(encodeLine({ prefix: prefix.toString('latin1'), key: new GoB64(key), value: new GoB64(value) }));
                 for await (const kv of b.view.scanPrefix(b.uploadMetaPrefix())) await line(P_UPLOAD_META, kv.key, kv.value);
                 for await (const kv of b.view.scanPrefix(Buffer.concat([P_UPLOAD_PART, seg(b.name)]))) {
                   if (parseUploadPartKey(kv.key)) await line(P_UPLOAD_PART, kv.key, kv.value);
                 }
+                out.flush();
               }),
             ],
           ]),
