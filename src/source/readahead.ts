@@ -524,13 +524,6 @@ const MAX_HINTS = 4096;
 /** Hinted ranges ahead of a page's start that it looks at (a page's keys rarely reach further). */
 const HINTS_LOOKED_AHEAD = 64;
 
-/** The lower of two exclusive bounds (null: none). */
-function minBound(a: Buffer | null, b: Buffer | null): Buffer | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return compareKeys(a, b) <= 0 ? a : b;
-}
-
 /** Whether two keys are of one key family (see keyFamily; keys of no family are of one). */
 function sameFamily(a: Buffer, b: Buffer): boolean {
   const fa = keyFamily(a);

@@ -38,7 +38,8 @@ export interface PageSource {
   /**
    * Optional, a hint for read-ahead: the values in [start, end) are about `bytesPerKey` each
    * (an S3 object's chunks, from its manifest). Pages are asked for in keys; a read-ahead
-   * page keeps out of such a range, and inside it is sized by it.
+   * page stops before such a range when that many keys of it would be too many bytes, and
+   * inside it is sized by it.
    */
   expectValues?(start: Buffer, end: Buffer | null, bytesPerKey: number): void;
   close(): Promise<void>;
