@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ContentStore, ownedCopy, SPILL_QUEUE_BYTES } from '../src/tree/content.js';
+import { ContentStore, SPILL_QUEUE_BYTES } from '../src/tree/content.js';
+import { ownedCopy } from '../src/bytes.js';
 import { tempDir } from './helpers/mount.js';
 
 describe('ContentStore', () => {

@@ -11,6 +11,7 @@ import { LRUCache } from 'lru-cache';
 import type { FileFactory, Producer } from '../adapters/types.js';
 import type { FileNode } from './node.js';
 import { grown, PathTable } from './paths.js';
+import { ownedCopy } from '../bytes.js';
 
 export interface ContentStats {
   hits: number;
@@ -59,13 +60,6 @@ export const SLAB_ENTRY_MAX = 2048;
 /** Slab size (smaller under a cache too small to hold a few of them); offsets in a slab are 16-bit. */
 const SLAB_BYTES = 64 * 1024;
 
-/** A large entry's own allocation: kept when it owns most of its backing store, else copied to an exact size. */
-export function ownedCopy(b: Buffer): Buffer {
-  if (b.length === 0 || b.buffer.byteLength <= 2 * b.length + 64) return b;
-  const out = Buffer.allocUnsafeSlow(b.length);
-  b.copy(out);
-  return out;
-}
 
 export interface ContentStoreOptions {
   /** Bytes of rendered content kept in memory. */

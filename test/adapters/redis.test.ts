@@ -434,6 +434,35 @@ describe('redis laziness', () => {
     expect(seen).toBe(20000);
   });
 
+  it('files looked up and kept in the node cache do not pin pool slabs by their user keys', async () => {
+    // Each node keeps its user key. A key of ~10 bytes made between other small Buffers (the
+    // traffic of a walk) is a view of an 8 KiB pool slab: 3,000 nodes held 24 MiB of slabs.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const used = (): number => {
+      gc();
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    const n = 3000;
+    const entries: FsmEntry[] = [];
+    for (let i = 0; i < n; i++) entries.push(...redisString(`s${i}`, `v${i}`));
+    const t = await countingTree(entries, 64);
+    try {
+      const before = used();
+      let junk: Buffer[] = [];
+      for (let i = 0; i < n; i++) {
+        expect((await t.tree.getattr(`/redis/db_0/strings/s${i}.bin`)).size).toBe(`v${i}`.length);
+        junk = [Buffer.from('x'.repeat(3000)), Buffer.from('y'.repeat(3000))]; // fills the rest of the slab, then dropped
+      }
+      expect(junk.length).toBe(2);
+      expect(used() - before).toBeLessThan(6 << 20);
+    } finally {
+      await t.close();
+    }
+  });
+
   it("12k small hashes fit the census of a 1 MiB cache's room share: hashes/ costs no read after db_0", async () => {
     // ~2.3 MiB held against the 4 MiB share (a Buffer a row and a record a key held ~11 MiB).
     const entries: FsmEntry[] = [];

@@ -12,6 +12,7 @@ import { decodeSegment, encodeBinarySegment, encodeSegment, isShaFallback } from
 import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import { RecordError, type Entry } from '../../tree/node.js';
 import type { KV } from '../../source/types.js';
+import { ownedCopy } from '../../bytes.js';
 import {
   b64url,
   canonicalNumber,
@@ -457,7 +458,8 @@ export class KeySpace {
     let b = this.partMemo.get(memoKey);
     if (b === undefined) {
       const hint = this.rawHint(name, type, g.legacy);
-      b = hint.kind === 'exact' && !hint.guess ? this.partKey(hint.raw, g, last) : null;
+      // Held for many lookups: an exact allocation, not a view pinning a pool slab (see ownedCopy).
+      b = hint.kind === 'exact' && !hint.guess ? ownedCopy(this.partKey(hint.raw, g, last)) : null;
       if (this.partMemo.size >= PART_MEMO_MAX) this.partMemo.clear();
       this.partMemo.set(memoKey, b);
     }

@@ -16,6 +16,7 @@
  */
 import { batchedLines, type AdapterContext, type FileFactory } from '../types.js';
 import type { KV } from '../../source/types.js';
+import { ownedCopy } from '../../bytes.js';
 import { nextKey, prefixEnd, type SnapshotView } from '../../source/range.js';
 import { encodeSegment, needsKeymap, decodeSegment, isShaFallback } from '../../format/filename.js';
 import { keymapLine, KEYMAP_FILE } from '../../format/keymap.js';
@@ -1110,8 +1111,10 @@ class KeyDir implements DirNode {
     return this.node(uk, cacheKey, null);
   }
 
-  /** The file of user key `uk` (known to exist); `raw`: its blob value when already read. */
-  private node(uk: Buffer, cacheKey: string, raw: Buffer | null): Node {
+  /** The file of user key `key` (known to exist); `raw`: its blob value when already read. */
+  private node(key: Buffer, cacheKey: string, raw: Buffer | null): Node {
+    // The node may sit in the tree's node cache for long: its key must not pin a pool slab.
+    const uk = ownedCopy(key);
     switch (this.type) {
       case 'strings':
       case 'hll': {

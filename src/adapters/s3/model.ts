@@ -4,6 +4,7 @@
  */
 import { GoMap, GoStr, marshal, type GoValue } from '../../format/gojson.js';
 import { fieldArray, fieldBool, fieldInt, fieldObject, fieldString, matchField, topObject, type JsonSpan } from '../../format/gojson-decode.js';
+import { ownedCopy } from '../../bytes.js';
 
 export interface BucketMeta {
   generation: bigint;
@@ -93,7 +94,10 @@ const PART_FIELDS = ['part_no', 'etag', 'size_bytes', 'chunk_count', 'chunk_size
 
 export class ManifestError extends Error {}
 
-export function decodeManifest(value: Buffer): Manifest {
+export function decodeManifest(raw: Buffer): Manifest {
+  // Manifests are cached, and their fields are views of the value: one exact allocation for
+  // all of them, not a pool slab pinned by each (see ownedCopy).
+  const value = ownedCopy(raw);
   const e = Buffer.alloc(0);
   const m: Manifest = {
     uploadId: e,
