@@ -152,6 +152,21 @@ describe('.fsm reader', () => {
     await src.close();
   });
 
+  it('the keys kept for point reads are bounded in bytes, not only in blocks (large keys: a Redis set keeps its members in them)', async () => {
+    const key = (i: number): string => `member${String(i).padStart(5, '0')}`.padEnd(1000, 'x');
+    const entries: FsmEntry[] = [];
+    for (let i = 0; i < 6000; i++) entries.push({ key: key(i), value: `v${i}` });
+    const src = await SnapshotSource.open(fsm(entries), { pageCacheBytes: 2 << 20 });
+    expect(src.stats.indexPoints).toBeGreaterThan(50);
+    for (let i = 0; i < 6000; i += 7) expect((await src.get(b(key(i)), 1000n))?.toString()).toBe(`v${i}`);
+    // 6 MB of keys were read; half the 2 MiB page cache is kept.
+    expect(src.blockKeysBytes).toBeGreaterThan(256 << 10);
+    expect(src.blockKeysBytes).toBeLessThanOrEqual(1 << 20);
+    expect(await src.get(b(key(1)), 1000n)).toEqual(b('v1'));
+    expect(await src.get(b(key(1) + 'y'), 1000n)).toBeNull();
+    await src.close();
+  });
+
   it('agrees with an in-memory MVCC store on random data: every get and scan at every ts (prefix keys, versions, tombstones, expiry, big values)', async () => {
     let seed = 12345;
     const rnd = (k: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff), (seed >>> 8) % k);

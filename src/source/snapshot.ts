@@ -200,8 +200,11 @@ function blockKey(b: BlockKeys, i: number): Buffer {
   return b.keyData.subarray(i === 0 ? 0 : b.keyEnds[i - 1]!, b.keyEnds[i]!);
 }
 
-/** Blocks whose keys are kept (each ~128 keys): bounded memory. */
+/** Blocks whose keys are kept (each ~128 keys), and at most this share of the page cache's bytes. */
 const BLOCK_KEYS_CACHED = 2048;
+const BLOCK_KEYS_SHARE = 2;
+/** What a cached block costs besides its keys' bytes: its offsets, key ends and objects. */
+const BLOCK_OVERHEAD = 256;
 
 type Parsed = FsmEntry | { meta: true; next: number } | null;
 
@@ -433,7 +436,11 @@ export class SnapshotSource implements PageSource {
   private readonly pages: PageCache;
   /** Reads of the file since it was indexed. */
   readonly io: IoStats = { reads: 0, bytes: 0 };
-  private readonly blocks = new LRUCache<number, Promise<BlockKeys>>({ max: BLOCK_KEYS_CACHED });
+  /**
+   * Block keys by block start. Bounded in bytes as well as blocks: keys can be large (a
+   * Redis set's members are in its keys), and 2048 blocks of 1 KiB members held 26 MiB.
+   */
+  private readonly blocks: LRUCache<number, Promise<BlockKeys>>;
   stats: SnapshotStats = { entries: 0, metaKeys: 0, displaced: 0, indexPoints: 0, fileSize: 0 };
 
   private constructor(
@@ -445,6 +452,7 @@ export class SnapshotSource implements PageSource {
   ) {
     this.label = `snapshot:${path}`;
     this.pages = new PageCache(fh, fileSize, pageCacheBytes, this.io);
+    this.blocks = new LRUCache<number, Promise<BlockKeys>>({ max: BLOCK_KEYS_CACHED, maxSize: Math.max(1 << 20, Math.floor(pageCacheBytes / BLOCK_KEYS_SHARE)) });
   }
 
   private newestTS = 0n;
@@ -452,6 +460,11 @@ export class SnapshotSource implements PageSource {
   /** The newest commit timestamp of any entry, or the header's lastCommitTS if that is newer. */
   get maxCommitTS(): bigint {
     return this.newestTS > this.lastCommitTS ? this.newestTS : this.lastCommitTS;
+  }
+
+  /** Bytes the cached block keys are counted at (bounded: half the page cache's bytes, at least 1 MiB). */
+  get blockKeysBytes(): number {
+    return this.blocks.calculatedSize;
   }
 
   /** Page cache hits and misses (reads that needed the file). */
@@ -571,9 +584,19 @@ export class SnapshotSource implements PageSource {
   private blockKeys(start: number): Promise<BlockKeys> {
     let p = this.blocks.get(start);
     if (!p) {
-      p = this.readBlockKeys(start);
-      this.blocks.set(start, p);
-      p.catch(() => this.blocks.delete(start));
+      const read = this.readBlockKeys(start);
+      p = read;
+      // Counted as one byte while it is read, then as what it holds.
+      this.blocks.set(start, read, { size: 1 });
+      read.then(
+        (b) => {
+          if (this.blocks.peek(start) !== read) return;
+          // Set again under its size (a set of the same value would keep the old size).
+          this.blocks.delete(start);
+          this.blocks.set(start, read, { size: BLOCK_OVERHEAD + b.keyData.length + 12 * b.offsets.length });
+        },
+        () => this.blocks.delete(start),
+      );
     }
     return p;
   }
