@@ -93,6 +93,9 @@ export class Metrics {
           m.sourceInFlight.dec();
         }
       },
+      // Read-ahead hints pass through to the source that uses them (dropped here, no S3
+      // object's chunk size ever reached the read-ahead of a mount).
+      expectValues: (start: Buffer, end: Buffer | null, bytesPerKey: number): void => src.expectValues?.(start, end, bytesPerKey),
       close: () => src.close(),
     };
   }

@@ -84,3 +84,23 @@ describe('metrics and progress', () => {
     }
   });
 });
+
+describe('instrumented source', () => {
+  it('passes read-ahead hints through to the source under it (an S3 chunk size reaches the read-ahead)', async () => {
+    const { Metrics } = await import('../src/metrics.js');
+    const hints: [string, string | null, number][] = [];
+    const inner = {
+      label: 'spy',
+      scanPage: async () => [],
+      get: async () => null,
+      expectValues: (start: Buffer, end: Buffer | null, bytesPerKey: number) => void hints.push([start.toString(), end && end.toString(), bytesPerKey]),
+      close: async () => {},
+    };
+    const src = new Metrics().instrument(inner);
+    src.expectValues?.(Buffer.from('!s3|blob|a'), Buffer.from('!s3|blob|b'), 1 << 20);
+    expect(hints).toEqual([['!s3|blob|a', '!s3|blob|b', 1 << 20]]);
+    // A source without read-ahead takes no hint, and the call is harmless.
+    const plain = new Metrics().instrument({ label: 'plain', scanPage: async () => [], get: async () => null, close: async () => {} });
+    expect(() => plain.expectValues?.(Buffer.from('a'), null, 1)).not.toThrow();
+  });
+});
