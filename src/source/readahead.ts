@@ -160,6 +160,8 @@ export class ReadAheadSource implements PageSource {
   /** Value-size hints, ascending by start (see expectValues). */
   private hints: ValueHint[] = [];
   private hintSeq = 0;
+  /** Family defaults (expectValues over a whole family): bytes a key, by family prefix (latin1). */
+  private readonly familyHints = new Map<string, number>();
   private tick = 0;
   private readonly maxWindow: number;
   private readonly targetBytes: number;
@@ -366,7 +368,7 @@ export class ReadAheadSource implements PageSource {
    * cached once here.
    */
   private fetch(start: Buffer, bound: Buffer | null, ts: bigint, limit: number, keysOnly: boolean, st: Stream | null, scans?: ScanStream): Pending {
-    if (!keysOnly && this.hints.length > 0) ({ bound, limit } = this.hinted(start, bound, limit));
+    if (!keysOnly && (this.hints.length > 0 || this.familyHints.size > 0)) ({ bound, limit } = this.hinted(start, bound, limit));
     const p: Pending = {
       ts,
       start: Buffer.from(start),
@@ -478,6 +480,11 @@ export class ReadAheadSource implements PageSource {
    * chunks, 512 MiB at once.
    */
   expectValues(start: Buffer, end: Buffer | null, bytesPerKey: number): void {
+    const family = keyFamily(start);
+    if (family !== null && family.length === start.length && sameEnd(end, prefixEnd(family))) {
+      this.familyHints.set(family.toString('latin1'), Math.max(1, bytesPerKey));
+      return;
+    }
     const at = lowerBound(this.hints.length, (i) => compareKeys(this.hints[i]!.start, start) < 0);
     const h: ValueHint = { start: Buffer.from(start), end: end && Buffer.from(end), bytes: Math.max(1, bytesPerKey), seq: ++this.hintSeq };
     if (at < this.hints.length && this.hints[at]!.start.equals(start)) this.hints[at] = h;
@@ -498,7 +505,12 @@ export class ReadAheadSource implements PageSource {
   private hinted(start: Buffer, bound: Buffer | null, limit: number): { bound: Buffer | null; limit: number } {
     let i = lowerBound(this.hints.length, (j) => compareKeys(this.hints[j]!.start, start) <= 0) - 1;
     const inside = i >= 0 ? this.hints[i]! : null;
-    if (inside && (inside.end === null || compareKeys(start, inside.end) < 0)) limit = Math.max(1, Math.min(limit, Math.floor(this.targetBytes / inside.bytes)));
+    let bytes = inside && (inside.end === null || compareKeys(start, inside.end) < 0) ? inside.bytes : 0;
+    if (bytes === 0 && this.familyHints.size > 0) {
+      const family = keyFamily(start);
+      bytes = (family && this.familyHints.get(family.toString('latin1'))) ?? 0;
+    }
+    if (bytes > 0) limit = Math.max(1, Math.min(limit, Math.floor(this.targetBytes / bytes)));
     for (let seen = 0; ++i < this.hints.length && seen < HINTS_LOOKED_AHEAD; seen++) {
       const h = this.hints[i]!;
       if (bound !== null && compareKeys(h.start, bound) >= 0) break;
@@ -529,6 +541,10 @@ function sameFamily(a: Buffer, b: Buffer): boolean {
   const fa = keyFamily(a);
   const fb = keyFamily(b);
   return fa === null || fb === null ? fa === fb : fa.equals(fb);
+}
+
+function sameEnd(a: Buffer | null, b: Buffer | null): boolean {
+  return a === null || b === null ? a === b : a.equals(b);
 }
 
 function covers(start: Buffer, end: Buffer | null, key: Buffer): boolean {

@@ -39,7 +39,8 @@ export interface PageSource {
    * Optional, a hint for read-ahead: the values in [start, end) are about `bytesPerKey` each
    * (an S3 object's chunks, from its manifest). Pages are asked for in keys; a read-ahead
    * page stops before such a range when that many keys of it would be too many bytes, and
-   * inside it is sized by it.
+   * inside it is sized by it. A hint over a whole key family (start its prefix, end that
+   * prefix's end) is the family's default: it sizes pages wherever no other hint applies.
    */
   expectValues?(start: Buffer, end: Buffer | null, bytesPerKey: number): void;
   close(): Promise<void>;

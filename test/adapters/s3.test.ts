@@ -378,3 +378,37 @@ describe('s3: read-ahead over a live source', () => {
     }
   });
 });
+
+describe('s3: read-ahead into a directory not listed yet', () => {
+  it('small objects, then a big one in a directory listed only after they were read: pages of chunks no manifest announced stay bounded', async () => {
+    const entries: FsmEntry[] = [...s3BucketEntries({ name: 'b', generation: 1n })];
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < 1200; i++) bodies.set(`a/${String(i).padStart(4, '0')}.txt`, Buffer.from(`small object ${i}\n`));
+    bodies.set('b/big.bin', Buffer.alloc(48 << 20, 0x5a));
+    for (const [key, body] of bodies) entries.push(...s3ObjectEntries({ bucket: 'b', generation: 1n, key, body }));
+    // Pages aim at 512 KiB: chunks assumed 32 KiB, unannounced pages ask for at most 16 keys.
+    const t = await openTree(entries, { wrap: (s) => new ReadAheadSource(new CountingSource(s), { targetBytes: 512 << 10, cacheBytes: 64 << 20 }) });
+    try {
+      const counting = (t.src as unknown as { inner: CountingSource }).inner;
+      expect(await t.tree.readdir('/s3/b')).toEqual(['_bucket.json', 'a', 'b']);
+      // tar: a/ listed and read in order, and only then b/.
+      for (const dir of ['a', 'b']) {
+        const names = await t.tree.readdir(`/s3/b/${dir}`);
+        const sizes = await Promise.all(names.map(async (n) => (await t.tree.getattr(`/s3/b/${dir}/${n}`)).size));
+        for (let i = 0; i < names.length; i++) {
+          if (names[i]!.endsWith('.elastickv-meta.json')) continue;
+          const body = bodies.get(`${dir}/${names[i]}`)!;
+          const got: Buffer[] = [];
+          for (let off = 0; off < sizes[i]!; off += 1 << 20) got.push(await t.tree.read(`/s3/b/${dir}/${names[i]}`, off, 1 << 20));
+          expect(Buffer.concat(got).equals(body), names[i]).toBe(true);
+        }
+      }
+      const pages = counting.calls.filter((c) => c.op === 'scan');
+      // Before: the page after the small objects ran on into the big object's chunks (the
+      // stream's window had grown past 16 keys): its whole 48 MiB in one page.
+      expect(Math.max(...pages.map((c) => c.valueBytes ?? 0))).toBeLessThanOrEqual(17 << 20);
+    } finally {
+      await t.close();
+    }
+  });
+});
