@@ -318,6 +318,16 @@ describe('redis corrupt records fail only their own file', () => {
   }
 });
 
+/** The JS heap and Buffers' memory after full collections (what a structure really holds). */
+function heapInUse(): number {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
 function countingTree(entries: FsmEntry[], pageSize = 64): Promise<OpenTree<CountingSource>> {
   return openTree(entries, { pageSize, cacheBytes: 1 << 20, wrap: (s) => new CountingSource(s) });
 }
@@ -395,15 +405,7 @@ describe('redis laziness', () => {
   it("a census holds many small collections in what it counts against the room's share", () => {
     // 20k hashes of two fields. Held as a Buffer a row and a record a key, they cost 3.3x the
     // bytes plus 48 a row that were counted (16.6 MB against 5 MB, measured the same way).
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    const used = (): number => {
-      gc();
-      gc();
-      const m = process.memoryUsage();
-      return m.heapUsed + m.arrayBuffers;
-    };
-    const before = used();
+    const before = heapInUse();
     const rows = new CollectionRows(1 << 30);
     const feed = (): void => {
       for (let i = 0; i < 20000; i += 500) {
@@ -419,7 +421,7 @@ describe('redis laziness', () => {
       }
     };
     feed();
-    const real = used() - before;
+    const real = heapInUse() - before;
     expect(real).toBeGreaterThan(0);
     expect(real).toBeLessThan(rows.heldBytes * 1.25);
     let seen = 0;
@@ -437,27 +439,19 @@ describe('redis laziness', () => {
   it('files looked up and kept in the node cache do not pin pool slabs by their user keys', async () => {
     // Each node keeps its user key. A key of ~10 bytes made between other small Buffers (the
     // traffic of a walk) is a view of an 8 KiB pool slab: 3,000 nodes held 24 MiB of slabs.
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    const used = (): number => {
-      gc();
-      gc();
-      const m = process.memoryUsage();
-      return m.heapUsed + m.arrayBuffers;
-    };
     const n = 3000;
     const entries: FsmEntry[] = [];
     for (let i = 0; i < n; i++) entries.push(...redisString(`s${i}`, `v${i}`));
     const t = await countingTree(entries, 64);
     try {
-      const before = used();
+      const before = heapInUse();
       let junk: Buffer[] = [];
       for (let i = 0; i < n; i++) {
         expect((await t.tree.getattr(`/redis/db_0/strings/s${i}.bin`)).size).toBe(`v${i}`.length);
         junk = [Buffer.from('x'.repeat(3000)), Buffer.from('y'.repeat(3000))]; // fills the rest of the slab, then dropped
       }
       expect(junk.length).toBe(2);
-      expect(used() - before).toBeLessThan(6 << 20);
+      expect(heapInUse() - before).toBeLessThan(6 << 20);
     } finally {
       await t.close();
     }
