@@ -341,32 +341,41 @@ describe('s3: a cold lookup by path', () => {
   });
 });
 
+/** Bucket `b` holding `smallObjects` small objects a/0000.txt…, then `big` at `bigKey`. */
+function mixedBucket(smallObjects: number, bigKey: string, big: Buffer): { entries: FsmEntry[]; bodies: Map<string, Buffer> } {
+  const entries: FsmEntry[] = [...s3BucketEntries({ name: 'b', generation: 1n })];
+  const bodies = new Map<string, Buffer>();
+  for (let i = 0; i < smallObjects; i++) bodies.set(`a/${String(i).padStart(4, '0')}.txt`, Buffer.from(`small object ${i}\n`));
+  bodies.set(bigKey, big);
+  for (const [key, body] of bodies) entries.push(...s3ObjectEntries({ bucket: 'b', generation: 1n, key, body }));
+  return { entries, bodies };
+}
+
+/**
+ * A copy of bucket `b`'s directories `dirs`, one after another as tar makes it: each listed
+ * with its sizes (readdirplus: every object's manifest read, large chunk sizes announced),
+ * then its objects read in order, 1 MiB at a time; every byte checked.
+ */
+async function copyDirs(t: { tree: Tree }, bodies: Map<string, Buffer>, dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    const names = await t.tree.readdir(`/s3/b/${dir}`);
+    const sizes = await Promise.all(names.map(async (n) => (await t.tree.getattr(`/s3/b/${dir}/${n}`)).size));
+    for (let i = 0; i < names.length; i++) {
+      if (names[i]!.endsWith('.elastickv-meta.json')) continue;
+      const got: Buffer[] = [];
+      for (let off = 0; off < sizes[i]!; off += 1 << 20) got.push(await t.tree.read(`/s3/b/${dir}/${names[i]}`, off, 1 << 20));
+      expect(Buffer.concat(got).equals(bodies.get(`${dir}/${names[i]}`)!), names[i]).toBe(true);
+    }
+  }
+}
+
 describe('s3: read-ahead over a live source', () => {
   it('small objects, then one of 1 MiB chunks in the same directory: no page carries more than a few MiB, and every byte is right', async () => {
-    const entries: FsmEntry[] = [...s3BucketEntries({ name: 'b', generation: 1n })];
-    const bodies = new Map<string, Buffer>();
-    for (let i = 0; i < 600; i++) {
-      const key = `a/${String(i).padStart(4, '0')}.txt`;
-      bodies.set(key, Buffer.from(`small object ${i}\n`));
-    }
-    bodies.set('a/zz-big.bin', Buffer.alloc(24 << 20, 0x5a));
-    for (const [key, body] of bodies) entries.push(...s3ObjectEntries({ bucket: 'b', generation: 1n, key, body }));
+    const { entries, bodies } = mixedBucket(600, 'a/zz-big.bin', Buffer.alloc(24 << 20, 0x5a));
     const t = await openTree(entries, { wrap: (s) => new ReadAheadSource(new CountingSource(s)) });
     try {
       const counting = (t.src as unknown as { inner: CountingSource }).inner;
-      // A copy: the directory listed with its sizes (readdirplus: every object's manifest read,
-      // the big one's chunk size announced), then its files read in order.
-      for (const dir of ['a']) {
-        const names = await t.tree.readdir(`/s3/b/${dir}`);
-        const sizes = await Promise.all(names.map(async (n) => (await t.tree.getattr(`/s3/b/${dir}/${n}`)).size));
-        for (let i = 0; i < names.length; i++) {
-          if (names[i]!.endsWith('.elastickv-meta.json')) continue;
-          const body = bodies.get(`${dir}/${names[i]}`)!;
-          let got = Buffer.alloc(0);
-          for (let off = 0; off < sizes[i]!; off += 1 << 20) got = Buffer.concat([got, await t.tree.read(`/s3/b/${dir}/${names[i]}`, off, 1 << 20)]);
-          expect(got.equals(body), names[i]).toBe(true);
-        }
-      }
+      await copyDirs(t, bodies, ['a']);
       const pages = counting.calls.filter((c) => c.op === 'scan');
       // The small objects still came many to a page.
       expect(pages.filter((c) => c.limit! >= 64).length).toBeGreaterThan(0);
@@ -381,28 +390,14 @@ describe('s3: read-ahead over a live source', () => {
 
 describe('s3: read-ahead into a directory not listed yet', () => {
   it('small objects, then a big one in a directory listed only after they were read: pages of chunks no manifest announced stay bounded', async () => {
-    const entries: FsmEntry[] = [...s3BucketEntries({ name: 'b', generation: 1n })];
-    const bodies = new Map<string, Buffer>();
-    for (let i = 0; i < 1200; i++) bodies.set(`a/${String(i).padStart(4, '0')}.txt`, Buffer.from(`small object ${i}\n`));
-    bodies.set('b/big.bin', Buffer.alloc(48 << 20, 0x5a));
-    for (const [key, body] of bodies) entries.push(...s3ObjectEntries({ bucket: 'b', generation: 1n, key, body }));
+    const { entries, bodies } = mixedBucket(1200, 'b/big.bin', Buffer.alloc(48 << 20, 0x5a));
     // Pages aim at 512 KiB: chunks assumed 32 KiB, unannounced pages ask for at most 16 keys.
     const t = await openTree(entries, { wrap: (s) => new ReadAheadSource(new CountingSource(s), { targetBytes: 512 << 10, cacheBytes: 64 << 20 }) });
     try {
       const counting = (t.src as unknown as { inner: CountingSource }).inner;
       expect(await t.tree.readdir('/s3/b')).toEqual(['_bucket.json', 'a', 'b']);
       // tar: a/ listed and read in order, and only then b/.
-      for (const dir of ['a', 'b']) {
-        const names = await t.tree.readdir(`/s3/b/${dir}`);
-        const sizes = await Promise.all(names.map(async (n) => (await t.tree.getattr(`/s3/b/${dir}/${n}`)).size));
-        for (let i = 0; i < names.length; i++) {
-          if (names[i]!.endsWith('.elastickv-meta.json')) continue;
-          const body = bodies.get(`${dir}/${names[i]}`)!;
-          const got: Buffer[] = [];
-          for (let off = 0; off < sizes[i]!; off += 1 << 20) got.push(await t.tree.read(`/s3/b/${dir}/${names[i]}`, off, 1 << 20));
-          expect(Buffer.concat(got).equals(body), names[i]).toBe(true);
-        }
-      }
+      await copyDirs(t, bodies, ['a', 'b']);
       const pages = counting.calls.filter((c) => c.op === 'scan');
       // Before: the page after the small objects ran on into the big object's chunks (the
       // stream's window had grown past 16 keys): its whole 48 MiB in one page.
