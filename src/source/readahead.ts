@@ -333,22 +333,16 @@ export class ReadAheadSource implements PageSource {
   /** The stream this missing get continues (or a new one), its window adjusted. */
   private streamForMiss(key: Buffer): Stream {
     let best = this.closestStream(key);
-    if (best && !sameFamily(best.lastKey, key)) {
+    if (!best) {
+      best = { lastKey: key, window: 1, hits: 0, used: 0 };
+      if (this.streams.length >= MAX_STREAMS) this.streams.sort((a, b) => b.used - a.used).pop();
+      this.streams.push(best);
+    } else if (!sameFamily(best.lastKey, key)) {
       // Into another key family: what a key costs there is not known yet, so the window starts
       // over. (A CHECKSUMS walk over a live mount went from Redis members, 512 keys a page,
       // straight into S3 object chunks: one page asked for 512 chunks of 512 KiB, and the
       // daemon peaked at 932 MiB.)
       best.window = 1;
-      best.hits = 0;
-      best.lastRun = undefined;
-      best.lastKey = Buffer.from(key);
-      best.used = ++this.tick;
-      return best;
-    }
-    if (!best) {
-      best = { lastKey: key, window: 1, hits: 0, used: 0 };
-      if (this.streams.length >= MAX_STREAMS) this.streams.sort((a, b) => b.used - a.used).pop();
-      this.streams.push(best);
     } else {
       // Grow only while read-ahead pays off: the last page was used, by later gets or by
       // readers (scans included) past its half, or this is the first step.
