@@ -582,23 +582,21 @@ export class SnapshotSource implements PageSource {
 
   /** The block starting at `start` (an index point or the first entry): its distinct main-sequence keys. */
   private blockKeys(start: number): Promise<BlockKeys> {
-    let p = this.blocks.get(start);
-    if (!p) {
-      const read = this.readBlockKeys(start);
-      p = read;
-      // Counted as one byte while it is read, then as what it holds.
-      this.blocks.set(start, read, { size: 1 });
-      read.then(
-        (b) => {
-          if (this.blocks.peek(start) !== read) return;
-          // Set again under its size (a set of the same value would keep the old size).
-          this.blocks.delete(start);
-          this.blocks.set(start, read, { size: BLOCK_OVERHEAD + b.keyData.length + 12 * b.offsets.length });
-        },
-        () => this.blocks.delete(start),
-      );
-    }
-    return p;
+    const cached = this.blocks.get(start);
+    if (cached) return cached;
+    const read = this.readBlockKeys(start);
+    // Counted as one byte while it is read, then as what it holds.
+    this.blocks.set(start, read, { size: 1 });
+    read.then(
+      (b) => {
+        if (this.blocks.peek(start) !== read) return;
+        // Set again under its size (a set of the same value would keep the old size).
+        this.blocks.delete(start);
+        this.blocks.set(start, read, { size: BLOCK_OVERHEAD + b.keyData.length + 12 * b.offsets.length });
+      },
+      () => this.blocks.delete(start),
+    );
+    return read;
   }
 
   private async readBlockKeys(start: number): Promise<BlockKeys> {
