@@ -63,10 +63,15 @@ export class Metrics {
     });
   }
 
-  /** Wrap a source so every page and get is counted. */
+  /**
+   * Wrap a source so every page and get is counted. The wrapper must forward every member
+   * of PageSource, optional ones included (it once dropped expectValues, and no S3 chunk
+   * hint reached a mount's read-ahead): `satisfies` makes a member added to PageSource and
+   * missing here a compile error.
+   */
   instrument(src: PageSource): PageSource {
     const m = this;
-    return {
+    const wrapped = {
       label: src.label,
       async scanPage(start: Buffer, end: Buffer | null, ts: bigint, opts: ScanPageOptions): Promise<KV[]> {
         m.sourceInFlight.inc();
@@ -93,11 +98,10 @@ export class Metrics {
           m.sourceInFlight.dec();
         }
       },
-      // Read-ahead hints pass through to the source that uses them (dropped here, no S3
-      // object's chunk size ever reached the read-ahead of a mount).
       expectValues: (start: Buffer, end: Buffer | null, bytesPerKey: number): void => src.expectValues?.(start, end, bytesPerKey),
       close: () => src.close(),
-    };
+    } satisfies Required<PageSource>;
+    return wrapped;
   }
 
   async listen(hostPort: string): Promise<string> {
