@@ -77,6 +77,23 @@ export interface HeapGovernorOptions {
   trim?: () => boolean;
 }
 
+/** The running governor's allocation meter (see noteAllocated). */
+let meter: { bytes: number; every: number; check: () => void } | null = null;
+
+/**
+ * Bytes just allocated outside the JS heap for data (a value read, a page, a rendered file
+ * kept): once they come to half the slack since the last check, the governor checks now
+ * rather than at its next tick. A copy renders and reads far faster than the tick, and
+ * what it allocates between two ticks was garbage the peak carried. With live measured
+ * again after the sweeper (collect), a snapshot tar of 1,200 DynamoDB items of 256 KiB at
+ * --cache-size 256MiB peaked at 475-500 MiB, against 501-518 with either change alone and
+ * 503-512 with neither (the bound is 512); the bench tree's peak is unchanged.
+ */
+export function noteAllocated(bytes: number): void {
+  const m = meter;
+  if (m !== null && (m.bytes += bytes) >= m.every) m.check();
+}
+
 export function startHeapGovernor(opts: HeapGovernorOptions): HeapGovernor {
   const gc = fullGc();
   const stats: HeapGovernorStats = { collections: 0, pauseMs: 0, trimMs: 0, liveBytes: inUse() };
@@ -87,7 +104,9 @@ export function startHeapGovernor(opts: HeapGovernorOptions): HeapGovernor {
     opts.trim();
     stats.trimMs += performance.now() - t1;
   };
+  const m = { bytes: 0, every: Math.max(1, Math.floor(opts.slackBytes / 2)), check: () => check() };
   const check = (): void => {
+    m.bytes = 0;
     const used = inUse();
     const before = lastUsed;
     lastUsed = used;
@@ -107,9 +126,27 @@ export function startHeapGovernor(opts: HeapGovernorOptions): HeapGovernor {
     stats.pauseMs += ms;
     stats.liveBytes = lastUsed = inUse();
     trim();
+    // The Buffers the collection found dead are freed by a sweeper thread that may not have
+    // finished: right after gc() their bytes still count. Measured again once the loop turns,
+    // what was live is the lower figure (a tar of 256 KiB items: 376 MiB at once, 304 just after).
+    setImmediate(() => {
+      const later = inUse();
+      if (later >= stats.liveBytes) return;
+      stats.liveBytes = later;
+      trim();
+    });
     opts.log?.debug({ used_mib: +(used / 2 ** 20).toFixed(1), live_mib: +(stats.liveBytes / 2 ** 20).toFixed(1), pause_ms: +ms.toFixed(1), trim_ms_total: Math.round(stats.trimMs) }, 'heap collected');
   };
   const iv = setInterval(check, opts.intervalMs ?? 500);
   iv.unref();
-  return { stats, check, collect: () => collect(), stop: () => clearInterval(iv) };
+  meter = m;
+  return {
+    stats,
+    check,
+    collect: () => collect(),
+    stop: () => {
+      clearInterval(iv);
+      if (meter === m) meter = null;
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { heapSlackBytes, startHeapGovernor } from '../src/memory.js';
+import { heapSlackBytes, noteAllocated, startHeapGovernor } from '../src/memory.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -84,6 +84,32 @@ describe('heap governor', () => {
     } finally {
       g.stop();
     }
+  });
+
+  it('checks once the bytes noted as allocated come to half the slack, without waiting for its timer; not once stopped', () => {
+    const g = startHeapGovernor({ slackBytes: 16 << 20, intervalMs: 3_600_000 });
+    const inUse = (): number => {
+      const h = getHeapStatistics();
+      return h.used_heap_size + h.external_memory;
+    };
+    let peak = 0;
+    try {
+      // A copy rendering faster than the timer ticks: 96 MiB of values read, kept a moment, dropped.
+      // No await, so the timer cannot run: only the meter can check.
+      for (let i = 0; i < 96; i++) {
+        const b = Buffer.allocUnsafeSlow(1 << 20).fill(i);
+        noteAllocated(b.length);
+        peak = Math.max(peak, inUse());
+      }
+      expect(g.stats.collections).toBeGreaterThan(0);
+      // Never far past live + slack: the check came within half the slack of allocation.
+      expect(peak).toBeLessThan(g.stats.liveBytes + (16 << 20) + (16 << 20));
+    } finally {
+      g.stop();
+    }
+    const after = g.stats.collections;
+    for (let i = 0; i < 64; i++) noteAllocated(1 << 20);
+    expect(g.stats.collections).toBe(after);
   });
 
   it('leaves a quiet heap alone', async () => {

@@ -17,6 +17,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { compareKeys, FLAG_ENC_STATE_MASK, FLAG_RESERVED_MASK, FLAG_TOMBSTONE, isLive, TS_SUFFIX_BYTES, VALUE_HEADER_BYTES, lowerBound } from './mvcc.js';
 import { EMPTY_VALUE, SourceError, type KV, type PageSource, type ScanPageOptions } from './types.js';
+import { noteAllocated } from '../memory.js';
 
 export const FSM_MAGIC = Buffer.from('EKVPBBL1', 'latin1');
 const HEADER_BYTES = 16;
@@ -639,6 +640,7 @@ export class SnapshotSource implements PageSource {
 
   private async readValue(v: Displaced): Promise<Buffer> {
     if (v.valueLength === 0) return EMPTY_VALUE;
+    noteAllocated(v.valueLength);
     const pg = v.valueLength <= PAGE_BYTES / 4 ? await this.pages.page(v.valueOffset, v.valueLength) : null;
     // A copy: callers may keep values (rendered content caches) and must not pin whole pages.
     if (pg) return Buffer.from(pg.buf.subarray(v.valueOffset - pg.start, v.valueOffset - pg.start + v.valueLength));

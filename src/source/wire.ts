@@ -15,9 +15,11 @@
 import { WireReader } from '../format/protowire.js';
 import type { RawGetResponse, RawScanAtResponse } from './cluster.js';
 import { EMPTY_VALUE } from './types.js';
+import { noteAllocated } from '../memory.js';
 
 /** RawScanAtResponse { repeated RawKVPair kv = 1; } with RawKVPair { bytes key = 1; bytes value = 2; }. */
 export function decodeRawScanAtResponse(buf: Buffer): RawScanAtResponse {
+  noteAllocated(buf.length);
   const r = new WireReader(buf);
   const kv: { key: Buffer; value: Buffer }[] = [];
   while (!r.done()) {
@@ -42,6 +44,7 @@ export function decodeRawScanAtResponse(buf: Buffer): RawScanAtResponse {
 
 /** RawGetResponse { uint64 read_at_index = 1; bytes value = 2; bool exists = 3; }, uint64 as a decimal string. */
 export function decodeRawGetResponse(buf: Buffer): RawGetResponse {
+  noteAllocated(buf.length);
   const r = new WireReader(buf);
   let readAt = 0n;
   let value: Buffer = EMPTY_VALUE;

@@ -12,6 +12,7 @@ import type { FileFactory, Producer } from '../adapters/types.js';
 import type { FileNode } from './node.js';
 import { grown, PathTable } from './paths.js';
 import { ownedCopy } from '../bytes.js';
+import { noteAllocated } from '../memory.js';
 
 export interface ContentStats {
   hits: number;
@@ -154,6 +155,7 @@ export class ContentStore implements FileFactory {
     const n = b.length;
     // A file's bytes never change (the tree is immutable), so its size picks the one place it is kept.
     if (n > SLAB_ENTRY_MAX) {
+      noteAllocated(n);
       this.lru.set(id, ownedCopy(b));
       return;
     }
