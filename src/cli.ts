@@ -207,9 +207,11 @@ const RUNTIME_FLAGS: readonly { flag: string; names: string[] }[] = [
 /**
  * What a foreground mount (the default; systemd units run it so) sets of daemonExecArgv
  * once Node is running, before it loads the mount's modules: the old generation's growth
- * factor and eager compilation. (Node refuses such flags in NODE_OPTIONS.) Snapshot tar of the half-size bench tree in the foreground, alternated:
- * 12.8/15.3 s and 14.2/17.5 s CPU as Node starts; 12.1/13.0 s and 12.9/13.8 s CPU with the
- * factor set at run time (as the startup flag: 11.6/13.0 s, 12.4/13.7 s CPU).
+ * factor and eager compilation. (Node refuses such flags in NODE_OPTIONS.) Snapshot tar of
+ * the half-size bench tree in the foreground, alternated: 12.8/15.3 s and 14.2/17.5 s CPU
+ * as Node starts; 12.1/13.0 s and 12.9/13.8 s CPU with the factor set at run time (as the
+ * startup flag: 11.6/13.0 s, 12.4/13.7 s CPU). The cold cat figures of daemonExecArgv are
+ * of foreground mounts, eager compilation set so.
  */
 export function foregroundRuntimeFlags(execArgv: string[]): string[] {
   return RUNTIME_FLAGS.filter((r) => !r.names.some((n) => nodeFlagGiven(execArgv, n))).map((r) => r.flag);
