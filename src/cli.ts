@@ -174,12 +174,6 @@ export function configFromArgs(argv: string[]): MountConfig {
  *    51.2-53.0 s CPU without, 37.7/37.6/33.1 s and 37.1-42.7 s CPU with; peak RSS
  *    433-440 against 437-445 MiB. At --cache-size 64MiB: 41.9/39.7 -> 34.3/39.5 s, CPU
  *    52.3/49.9 -> 38.6/43.6 s, peak RSS 312/301 -> 318/318 MiB.
- *  - Every function of the mount compiled as its module loads (--no-lazy), not on its first
- *    call: the first request after a mount (a cat, an ls) otherwise pays to compile the
- *    lookup, render and FUSE paths it runs. A cat of one item on a fresh mount of the
- *    1M-item table, 16 mounts each, alternated: 12.9-21.6 ms (median 14.6) -> 8.2-12.5 ms
- *    (median 10.1); that mount's start 625-666 -> 692-742 ms, RSS after it 63-65 -> 66-67
- *    MiB; a snapshot tar of the bench tree alike (19.5/19.3 s -> 18.8/17.8 s).
  * A foreground mount gets the same: see startupOnlyFlags and foregroundRuntimeFlags.
  */
 export function daemonExecArgv(execArgv: string[], cacheBytes: number, cores = availableParallelism()): string[] {
@@ -187,7 +181,7 @@ export function daemonExecArgv(execArgv: string[], cacheBytes: number, cores = a
   const out = [...execArgv];
   if (!given('--v8-pool-size')) out.push(`--v8-pool-size=${Math.max(1, Math.min(4, cores - 1))}`);
   if (cacheBytes < 128 * 2 ** 20 && !given('--max-semi-space-size')) out.push('--max-semi-space-size=8');
-  for (const r of RUNTIME_FLAGS) if (!r.names.some(given)) out.push(r.flag);
+  if (!given('--heap-growing-percent')) out.push('--heap-growing-percent=300');
   return out;
 }
 
@@ -196,25 +190,34 @@ function nodeFlagGiven(execArgv: string[], flag: string): boolean {
   return execArgv.some((a) => a === flag || a.startsWith(flag + '=')) || (process.env.NODE_OPTIONS ?? '').includes(flag);
 }
 
-/** The flags of daemonExecArgv a running process can still set, with the names an operator may give each by. */
-const RUNTIME_FLAGS: readonly { flag: string; names: string[] }[] = [
-  // V8 reads it at each collection.
-  { flag: '--heap-growing-percent=300', names: ['--heap-growing-percent'] },
-  // V8 reads it as it compiles a script: set before the mount's modules load, it covers them.
-  { flag: '--no-lazy', names: ['--lazy', '--no-lazy'] },
-];
+/**
+ * Whether main compiles the mount's modules whole as they load (--no-lazy while it imports
+ * them, --lazy again after), unless the operator chose either flag. V8 otherwise compiles
+ * a function on its first call, and the first request after a mount (a cat, an ls) paid to
+ * compile the lookup, render and FUSE paths it ran. A cat of one item on a fresh mount of
+ * the 1M-item table, 16 mounts each, alternated: 12.9-21.6 ms (median 14.6) -> 8.2-12.5 ms
+ * (median 10.1); that mount's start 625-666 -> 692-742 ms, RSS after it 63-65 -> 66-67 MiB.
+ * Only while loading: --no-lazy for the whole run made a snapshot tar of the bench tree
+ * slower in 6 of 7 alternated pairs (CPU 21.0-24.1 -> 21.5-29.7 s); set back after the
+ * import, the tar is as fast as without it (CPU 18.3/18.2/19.1 against 19.1/18.8/19.4 s with
+ * it kept on) and the cold cat keeps its gain.
+ */
+export function eagerLoad(execArgv: string[]): boolean {
+  return !nodeFlagGiven(execArgv, '--lazy') && !nodeFlagGiven(execArgv, '--no-lazy');
+}
+
+/** The flag of daemonExecArgv V8 reads at each collection, so a running process can still set it. */
+const RUNTIME_FLAG = '--heap-growing-percent';
 
 /**
  * What a foreground mount (the default; systemd units run it so) sets of daemonExecArgv
- * once Node is running, before it loads the mount's modules: the old generation's growth
- * factor and eager compilation. (Node refuses such flags in NODE_OPTIONS.) Snapshot tar of
- * the half-size bench tree in the foreground, alternated: 12.8/15.3 s and 14.2/17.5 s CPU
- * as Node starts; 12.1/13.0 s and 12.9/13.8 s CPU with the factor set at run time (as the
- * startup flag: 11.6/13.0 s, 12.4/13.7 s CPU). The cold cat figures of daemonExecArgv are
- * of foreground mounts, eager compilation set so.
+ * once Node is running: the old generation's growth factor. (Node refuses that flag in
+ * NODE_OPTIONS.) Snapshot tar of the half-size bench tree in the foreground, alternated:
+ * 12.8/15.3 s and 14.2/17.5 s CPU as Node starts; 12.1/13.0 s and 12.9/13.8 s CPU with the
+ * factor set at run time (as the startup flag: 11.6/13.0 s, 12.4/13.7 s CPU).
  */
 export function foregroundRuntimeFlags(execArgv: string[]): string[] {
-  return RUNTIME_FLAGS.filter((r) => !r.names.some((n) => nodeFlagGiven(execArgv, n))).map((r) => r.flag);
+  return nodeFlagGiven(execArgv, RUNTIME_FLAG) ? [] : [`${RUNTIME_FLAG}=300`];
 }
 
 /** Node's own V8 helper-thread pool size. */
@@ -231,7 +234,7 @@ const NODE_DEFAULT_POOL = '--v8-pool-size=4';
 export function startupOnlyFlags(execArgv: string[], cacheBytes: number, cores = availableParallelism()): string[] {
   return daemonExecArgv(execArgv, cacheBytes, cores)
     .slice(execArgv.length)
-    .filter((f) => f !== NODE_DEFAULT_POOL && !RUNTIME_FLAGS.some((r) => r.flag === f));
+    .filter((f) => f !== NODE_DEFAULT_POOL && !f.startsWith(RUNTIME_FLAG));
 }
 
 /** Env marker of a process that restarted itself with startup flags (it never restarts twice). */
@@ -287,8 +290,11 @@ export async function main(argv: string[]): Promise<void> {
   delete process.env[REEXEC_ENV];
   const runtime = foregroundRuntimeFlags(process.execArgv);
   for (const f of runtime) setFlagsFromString(f);
+  const eager = eagerLoad(process.execArgv);
+  if (eager) setFlagsFromString('--no-lazy');
   // Loaded only now: a process about to restart itself need not load the whole mount first.
   const { runMount } = await import('./runner.js');
+  if (eager) setFlagsFromString('--lazy');
   const code = await runMount({ ...cfg, nodeFlags: [...process.execArgv, ...runtime] });
   process.exit(code);
 }

@@ -2,7 +2,7 @@ import { writeFileSync, readFileSync, statSync, readdirSync, mkdirSync } from 'n
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFsm } from './fixture/fsm-writer.js';
-import { configFromArgs, daemonExecArgv, foregroundRuntimeFlags, startupOnlyFlags } from '../src/cli.js';
+import { configFromArgs, daemonExecArgv, eagerLoad, foregroundRuntimeFlags, startupOnlyFlags } from '../src/cli.js';
 import { BIN, execFileP, isMounted, mount, sh, tempDir, waitFor } from './helpers/mount.js';
 
 const dir = tempDir('ekv-basics-');
@@ -55,33 +55,35 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     });
   }
 
-  it('the daemon gets V8 helper threads for the cores beside its main thread, a 4x old-generation growth factor, eager compilation and, under a small cache, a small young generation, unless told otherwise', () => {
+  it('the daemon gets V8 helper threads for the cores beside its main thread, a 4x old-generation growth factor and, under a small cache, a small young generation, unless told otherwise', () => {
     const MiB = 2 ** 20;
     const G = '--heap-growing-percent=300';
-    const E = '--no-lazy';
-    expect(daemonExecArgv([], 256 * MiB, 2)).toEqual(['--v8-pool-size=1', G, E]);
-    expect(daemonExecArgv(['--inspect'], 256 * MiB, 3)).toEqual(['--inspect', '--v8-pool-size=2', G, E]);
-    expect(daemonExecArgv([], 256 * MiB, 16)).toEqual(['--v8-pool-size=4', G, E]);
-    expect(daemonExecArgv(['--v8-pool-size=3'], 256 * MiB, 2)).toEqual(['--v8-pool-size=3', G, E]);
-    expect(daemonExecArgv(['--heap-growing-percent=50'], 256 * MiB, 2)).toEqual(['--heap-growing-percent=50', '--v8-pool-size=1', E]);
-    // The operator's choice either way; a flag that only starts with the same name is not one.
-    expect(daemonExecArgv(['--lazy'], 256 * MiB, 2)).toEqual(['--lazy', '--v8-pool-size=1', G]);
-    expect(daemonExecArgv(['--no-lazy'], 256 * MiB, 2)).toEqual(['--no-lazy', '--v8-pool-size=1', G]);
-    expect(daemonExecArgv(['--lazy-feedback-allocation'], 256 * MiB, 2)).toContain(E);
+    expect(daemonExecArgv([], 256 * MiB, 2)).toEqual(['--v8-pool-size=1', G]);
+    expect(daemonExecArgv(['--inspect'], 256 * MiB, 3)).toEqual(['--inspect', '--v8-pool-size=2', G]);
+    expect(daemonExecArgv([], 256 * MiB, 16)).toEqual(['--v8-pool-size=4', G]);
+    expect(daemonExecArgv(['--v8-pool-size=3'], 256 * MiB, 2)).toEqual(['--v8-pool-size=3', G]);
+    expect(daemonExecArgv(['--heap-growing-percent=50'], 256 * MiB, 2)).toEqual(['--heap-growing-percent=50', '--v8-pool-size=1']);
     // A small cache gets a small young generation, unless the operator chose one.
-    expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8', G, E]);
-    expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1', G, E]);
+    expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8', G]);
+    expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1', G]);
   });
 
-  it('a foreground mount (the default) sets the growth factor and eager compilation at run time, unless the operator gave them', async () => {
-    expect(foregroundRuntimeFlags([])).toEqual(['--heap-growing-percent=300', '--no-lazy']);
-    expect(foregroundRuntimeFlags(['--heap-growing-percent=50'])).toEqual(['--no-lazy']);
-    expect(foregroundRuntimeFlags(['--heap-growing-percent=50', '--lazy'])).toEqual([]);
+  it('the mount compiles its modules whole as they load, unless the operator chose --lazy or --no-lazy', () => {
+    expect(eagerLoad([])).toBe(true);
+    expect(eagerLoad(['--lazy'])).toBe(false);
+    expect(eagerLoad(['--no-lazy'])).toBe(false);
+    // A flag that only starts with the same name is not that choice.
+    expect(eagerLoad(['--lazy-feedback-allocation'])).toBe(true);
+    expect(eagerLoad(['--v8-pool-size=1', '--heap-growing-percent=300'])).toBe(true);
+  });
+
+  it('a foreground mount (the default) sets the growth factor at run time, unless the operator gave one', async () => {
+    expect(foregroundRuntimeFlags([])).toEqual(['--heap-growing-percent=300']);
+    expect(foregroundRuntimeFlags(['--heap-growing-percent=50'])).toEqual([]);
     const flagsOf = (out: string): string[] => JSON.parse(out.split('\n').find((l) => l.includes('"msg":"mounted"'))!).node_flags;
     const m = await mount(['--snapshot', empty]);
     try {
       expect(flagsOf(m.stdout())).toContain('--heap-growing-percent=300');
-      expect(flagsOf(m.stdout())).toContain('--no-lazy');
     } finally {
       expect(await m.unmount()).toBe(0);
     }
