@@ -61,7 +61,6 @@ export const SLAB_ENTRY_MAX = 2048;
 /** Slab size (smaller under a cache too small to hold a few of them); offsets in a slab are 16-bit. */
 const SLAB_BYTES = 64 * 1024;
 
-
 export interface ContentStoreOptions {
   /** Bytes of rendered content kept in memory. */
   cacheBytes: number;
