@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ContentStore, SPILL_QUEUE_BYTES } from '../src/tree/content.js';
 import { ownedCopy } from '../src/bytes.js';
+import { PathTable } from '../src/tree/paths.js';
 import { tempDir } from './helpers/mount.js';
 
 describe('ContentStore', () => {
@@ -161,6 +162,67 @@ describe('small files in slabs', () => {
     // A file kept again after its slab went is found in its new place.
     cs.keepId(65, body(65));
     expect(cs.peekId(65)!.equals(body(65))).toBe(true);
+  });
+
+  it('release: a small file is a miss whose size stays known; its slab goes once all its files are released and it is full; a large file goes at once', async () => {
+    // Slabs of 64 KiB; files of 1 KiB, 64 to a slab.
+    const cs = new ContentStore({ cacheBytes: 16 * 64 * 1024 });
+    const body = (i: number): Buffer => Buffer.alloc(1024, i & 0xff);
+    for (let i = 1; i <= 64 * 2 + 1; i++) cs.keepId(i, body(i)); // slabs 1 and 2 full, slab 3 being filled
+    const three = 3 * 64 * 1024;
+    expect(cs.cachedBytes).toBe(three);
+    cs.release(1);
+    expect(cs.peekId(1)).toBeUndefined();
+    expect(cs.sizeOfId(1)).toBe(1024);
+    expect(cs.peekId(2)!.equals(body(2))).toBe(true); // the rest of its slab stays
+    cs.release(1); // twice is once
+    for (let i = 2; i < 64; i++) cs.release(i);
+    expect(cs.cachedBytes).toBe(three); // one file of slab 1 is left
+    cs.release(64);
+    expect(cs.cachedBytes).toBe(three - 64 * 1024); // slab 1 went
+    expect(cs.peekId(65)!.equals(body(65))).toBe(true);
+    // The slab being filled stays while it is, even with nothing left in it; it goes once it is full.
+    cs.release(129);
+    expect(cs.cachedBytes).toBe(three - 64 * 1024);
+    for (let i = 130; i <= 64 * 3; i++) {
+      cs.keepId(i, body(i));
+      cs.release(i);
+    }
+    expect(cs.cachedBytes).toBe(three - 64 * 1024);
+    cs.keepId(1000, body(1000)); // slab 4: slab 3 is full and all released
+    expect(cs.cachedBytes).toBe(three - 64 * 1024);
+    expect(cs.peekId(1000)!.equals(body(1000))).toBe(true);
+    // A released file kept again is found again.
+    cs.keepId(1, body(1));
+    expect(cs.peekId(1)!.equals(body(1))).toBe(true);
+    // A large file (an LRU entry of its own) goes at once; its size is not kept.
+    cs.keepId(5000, Buffer.alloc(10_000, 7));
+    const before = cs.cachedBytes;
+    cs.release(5000);
+    expect(cs.peekId(5000)).toBeUndefined();
+    expect(cs.sizeOfId(5000)).toBe(-1);
+    expect(cs.cachedBytes).toBeLessThan(before - 10_000 + 1);
+    // Releasing what was never kept, or a file of an evicted slab, changes nothing.
+    cs.release(9999);
+    expect(cs.peekId(65)!.equals(body(65))).toBe(true);
+  });
+
+  it('a released rendered file renders again, with the same bytes, when it is read again', async () => {
+    const paths = new PathTable();
+    const cs = new ContentStore({ cacheBytes: 64 << 20, paths });
+    let renders = 0;
+    const f = cs.rendered('/a', async () => {
+      renders++;
+      return Buffer.from('{"a":1}');
+    });
+    expect((await f.read(0, 100)).toString()).toBe('{"a":1}');
+    expect(renders).toBe(1);
+    expect((await f.read(0, 100)).toString()).toBe('{"a":1}');
+    expect(renders).toBe(1);
+    cs.release(paths.lookup('/a'));
+    expect(cs.cached('/a')).toBe(true); // its size is still known
+    expect((await f.read(0, 100)).toString()).toBe('{"a":1}');
+    expect(renders).toBe(2);
   });
 
   it('a ContentStore of many small renders holds them in slabs, not one pool slab each', async () => {

@@ -566,12 +566,17 @@ export class NativeFuseMount {
       })
       .then(async (data) => {
         const reply = data.length > size ? data.subarray(0, size) : data;
+        // A short answer is the file's end: the kernel keeps the pages it is given (keep_cache).
+        const toEnd = reply.length < size || this.o.tree.cachedSize(ino) === off + reply.length;
         const pushes = off === 0 ? this.prefill(ino, path) : null;
-        if (!pushes || !pushes.wait) return this.answer((A, h) => A.replyBuf(h, id, reply));
-        await pushes.queued;
-        // Answered behind the pushes, so the reader's next opens find their pages. Never for a
-        // file that was pushed itself: the push thread may be waiting for this very page.
-        this.answer((A, h) => (pushes.defer ? A.replyBufAfterStores(h, id, reply, ino) : A.replyBuf(h, id, reply)));
+        if (!pushes || !pushes.wait) this.answer((A, h) => A.replyBuf(h, id, reply));
+        else {
+          await pushes.queued;
+          // Answered behind the pushes, so the reader's next opens find their pages. Never for a
+          // file that was pushed itself: the push thread may be waiting for this very page.
+          this.answer((A, h) => (pushes.defer ? A.replyBufAfterStores(h, id, reply, ino) : A.replyBuf(h, id, reply)));
+        }
+        if (toEnd) this.o.tree.kernelHolds(ino);
       }, this.fail(id));
   }
 
@@ -785,6 +790,7 @@ export class NativeFuseMount {
     if (!h) return;
     const rc = this.addon().store(h, ino, 0, data, parkDir);
     if (rc === 0) {
+      this.o.tree.kernelHolds(ino);
       this.prefilledFiles++;
       if (this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
     }

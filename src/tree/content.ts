@@ -58,6 +58,8 @@ const ENTRY_OVERHEAD = 400;
 
 /** Cached files up to this size are copied into the store's slabs (no object of their own). */
 export const SLAB_ENTRY_MAX = 2048;
+/** slabOf's mark for a small file let go once the kernel held it whole (release): a miss whose length is still known. */
+const RELEASED = 0xffffffff;
 /** Slab size (smaller under a cache too small to hold a few of them); offsets in a slab are 16-bit. */
 const SLAB_BYTES = 64 * 1024;
 
@@ -98,6 +100,8 @@ export class ContentStore implements FileFactory {
   private slab: Buffer | null = null;
   private slabNo = 0;
   private slabUsed = 0;
+  /** Files of each slab in the LRU not released yet, by slab number: a slab none are left in goes (see release). */
+  private readonly slabLive = new Map<number, number>();
   private readonly inflight = new Map<number, Promise<Buffer>>();
   private readonly produced = new Map<number, Promise<Produced>>();
   /** Streamed files being produced, by path id: what abandon aborts. */
@@ -121,6 +125,7 @@ export class ContentStore implements FileFactory {
       // The slab being filled went: the next small file starts another.
       dispose: (_b, key) => {
         if (key === -this.slabNo) this.slab = null;
+        if (key < 0) this.slabLive.delete(-key);
       },
     });
     this.spillThreshold = opts.spillThreshold ?? 8 << 20;
@@ -140,6 +145,7 @@ export class ContentStore implements FileFactory {
   private lookup(id: number): Buffer | undefined {
     const no = id < this.slabOf.length ? this.slabOf[id]! : 0;
     if (no === 0) return this.lru.get(id);
+    if (no === RELEASED) return undefined;
     const slab = this.lru.get(-no);
     if (!slab) {
       this.slabOf[id] = 0; // its slab was evicted
@@ -160,9 +166,12 @@ export class ContentStore implements FileFactory {
     }
     if (this.slabBytes > this.lru.maxSize) return; // a cache smaller than one slab keeps no small files
     if (!this.slab || this.slabUsed + n > this.slabBytes) {
+      const full = this.slab ? this.slabNo : 0;
       this.slab = Buffer.allocUnsafeSlow(this.slabBytes);
       this.slabUsed = 0;
       this.lru.set(-++this.slabNo, this.slab);
+      // A slab whose every file was released while it was being filled goes once it is full.
+      if (full !== 0 && this.slabLive.get(full) === 0) this.lru.delete(-full);
     }
     if (this.slabOf.length <= id) {
       this.slabOf = grown(this.slabOf, id + 1, (k) => new Uint32Array(k));
@@ -174,6 +183,29 @@ export class ContentStore implements FileFactory {
     this.offOf[id] = this.slabUsed;
     this.lenOf[id] = n;
     this.slabUsed = (this.slabUsed + n + 7) & ~7; // 8-aligned starts
+    this.slabLive.set(this.slabNo, (this.slabLive.get(this.slabNo) ?? 0) + 1);
+  }
+
+  /**
+   * The kernel's page cache holds file `id` whole (pushed into it, or read to its end in order;
+   * the mount opens files keep_cache, so those pages stay): let its bytes go here. A copy reads
+   * each file once and the kernel answers any read after, so kept they only filled the cache
+   * toward --cache-size with files nobody asks for again, and peak RSS grew with the data. A
+   * small file's slab goes once every file in it is released (it is a miss from now on, its
+   * length still known); a read after the kernel dropped its pages renders it again.
+   */
+  release(id: number): void {
+    const no = id < this.slabOf.length ? this.slabOf[id]! : 0;
+    if (no === RELEASED) return;
+    if (no === 0) {
+      this.lru.delete(id);
+      return;
+    }
+    this.slabOf[id] = RELEASED;
+    const live = this.slabLive.get(no);
+    if (live === undefined) return; // its slab was evicted already
+    this.slabLive.set(no, live - 1);
+    if (live === 1 && no !== this.slabNo) this.lru.delete(-no);
   }
 
   private async getRendered(key: number, render: () => Promise<Buffer>): Promise<Buffer> {
@@ -214,9 +246,10 @@ export class ContentStore implements FileFactory {
     return b;
   }
 
-  /** The size of a file whose bytes are in memory, by path id; -1 when they are not. Not a use. */
+  /** The size of a file whose bytes are in memory, or a small one released (see release), by path id; -1 otherwise. Not a use. */
   sizeOfId(id: number): number {
     const no = id < this.slabOf.length ? this.slabOf[id]! : 0;
+    if (no === RELEASED) return this.lenOf[id]!;
     if (no !== 0) return this.lru.has(-no) ? this.lenOf[id]! : -1;
     return this.lru.peek(id)?.length ?? -1;
   }
