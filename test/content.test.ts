@@ -164,65 +164,76 @@ describe('small files in slabs', () => {
     expect(cs.peekId(65)!.equals(body(65))).toBe(true);
   });
 
-  it('release: a small file is a miss whose size stays known; its slab goes once all its files are released and it is full; a large file goes at once', async () => {
-    // Slabs of 64 KiB; files of 1 KiB, 64 to a slab.
-    const cs = new ContentStore({ cacheBytes: 16 * 64 * 1024 });
+  it('release: an entry all of whose files the kernel holds is served; the most recently served stay up to servedBytes, the others go', async () => {
+    // Slabs of 64 KiB; files of 1 KiB, 64 to a slab; room for two served slabs.
+    const cs = new ContentStore({ cacheBytes: 16 * 64 * 1024, servedBytes: 2 * 64 * 1024 });
     const body = (i: number): Buffer => Buffer.alloc(1024, i & 0xff);
-    for (let i = 1; i <= 64 * 2 + 1; i++) cs.keepId(i, body(i)); // slabs 1 and 2 full, slab 3 being filled
-    const three = 3 * 64 * 1024;
-    expect(cs.cachedBytes).toBe(three);
+    const slab = 64 * 1024;
+    for (let i = 1; i <= 64 * 4 + 1; i++) cs.keepId(i, body(i)); // slabs 1-4 full, slab 5 being filled
+    expect(cs.cachedBytes).toBe(5 * slab);
+    // Released files of a slab with files left in it stay found; twice is once.
     cs.release(1);
-    expect(cs.peekId(1)).toBeUndefined();
-    expect(cs.sizeOfId(1)).toBe(1024);
-    expect(cs.peekId(2)!.equals(body(2))).toBe(true); // the rest of its slab stays
-    cs.release(1); // twice is once
+    cs.release(1);
     for (let i = 2; i < 64; i++) cs.release(i);
-    expect(cs.cachedBytes).toBe(three); // one file of slab 1 is left
-    cs.release(64);
-    expect(cs.cachedBytes).toBe(three - 64 * 1024); // slab 1 went
-    expect(cs.peekId(65)!.equals(body(65))).toBe(true);
-    // The slab being filled stays while it is, even with nothing left in it; it goes once it is full.
-    cs.release(129);
-    expect(cs.cachedBytes).toBe(three - 64 * 1024);
-    for (let i = 130; i <= 64 * 3; i++) {
+    expect(cs.peekId(1)!.equals(body(1))).toBe(true);
+    expect(cs.sizeOfId(1)).toBe(1024);
+    cs.release(64); // slab 1 is served (nothing the kernel lacks): kept while it fits
+    for (let i = 65; i <= 128; i++) cs.release(i); // slab 2 too
+    expect(cs.cachedBytes).toBe(5 * slab);
+    expect(cs.peekId(1)!.equals(body(1))).toBe(true);
+    for (let i = 129; i <= 192; i++) cs.release(i); // slab 3: past two served slabs, the oldest served goes
+    expect(cs.cachedBytes).toBe(4 * slab);
+    expect(cs.peekId(1)).toBeUndefined();
+    expect(cs.sizeOfId(1)).toBe(-1);
+    expect(cs.peekId(65)!.equals(body(65))).toBe(true); // served, and read again: still here
+    expect(cs.peekId(129)!.equals(body(129))).toBe(true);
+    expect(cs.peekId(193)!.equals(body(193))).toBe(true); // slab 4: not released
+    // The slab being filled is not served while it is, even with all its files released; once full, it is.
+    cs.release(257);
+    expect(cs.cachedBytes).toBe(4 * slab);
+    for (let i = 258; i <= 64 * 5; i++) {
       cs.keepId(i, body(i));
       cs.release(i);
     }
-    expect(cs.cachedBytes).toBe(three - 64 * 1024);
-    cs.keepId(1000, body(1000)); // slab 4: slab 3 is full and all released
-    expect(cs.cachedBytes).toBe(three - 64 * 1024);
-    expect(cs.peekId(1000)!.equals(body(1000))).toBe(true);
-    // A released file kept again is found again.
+    cs.keepId(1000, body(1000)); // slab 6 starts: slab 5 is served, slab 2 (the oldest served) goes
+    expect(cs.peekId(65)).toBeUndefined();
+    expect(cs.peekId(129)!.equals(body(129))).toBe(true);
+    expect(cs.peekId(257)!.equals(body(257))).toBe(true);
+    expect(cs.cachedBytes).toBe(4 * slab);
+    // A released file kept again is found again (and counts in its new slab).
     cs.keepId(1, body(1));
     expect(cs.peekId(1)!.equals(body(1))).toBe(true);
-    // A large file (an LRU entry of its own) goes at once; its size is not kept.
-    cs.keepId(5000, Buffer.alloc(10_000, 7));
-    const before = cs.cachedBytes;
+    // A large file (an entry of its own) is served on release; past servedBytes the oldest served go.
+    cs.keepId(5000, Buffer.alloc(100_000, 7));
     cs.release(5000);
+    expect(cs.peekId(5000)!.length).toBe(100_000);
+    cs.keepId(5001, Buffer.alloc(100_000, 8));
+    cs.release(5001);
     expect(cs.peekId(5000)).toBeUndefined();
-    expect(cs.sizeOfId(5000)).toBe(-1);
-    expect(cs.cachedBytes).toBeLessThan(before - 10_000 + 1);
-    // Releasing what was never kept, or a file of an evicted slab, changes nothing.
+    expect(cs.peekId(129)).toBeUndefined();
+    expect(cs.peekId(5001)![0]).toBe(8);
+    // Releasing what was never kept changes nothing.
     cs.release(9999);
-    expect(cs.peekId(65)!.equals(body(65))).toBe(true);
+    expect(cs.peekId(193)!.equals(body(193))).toBe(true);
+    await cs.close();
   });
 
-  it('a released rendered file renders again, with the same bytes, when it is read again', async () => {
+  it('a served file that went renders again, with the same bytes, when it is read again', async () => {
     const paths = new PathTable();
-    const cs = new ContentStore({ cacheBytes: 64 << 20, paths });
+    const cs = new ContentStore({ cacheBytes: 64 << 20, paths, servedBytes: 0 });
     let renders = 0;
     const f = cs.rendered('/a', async () => {
       renders++;
-      return Buffer.from('{"a":1}');
+      return Buffer.from('x'.repeat(5000));
     });
-    expect((await f.read(0, 100)).toString()).toBe('{"a":1}');
-    expect(renders).toBe(1);
-    expect((await f.read(0, 100)).toString()).toBe('{"a":1}');
+    expect((await f.read(0, 10_000)).length).toBe(5000);
+    expect((await f.read(0, 10_000)).length).toBe(5000);
     expect(renders).toBe(1);
     cs.release(paths.lookup('/a'));
-    expect(cs.cached('/a')).toBe(true); // its size is still known
-    expect((await f.read(0, 100)).toString()).toBe('{"a":1}');
+    expect(cs.cached('/a')).toBe(false);
+    expect((await f.read(4990, 100)).toString()).toBe('x'.repeat(10));
     expect(renders).toBe(2);
+    await cs.close();
   });
 
   it('a ContentStore of many small renders holds them in slabs, not one pool slab each', async () => {

@@ -58,14 +58,17 @@ const ENTRY_OVERHEAD = 400;
 
 /** Cached files up to this size are copied into the store's slabs (no object of their own). */
 export const SLAB_ENTRY_MAX = 2048;
-/** slabOf's mark for a small file let go once the kernel held it whole (release): a miss whose length is still known. */
-const RELEASED = 0xffffffff;
+/** lenOf's flag on a small file the kernel holds whole (release); lengths are at most SLAB_ENTRY_MAX. */
+const RELEASED = 0x8000;
+const LENGTH = RELEASED - 1;
 /** Slab size (smaller under a cache too small to hold a few of them); offsets in a slab are 16-bit. */
 const SLAB_BYTES = 64 * 1024;
 
 export interface ContentStoreOptions {
   /** Bytes of rendered content kept in memory. */
   cacheBytes: number;
+  /** Bytes of it that files the kernel holds whole may keep (see release; default an eighth of cacheBytes, 4-32 MiB). */
+  servedBytes?: number;
   /** Streamed files larger than this spill to disk. */
   spillThreshold?: number;
   /** Parent directory for spill files (default: os.tmpdir()). */
@@ -100,8 +103,12 @@ export class ContentStore implements FileFactory {
   private slab: Buffer | null = null;
   private slabNo = 0;
   private slabUsed = 0;
-  /** Files of each slab in the LRU not released yet, by slab number: a slab none are left in goes (see release). */
+  /** Files of each slab in the LRU not released yet, by slab number (see release). */
   private readonly slabLive = new Map<number, number>();
+  /** LRU entries all of whose files the kernel holds, oldest first, with their sizes; at most servedMax bytes of them stay. */
+  private readonly served = new Map<number, number>();
+  private servedBytes = 0;
+  private readonly servedMax: number;
   private readonly inflight = new Map<number, Promise<Buffer>>();
   private readonly produced = new Map<number, Promise<Produced>>();
   /** Streamed files being produced, by path id: what abandon aborts. */
@@ -126,8 +133,14 @@ export class ContentStore implements FileFactory {
       dispose: (_b, key) => {
         if (key === -this.slabNo) this.slab = null;
         if (key < 0) this.slabLive.delete(-key);
+        const n = this.served.get(key);
+        if (n !== undefined) {
+          this.served.delete(key);
+          this.servedBytes -= n;
+        }
       },
     });
+    this.servedMax = opts.servedBytes ?? Math.min(32 << 20, Math.max(4 << 20, Math.floor(maxSize / 8)));
     this.spillThreshold = opts.spillThreshold ?? 8 << 20;
     this.spillParent = opts.spillDir ?? tmpdir();
   }
@@ -145,14 +158,13 @@ export class ContentStore implements FileFactory {
   private lookup(id: number): Buffer | undefined {
     const no = id < this.slabOf.length ? this.slabOf[id]! : 0;
     if (no === 0) return this.lru.get(id);
-    if (no === RELEASED) return undefined;
     const slab = this.lru.get(-no);
     if (!slab) {
       this.slabOf[id] = 0; // its slab was evicted
       return undefined;
     }
     const at = this.offOf[id]!;
-    return slab.subarray(at, at + this.lenOf[id]!);
+    return slab.subarray(at, at + (this.lenOf[id]! & LENGTH));
   }
 
   /** Keep a file's whole bytes under its id: a copy into the current slab, or an entry of its own. */
@@ -170,8 +182,8 @@ export class ContentStore implements FileFactory {
       this.slab = Buffer.allocUnsafeSlow(this.slabBytes);
       this.slabUsed = 0;
       this.lru.set(-++this.slabNo, this.slab);
-      // A slab whose every file was released while it was being filled goes once it is full.
-      if (full !== 0 && this.slabLive.get(full) === 0) this.lru.delete(-full);
+      // A slab whose every file was released while it was being filled is served once it is full.
+      if (full !== 0 && this.slabLive.get(full) === 0) this.retire(-full);
     }
     if (this.slabOf.length <= id) {
       this.slabOf = grown(this.slabOf, id + 1, (k) => new Uint32Array(k));
@@ -188,24 +200,36 @@ export class ContentStore implements FileFactory {
 
   /**
    * The kernel's page cache holds file `id` whole (pushed into it, or read to its end in order;
-   * the mount opens files keep_cache, so those pages stay): let its bytes go here. A copy reads
-   * each file once and the kernel answers any read after, so kept they only filled the cache
-   * toward --cache-size with files nobody asks for again, and peak RSS grew with the data. A
-   * small file's slab goes once every file in it is released (it is a miss from now on, its
-   * length still known); a read after the kernel dropped its pages renders it again.
+   * the mount opens files keep_cache, so those pages stay). A copy reads each file once and the
+   * kernel answers the reads after, so kept as long as any other file such files filled
+   * --cache-size with bytes nobody asks for again, and peak RSS grew with the data up to it.
+   * Once all of an entry's files are released (a small file's slab, or a large file's own
+   * entry), the entry is served: the most recently served stay, up to `servedBytes` in all (a
+   * second pass over files the kernel dropped meanwhile, such as `sha256sum -c` after a copy,
+   * finds the last of them here instead of rendering each again), and the others go.
    */
   release(id: number): void {
     const no = id < this.slabOf.length ? this.slabOf[id]! : 0;
-    if (no === RELEASED) return;
-    if (no === 0) {
-      this.lru.delete(id);
-      return;
-    }
-    this.slabOf[id] = RELEASED;
+    if (no === 0) return this.retire(id);
+    const len = this.lenOf[id]!;
+    if (len & RELEASED) return;
+    this.lenOf[id] = len | RELEASED;
     const live = this.slabLive.get(no);
     if (live === undefined) return; // its slab was evicted already
     this.slabLive.set(no, live - 1);
-    if (live === 1 && no !== this.slabNo) this.lru.delete(-no);
+    if (live === 1 && no !== this.slabNo) this.retire(-no);
+  }
+
+  /** LRU entry `key` holds nothing the kernel lacks: into the served entries, the oldest of which go past servedMax. */
+  private retire(key: number): void {
+    const b = this.lru.peek(key);
+    if (b === undefined || this.served.has(key)) return;
+    this.served.set(key, b.length);
+    this.servedBytes += b.length;
+    for (const [old] of this.served) {
+      if (this.servedBytes <= this.servedMax) break;
+      this.lru.delete(old); // its dispose takes it out of served
+    }
   }
 
   private async getRendered(key: number, render: () => Promise<Buffer>): Promise<Buffer> {
@@ -246,11 +270,10 @@ export class ContentStore implements FileFactory {
     return b;
   }
 
-  /** The size of a file whose bytes are in memory, or a small one released (see release), by path id; -1 otherwise. Not a use. */
+  /** The size of a file whose bytes are in memory, by path id; -1 when they are not. Not a use. */
   sizeOfId(id: number): number {
     const no = id < this.slabOf.length ? this.slabOf[id]! : 0;
-    if (no === RELEASED) return this.lenOf[id]!;
-    if (no !== 0) return this.lru.has(-no) ? this.lenOf[id]! : -1;
+    if (no !== 0) return this.lru.has(-no) ? this.lenOf[id]! & LENGTH : -1;
     return this.lru.peek(id)?.length ?? -1;
   }
 
