@@ -561,13 +561,13 @@ export class Tree {
   /**
    * The kernel's page cache now holds file `id`: it was pushed there whole, or a read reached its
    * end. Once the file has gone through whole and in order (its digest is taken), the content
-   * cache lets its bytes go (ContentStore.release).
+   * cache keeps its bytes only among the most recently served (ContentStore.release).
    */
   kernelHolds(id: number): void {
     if (this.fileHashes.hasId(id)) this.content.release(id);
   }
 
-  /** The size of the file with path id `id` when its whole bytes are in memory (or it is small and the kernel was given it whole), else -1. */
+  /** The size of the file with path id `id` when its whole bytes are in memory, else -1. */
   cachedSize(id: number): number {
     return this.content.sizeOfId(id);
   }
