@@ -566,7 +566,8 @@ export class NativeFuseMount {
       })
       .then(async (data) => {
         const reply = data.length > size ? data.subarray(0, size) : data;
-        // A short answer is the file's end: the kernel keeps the pages it is given (keep_cache).
+        // An answer short of the size asked, or ending where the cached file does, reaches the
+        // file's end; the kernel keeps the pages it is given (keep_cache).
         const toEnd = reply.length < size || this.o.tree.cachedSize(ino) === off + reply.length;
         const pushes = off === 0 ? this.prefill(ino, path) : null;
         if (!pushes || !pushes.wait) this.answer((A, h) => A.replyBuf(h, id, reply));
