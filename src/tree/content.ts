@@ -64,10 +64,19 @@ const LENGTH = RELEASED - 1;
 /** Slab size (smaller under a cache too small to hold a few of them); offsets in a slab are 16-bit. */
 const SLAB_BYTES = 64 * 1024;
 
+/**
+ * Bytes each auxiliary cache (the snapshot's file pages, S3 chunks, the content cache's
+ * served files) keeps: an eighth of --cache-size, between 4 and 32 MiB, so a small
+ * --cache-size shrinks them too.
+ */
+export function auxCacheBytes(cacheBytes: number): number {
+  return Math.min(32 << 20, Math.max(4 << 20, Math.floor(cacheBytes / 8)));
+}
+
 export interface ContentStoreOptions {
   /** Bytes of rendered content kept in memory. */
   cacheBytes: number;
-  /** Bytes of it that files the kernel holds whole may keep (see release; default an eighth of cacheBytes, 4-32 MiB). */
+  /** Bytes of it that files the kernel holds whole may keep (see release; default auxCacheBytes(cacheBytes)). */
   servedBytes?: number;
   /** Streamed files larger than this spill to disk. */
   spillThreshold?: number;
@@ -140,7 +149,7 @@ export class ContentStore implements FileFactory {
         }
       },
     });
-    this.servedMax = opts.servedBytes ?? Math.min(32 << 20, Math.max(4 << 20, Math.floor(maxSize / 8)));
+    this.servedMax = opts.servedBytes ?? auxCacheBytes(maxSize);
     this.spillThreshold = opts.spillThreshold ?? 8 << 20;
     this.spillParent = opts.spillDir ?? tmpdir();
   }

@@ -12,20 +12,12 @@ import { batchedLines, type Adapter, type AdapterContext, type AdapterName, type
 import { checksumLine, CHECKSUMS_FILE } from '../format/checksums.js';
 import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
-import { ContentStore } from './content.js';
+import { auxCacheBytes, ContentStore } from './content.js';
 import { DigestStore } from './digests.js';
 import { BufferFile, RecordError, type DirNode, type Entry, type FileNode, type Node } from './node.js';
 import { childPath, grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
 
 export const MANIFEST_FILE = 'MANIFEST.json';
-
-/**
- * Bytes each auxiliary cache (the snapshot's file pages, S3 chunks) keeps: an eighth
- * of --cache-size, between 4 and 32 MiB, so a small --cache-size shrinks them too.
- */
-export function auxCacheBytes(cacheBytes: number): number {
-  return Math.min(32 << 20, Math.max(4 << 20, Math.floor(cacheBytes / 8)));
-}
 
 export interface TreeOptions {
   view: SnapshotView;
