@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { contract } from '../src/source/cluster.js';
 import { decodeRawGetResponse, decodeRawScanAtResponse } from '../src/source/wire.js';
 
@@ -91,5 +92,30 @@ describe('wire decoders', () => {
       const got = decodeRawGetResponse(c.RawKV.RawGet!.responseSerialize({ read_at_index: v, value: Buffer.alloc(0), exists: true }));
       expect(got.read_at_index).toBe(v);
     }
+  });
+});
+
+describe('the wire reader across full collections', () => {
+  it('keeps its optimised code: no "weak objects" deopts of the decoders after a full GC', () => {
+    // A child with V8's own traces, decoding pages of the built module between forced full
+    // collections. Without a reader alive at a collection, V8 dropped the reader's hidden
+    // class and threw away every optimised function that had seen it (102 such deopts here).
+    const wireJs = new URL('../dist/source/wire.js', import.meta.url).href;
+    const script = `
+      import { decodeRawScanAtResponse } from ${JSON.stringify(wireJs)};
+      const varint = (n) => { const o = []; while (n >= 128) { o.push((n & 127) | 128); n = Math.floor(n / 128); } o.push(n); return Buffer.from(o); };
+      const field = (tag, b) => Buffer.concat([varint(tag), varint(b.length), b]);
+      const page = (n, vlen) => Buffer.concat(Array.from({ length: n }, (_, i) => field(0x0a, Buffer.concat([field(0x0a, Buffer.from('!redis|str|k' + i)), field(0x12, Buffer.alloc(vlen, 65))]))));
+      const small = page(1024, 40), big = page(16, 64 * 1024);
+      for (let round = 0; round < 60; round++) {
+        for (let j = 0; j < 20; j++) decodeRawScanAtResponse(Buffer.from(j % 5 ? small : big));
+        if (round % 5 === 4) gc();
+      }`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '--trace-opt', '--trace-deopt', '--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(r.status, r.stderr).toBe(0);
+    // Not vacuous: the decoder was optimised, and full collections ran after that.
+    expect(r.stdout).toMatch(/completed optimizing .*decodeRawScanAtResponse/);
+    const weak = r.stdout.split('\n').filter((l) => l.includes('reason: weak objects') && /SharedFunctionInfo (WireReader|done|tag|num|payload|copy|sub|decodeRawScanAtResponse)>/.test(l));
+    expect(weak).toEqual([]);
   });
 });

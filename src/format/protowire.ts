@@ -174,6 +174,15 @@ export class WireReader {
 }
 
 /**
+ * One reader kept for the life of the process, so V8 keeps its hidden class. Readers live for
+ * one message each: with none alive at a full collection, V8 dropped the class, threw away
+ * every optimised function that had seen it ("weak objects"), and compiled them all again
+ * for the next page. A live copy of the bench's live dataset did so at each of its ~30 full
+ * collections.
+ */
+export const KEEP_WIRE_READER_SHAPE = new WireReader(NONE);
+
+/**
  * Visit the fields of one message in wire order; `on` reads the value of a
  * field it takes and returns true, or returns false to have it skipped.
  */
