@@ -58,14 +58,16 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
   it('the daemon gets V8 helper threads for the cores beside its main thread, a 4x old-generation growth factor and, under a small cache, a small young generation, unless told otherwise', () => {
     const MiB = 2 ** 20;
     const G = '--heap-growing-percent=300';
-    expect(daemonExecArgv([], 256 * MiB, 2)).toEqual(['--v8-pool-size=1', G]);
-    expect(daemonExecArgv(['--inspect'], 256 * MiB, 3)).toEqual(['--inspect', '--v8-pool-size=2', G]);
-    expect(daemonExecArgv([], 256 * MiB, 16)).toEqual(['--v8-pool-size=4', G]);
-    expect(daemonExecArgv(['--v8-pool-size=3'], 256 * MiB, 2)).toEqual(['--v8-pool-size=3', G]);
-    expect(daemonExecArgv(['--heap-growing-percent=50'], 256 * MiB, 2)).toEqual(['--heap-growing-percent=50', '--v8-pool-size=1']);
+    const I = '--max-inlined-bytecode-size-cumulative=300';
+    expect(daemonExecArgv([], 256 * MiB, 2)).toEqual(['--v8-pool-size=1', G, I]);
+    expect(daemonExecArgv(['--inspect'], 256 * MiB, 3)).toEqual(['--inspect', '--v8-pool-size=2', G, I]);
+    expect(daemonExecArgv([], 256 * MiB, 16)).toEqual(['--v8-pool-size=4', G, I]);
+    expect(daemonExecArgv(['--v8-pool-size=3'], 256 * MiB, 2)).toEqual(['--v8-pool-size=3', G, I]);
+    expect(daemonExecArgv(['--heap-growing-percent=50'], 256 * MiB, 2)).toEqual(['--heap-growing-percent=50', '--v8-pool-size=1', I]);
+    expect(daemonExecArgv(['--max-inlined-bytecode-size-cumulative=920'], 256 * MiB, 2)).toEqual(['--max-inlined-bytecode-size-cumulative=920', '--v8-pool-size=1', G]);
     // A small cache gets a small young generation, unless the operator chose one.
-    expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8', G]);
-    expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1', G]);
+    expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8', G, I]);
+    expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1', G, I]);
   });
 
   it('the mount compiles its modules whole as they load, unless the operator chose --lazy or --no-lazy', () => {
@@ -77,13 +79,14 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     expect(eagerLoad(['--v8-pool-size=1', '--heap-growing-percent=300'])).toBe(true);
   });
 
-  it('a foreground mount (the default) sets the growth factor at run time, unless the operator gave one', async () => {
-    expect(foregroundRuntimeFlags([])).toEqual(['--heap-growing-percent=300']);
-    expect(foregroundRuntimeFlags(['--heap-growing-percent=50'])).toEqual([]);
+  it('a foreground mount (the default) sets the growth factor and the inlining budget at run time, unless the operator gave them', async () => {
+    expect(foregroundRuntimeFlags([])).toEqual(['--heap-growing-percent=300', '--max-inlined-bytecode-size-cumulative=300']);
+    expect(foregroundRuntimeFlags(['--heap-growing-percent=50'])).toEqual(['--max-inlined-bytecode-size-cumulative=300']);
+    expect(foregroundRuntimeFlags(['--heap-growing-percent=50', '--max-inlined-bytecode-size-cumulative=920'])).toEqual([]);
     const flagsOf = (out: string): string[] => JSON.parse(out.split('\n').find((l) => l.includes('"msg":"mounted"'))!).node_flags;
     const m = await mount(['--snapshot', empty]);
     try {
-      expect(flagsOf(m.stdout())).toContain('--heap-growing-percent=300');
+      expect(flagsOf(m.stdout())).toEqual(expect.arrayContaining(['--heap-growing-percent=300', '--max-inlined-bytecode-size-cumulative=300']));
     } finally {
       expect(await m.unmount()).toBe(0);
     }
