@@ -223,9 +223,10 @@ const RUNTIME_FLAGS: readonly (readonly [string, string])[] = [
 /**
  * What a foreground mount (the default; systemd units run it so) sets of daemonExecArgv
  * once Node is running: the old generation's growth factor and the inlining budget (before
- * anything is optimised). (Node refuses these flags in NODE_OPTIONS.) Snapshot tar of the half-size bench tree in the foreground, alternated:
- * 12.8/15.3 s and 14.2/17.5 s CPU as Node starts; 12.1/13.0 s and 12.9/13.8 s CPU with the
- * factor set at run time (as the startup flag: 11.6/13.0 s, 12.4/13.7 s CPU).
+ * anything is optimised). (Node refuses both in NODE_OPTIONS.) For the growth factor,
+ * snapshot tar of the half-size bench tree in the foreground, alternated: 12.8/15.3 s and
+ * 14.2/17.5 s CPU as Node starts; 12.1/13.0 s and 12.9/13.8 s CPU with the factor set at
+ * run time (as the startup flag: 11.6/13.0 s, 12.4/13.7 s CPU).
  */
 export function foregroundRuntimeFlags(execArgv: string[]): string[] {
   return RUNTIME_FLAGS.filter(([flag]) => !nodeFlagGiven(execArgv, flag)).map(([flag, value]) => `${flag}=${value}`);

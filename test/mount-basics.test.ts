@@ -55,7 +55,7 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     });
   }
 
-  it('the daemon gets V8 helper threads for the cores beside its main thread, a 4x old-generation growth factor and, under a small cache, a small young generation, unless told otherwise', () => {
+  it('the daemon gets V8 helper threads for the cores beside its main thread, a 4x old-generation growth factor, a smaller inlining budget and, under a small cache, a small young generation, unless told otherwise', () => {
     const MiB = 2 ** 20;
     const G = '--heap-growing-percent=300';
     const I = '--max-inlined-bytecode-size-cumulative=300';
