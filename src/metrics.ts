@@ -99,6 +99,7 @@ export class Metrics {
         }
       },
       expectValues: (start: Buffer, end: Buffer | null, bytesPerKey: number): void => src.expectValues?.(start, end, bytesPerKey),
+      sent: (): Promise<void> => src.sent?.() ?? Promise.resolve(),
       close: () => src.close(),
     } satisfies Required<PageSource>;
     return wrapped;

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 
 const hex = (kvs: KV[]): string[] => kvs.map((kv) => `${kv.key.toString('hex')}=${kv.value.toString('hex')}`);
@@ -133,6 +134,57 @@ describe('ClusterSource against the dev cluster', () => {
     } finally {
       await one.close();
       await slow.close();
+    }
+  });
+});
+
+describe('a scan over the cluster, page by page', () => {
+  it('has the next page on the wire while the caller works through the one in hand', async () => {
+    // The server runs in a worker thread, on an event loop of its own, and counts the scans
+    // asked of it in shared memory: this thread reads the count while it works without yielding.
+    // (Node writes a request's HTTP/2 frames in a later turn of the event loop: without the
+    // scan letting that turn come, the next page was asked for only once the caller was done.)
+    const asked = new Int32Array(new SharedArrayBuffer(4));
+    const memJs = new URL('../dist/source/memory.js', import.meta.url).href;
+    const serverJs = new URL('../dist/devcluster/server.js', import.meta.url).href;
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+      (async () => {
+        const { MemorySource } = await import(workerData.memJs);
+        const { startDevCluster } = await import(workerData.serverJs);
+        const m = new MemorySource('paged');
+        for (let i = 0; i < 40; i++) m.put(Buffer.from('k/' + String(i).padStart(3, '0')), Buffer.alloc(100, i), 10n);
+        const scanPage = m.scanPage.bind(m);
+        m.scanPage = (...a) => { Atomics.add(workerData.asked, 0, 1); return scanPage(...a); };
+        const dc = await startDevCluster({ source: m, logLevel: 'silent' });
+        parentPort.postMessage(dc.address);
+        parentPort.once('message', () => dc.close().then(() => parentPort.close()));
+      })();`,
+      { eval: true, workerData: { asked, memJs, serverJs } },
+    );
+    const address = await new Promise<string>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    const src = new ClusterSource({ endpoints: [address] });
+    try {
+      const view = new SnapshotView(src, await src.client.getTimestamp(), 8);
+      const onWire: boolean[] = [];
+      let keys = 0;
+      for await (const page of view.scanPages(b('k/'), prefixEnd(b('k/')), { pageSize: 8 })) {
+        keys += page.length;
+        // Every page here is full, so the scan has asked for the next one (the last: an empty one).
+        const want = onWire.length + 2;
+        const until = Date.now() + 1000;
+        while (Atomics.load(asked, 0) < want && Date.now() < until);
+        onWire.push(Atomics.load(asked, 0) >= want);
+      }
+      expect(keys).toBe(40);
+      expect(onWire).toEqual([true, true, true, true, true]);
+    } finally {
+      await src.close();
+      worker.postMessage('close');
+      await new Promise((r) => worker.once('exit', r));
     }
   });
 });

@@ -3,6 +3,9 @@ import { MemorySource } from '../src/source/memory.js';
 import { ReadAheadSource } from '../src/source/readahead.js';
 import type { KV, PageSource, ScanPageOptions } from '../src/source/types.js';
 import { CountingSource } from './helpers/counting.js';
+import { PinnedSource } from '../src/session/pinned.js';
+import type { BackupSession } from '../src/session/session.js';
+import { Metrics } from '../src/metrics.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -141,6 +144,26 @@ describe('ReadAheadSource', () => {
     expect(burst.some((r) => r.status === 'rejected')).toBe(true);
     for (const [j, r] of burst.entries()) if (r.status === 'fulfilled') expect(r.value?.toString()).toBe(`v${50 + j}`);
     for (let i = 50; i < 100; i++) expect((await ra.get(b(`k/${String(i).padStart(3, '0')}`), 10n))?.toString()).toBe(`v${i}`);
+  });
+});
+
+describe('sources in front of the cluster', () => {
+  it('pass on when their requests are on the wire (PageSource.sent), each in the stack the live mount uses', async () => {
+    let asked = 0;
+    const wire: PageSource = Object.assign(new MemorySource('wire'), {
+      sent: (): Promise<void> => {
+        asked++;
+        return Promise.resolve();
+      },
+    });
+    const session = { check: (): void => {}, mode: 'pinned' } as unknown as BackupSession;
+    // As runner.ts and live.ts stack them: counted, read ahead, gated by the pin, the cluster.
+    const stack = new Metrics().instrument(new ReadAheadSource(new PinnedSource(wire, session)));
+    await stack.sent?.();
+    expect(asked).toBe(1);
+    // Nothing on a wire below: resolved all the same, nothing asked.
+    await new ReadAheadSource(new MemorySource('local')).sent();
+    expect(asked).toBe(1);
   });
 });
 

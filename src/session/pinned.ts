@@ -46,6 +46,10 @@ export class PinnedSource implements PageSource {
     return this.guarded(ts, () => this.inner.get(key, ts));
   }
 
+  sent(): Promise<void> {
+    return this.inner.sent?.() ?? Promise.resolve();
+  }
+
   /** Guard for the tree (runner's OpenedSource.guard): throws once the pin is lost. */
   guard = (): void => this.session.check();
 

@@ -450,6 +450,14 @@ export class ClusterSource implements PageSource {
     return res.value; // the decoder's own copy
   }
 
+  /**
+   * One turn of the event loop: Node runs its own pending work (the HTTP/2 writes of the
+   * calls made so far) ahead of setImmediate callbacks in the same check phase.
+   */
+  sent(): Promise<void> {
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+
   async close(): Promise<void> {
     this.queue.clear();
     if (this.ownsClient) this.client.close();

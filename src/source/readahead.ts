@@ -513,6 +513,10 @@ export class ReadAheadSource implements PageSource {
     return { bound, limit };
   }
 
+  sent(): Promise<void> {
+    return this.inner.sent?.() ?? Promise.resolve();
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

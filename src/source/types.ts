@@ -43,6 +43,14 @@ export interface PageSource {
    * prefix's end) is the family's default: it sizes pages wherever no other hint applies.
    */
   expectValues?(start: Buffer, end: Buffer | null, bytesPerKey: number): void;
+  /**
+   * Optional: resolves once the requests asked of this source so far are on the wire. A
+   * remote source's request leaves in a later turn of the event loop (Node writes HTTP/2
+   * frames from its check phase), so a reader that asks for its next page and then works
+   * through the page in hand without yielding holds that request back for as long as it
+   * works, and the server sits idle meanwhile. Sources with no wire leave it out.
+   */
+  sent?(): Promise<void>;
   close(): Promise<void>;
 }
 
