@@ -193,9 +193,17 @@ export function daemonExecArgv(execArgv: string[], cacheBytes: number, cores = a
   return out;
 }
 
-/** Did the operator give a node flag (on node's command line, or in NODE_OPTIONS for those Node takes there)? */
+/**
+ * Did the operator give a node flag (on node's command line, or in NODE_OPTIONS for those
+ * Node takes there)? `flag` in its dashed spelling: Node and V8 read `_` in a flag's name as
+ * `-` (`--heap_growing_percent=50` is that flag, and stays so spelt in process.execArgv).
+ */
 function nodeFlagGiven(execArgv: string[], flag: string): boolean {
-  return execArgv.some((a) => a === flag || a.startsWith(flag + '=')) || (process.env.NODE_OPTIONS ?? '').includes(flag);
+  const isFlag = (arg: string): boolean => {
+    const eq = arg.indexOf('=');
+    return (eq < 0 ? arg : arg.slice(0, eq)).replace(/_/g, '-') === flag;
+  };
+  return execArgv.some(isFlag) || (process.env.NODE_OPTIONS ?? '').split(/\s+/).some(isFlag);
 }
 
 /**

@@ -65,6 +65,8 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     expect(daemonExecArgv(['--v8-pool-size=3'], 256 * MiB, 2)).toEqual(['--v8-pool-size=3', G, I]);
     expect(daemonExecArgv(['--heap-growing-percent=50'], 256 * MiB, 2)).toEqual(['--heap-growing-percent=50', '--v8-pool-size=1', I]);
     expect(daemonExecArgv(['--max-inlined-bytecode-size-cumulative=920'], 256 * MiB, 2)).toEqual(['--max-inlined-bytecode-size-cumulative=920', '--v8-pool-size=1', G]);
+    // Node and V8 take `_` for `-` in a flag's name: the operator's flag in either spelling wins.
+    expect(daemonExecArgv(['--heap_growing_percent=50', '--v8_pool_size=3'], 256 * MiB, 2)).toEqual(['--heap_growing_percent=50', '--v8_pool_size=3', I]);
     // A small cache gets a small young generation, unless the operator chose one.
     expect(daemonExecArgv([], 64 * MiB, 2)).toEqual(['--v8-pool-size=1', '--max-semi-space-size=8', G, I]);
     expect(daemonExecArgv(['--max-semi-space-size=2'], 64 * MiB, 2)).toEqual(['--max-semi-space-size=2', '--v8-pool-size=1', G, I]);
@@ -74,15 +76,28 @@ describe('FUSE mount of a .fsm snapshot: basics', () => {
     expect(eagerLoad([])).toBe(true);
     expect(eagerLoad(['--lazy'])).toBe(false);
     expect(eagerLoad(['--no-lazy'])).toBe(false);
+    expect(eagerLoad(['--no_lazy'])).toBe(false);
     // A flag that only starts with the same name is not that choice.
     expect(eagerLoad(['--lazy-feedback-allocation'])).toBe(true);
     expect(eagerLoad(['--v8-pool-size=1', '--heap-growing-percent=300'])).toBe(true);
+    // In NODE_OPTIONS too, a flag is a whole word there.
+    const had = process.env.NODE_OPTIONS;
+    try {
+      process.env.NODE_OPTIONS = '--lazy-feedback-allocation --max-old-space-size=512';
+      expect(eagerLoad([])).toBe(true);
+      process.env.NODE_OPTIONS = '--max-old-space-size=512 --no_lazy';
+      expect(eagerLoad([])).toBe(false);
+    } finally {
+      if (had === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = had;
+    }
   });
 
   it('a foreground mount (the default) sets the growth factor and the inlining budget at run time, unless the operator gave them', async () => {
     expect(foregroundRuntimeFlags([])).toEqual(['--heap-growing-percent=300', '--max-inlined-bytecode-size-cumulative=300']);
     expect(foregroundRuntimeFlags(['--heap-growing-percent=50'])).toEqual(['--max-inlined-bytecode-size-cumulative=300']);
     expect(foregroundRuntimeFlags(['--heap-growing-percent=50', '--max-inlined-bytecode-size-cumulative=920'])).toEqual([]);
+    expect(foregroundRuntimeFlags(['--max_inlined_bytecode_size_cumulative=920'])).toEqual(['--heap-growing-percent=300']);
     const flagsOf = (out: string): string[] => JSON.parse(out.split('\n').find((l) => l.includes('"msg":"mounted"'))!).node_flags;
     const m = await mount(['--snapshot', empty]);
     try {
