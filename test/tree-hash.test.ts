@@ -7,6 +7,7 @@ import { SnapshotView } from '../src/source/range.js';
 import { BufferFile, StaticDir, type FileNode, type Node } from '../src/tree/node.js';
 import { SPILL_QUEUE_BYTES } from '../src/tree/content.js';
 import { Tree, type TreeOptions } from '../src/tree/tree.js';
+import { DigestQueue, OFFTHREAD_MIN } from '../src/tree/hashing.js';
 
 /** A tree of one adapter over an empty source. */
 function treeOf(adapter: Adapter, more: Partial<TreeOptions> = {}): Tree {
@@ -203,5 +204,88 @@ describe('Tree: a CHECKSUMS larger than the spill threshold', () => {
     } finally {
       await tree.close();
     }
+  });
+});
+
+describe('Tree: big files read whole are hashed off the JS thread', () => {
+  it('CHECKSUMS asked for while their digests are being taken waits for them: right lines, no file read again', async () => {
+    const files = new Map<string, FileNode & { reads: number }>();
+    const want = new Map<string, string>();
+    for (let k = 0; k < 6; k++) {
+      const data = Buffer.alloc(OFFTHREAD_MIN + k * 4096);
+      for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(((i + k) * 2654435761) >>> 0, i);
+      files.set(`f${k}.bin`, countedFile(data));
+      want.set(`f${k}.bin`, createHash('sha256').update(data).digest('hex'));
+    }
+    const adapter: Adapter = { name: 's3', root: async () => new StaticDir(new Map(files)) };
+    const tree = treeOf(adapter, { cacheBytes: 8 << 20 });
+    try {
+      // Each read whole in one read, all before CHECKSUMS, which is asked for at once: its digests
+      // are still being taken (no turn of the loop in between).
+      const sizes = await Promise.all([...files.keys()].map(async (n) => (await tree.getattr(`/s3/${n}`)).size));
+      await Promise.all([...files.keys()].map((n, i) => tree.read(`/s3/${n}`, 0, sizes[i]!)));
+      const reads = [...files.values()].map((f) => f.reads);
+      const sums = await checksumsOf(tree);
+      for (const [n, h] of want) expect(sums).toContain(`${h}  s3/${n}\n`);
+      expect([...files.values()].map((f) => f.reads)).toEqual(reads);
+    } finally {
+      await tree.close();
+    }
+  });
+});
+
+describe('DigestQueue', () => {
+  const bytes = (n: number, seed: number): Buffer => {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i + 4 <= n; i += 4) b.writeUInt32LE(((i + seed) * 2654435761) >>> 0, i);
+    return b;
+  };
+  const sink = () => {
+    const got = new Map<number, string>();
+    return { got, done: (id: number, d: Buffer) => void got.set(id, d.toString('hex')), failed: (id: number) => void got.set(id, 'failed') };
+  };
+
+  it('hashes a file below the threshold at once, a big one in the pool: the same digests', async () => {
+    const s = sink();
+    const q = new DigestQueue(s);
+    const small = bytes(OFFTHREAD_MIN - 1, 1);
+    const big = bytes(OFFTHREAD_MIN, 2);
+    q.add(1, small);
+    expect(s.got.get(1)).toBe(createHash('sha256').update(small).digest('hex'));
+    q.add(2, big);
+    expect(q.has(2)).toBe(true);
+    expect(s.got.has(2)).toBe(false);
+    await q.settled(2);
+    expect(q.has(2)).toBe(false);
+    expect(s.got.get(2)).toBe(createHash('sha256').update(big).digest('hex'));
+    expect(q.stats).toEqual({ offThread: 1, here: 1 });
+  });
+
+  it('holds at most 16 MiB waiting for a slot: past it a file is hashed at once, and every digest is right', async () => {
+    const s = sink();
+    const q = new DigestQueue(s);
+    const files = Array.from({ length: 24 }, (_, i) => bytes(1 << 20, i));
+    files.forEach((f, i) => q.add(i + 1, f));
+    // Two jobs running, then 16 MiB waiting; the rest were hashed here.
+    expect(q.stats.offThread).toBe(2);
+    expect(q.stats.here).toBe(24 - 2 - 16);
+    await Promise.all(files.map((_, i) => q.settled(i + 1)));
+    expect(q.stats.offThread).toBe(18);
+    files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(createHash('sha256').update(f).digest('hex')));
+  });
+
+  it('hashes here when there is no WebCrypto, and close() drops files still waiting (their waiters settle)', async () => {
+    const s1 = sink();
+    new DigestQueue(s1, null).add(1, bytes(OFFTHREAD_MIN, 3));
+    expect(s1.got.has(1)).toBe(true);
+    const s2 = sink();
+    const q = new DigestQueue(s2);
+    for (let i = 1; i <= 4; i++) q.add(i, bytes(OFFTHREAD_MIN, i));
+    const waiting = q.settled(4)!;
+    q.close();
+    await waiting;
+    expect(q.has(4)).toBe(false);
+    await Promise.all([1, 2].map((i) => q.settled(i)));
+    expect(s2.got.size).toBe(0); // closed: nothing recorded, not even the two that ran
   });
 });

@@ -4,7 +4,7 @@
  * MANIFEST.json, and CHECKSUMS last (so cp/tar read every other file first and
  * CHECKSUMS is built from hashes of bytes already streamed).
  */
-import { createHash, hash, type Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
@@ -14,6 +14,7 @@ import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { auxCacheBytes, ContentStore } from './content.js';
 import { DigestStore } from './digests.js';
+import { DigestQueue } from './hashing.js';
 import { BufferFile, RecordError, type DirNode, type Entry, type FileNode, type Node } from './node.js';
 import { childPath, grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
 
@@ -69,9 +70,6 @@ interface SeqHash {
   ahead: Map<number, Buffer>;
   aheadBytes: number;
 }
-
-/** One-shot sha256 (no Hash object: ~1.0 µs for a 600-byte file against ~1.45). */
-const sha256 = (b: Buffer): Buffer => hash('sha256', b, 'buffer');
 
 /**
  * Directory read-ahead: sibling directories listed ahead of a walk, after listings of at most so
@@ -144,6 +142,11 @@ export class Tree {
   readonly paths = new PathTable();
   /** sha256 of files read start-to-end, by path id. */
   private readonly fileHashes: DigestStore;
+  /** Digests of whole big files being taken off the JS thread (then kept in fileHashes). */
+  private readonly digests = new DigestQueue({
+    done: (id, d) => this.fileHashes.setId(id, d),
+    failed: (id, e) => this.log.warn({ err: (e as Error).message, path: this.paths.path(id) }, 'sha256 off the JS thread failed: CHECKSUMS reads the file again'),
+  });
   /** Files being hashed as they stream through; a file read only in part ages out. */
   private readonly seq = new LRUCache<string, SeqHash>({
     max: HASH_FILES_IN_PROGRESS,
@@ -546,7 +549,7 @@ export class Tree {
       return null;
     }
     this.stats.bytesServed += b.length;
-    if (b.length > 0 && id !== this.checksumsId && !this.fileHashes.hasId(id)) this.fileHashes.setId(id, sha256(b));
+    if (b.length > 0 && id !== this.checksumsId && !this.hashed(id)) this.digests.add(id, b);
     return b;
   }
 
@@ -556,7 +559,12 @@ export class Tree {
    * cache keeps its bytes only among the most recently served (ContentStore.release).
    */
   kernelHolds(id: number): void {
-    if (this.fileHashes.hasId(id)) this.content.release(id);
+    if (this.hashed(id)) this.content.release(id);
+  }
+
+  /** Whether file `id`'s digest is known or being taken (from bytes of its own). */
+  private hashed(id: number): boolean {
+    return this.digests.has(id) || this.fileHashes.hasId(id);
   }
 
   /** The size of the file with path id `id` when its whole bytes are in memory, else -1. */
@@ -573,11 +581,11 @@ export class Tree {
   private async trackHash(path: string, sizeOf: () => Promise<number>, offset: number, data: Buffer): Promise<void> {
     if (offset === 0 && data.length > 0 && path !== '/' + CHECKSUMS_FILE && data.length === (await sizeOf())) {
       // The whole file in one read (most files of this tree): hash it here, no tracking.
-      this.fileHashes.setId(this.paths.intern(path), sha256(data));
+      this.digests.add(this.paths.intern(path), data);
       this.seq.delete(path);
       return;
     }
-    if (path === '/' + CHECKSUMS_FILE || this.fileHashes.hasId(this.paths.lookup(path))) return;
+    if (path === '/' + CHECKSUMS_FILE || this.hashed(this.paths.lookup(path))) return;
     let s = this.seq.get(path);
     if (!s) {
       if (offset !== 0) return;
@@ -726,6 +734,11 @@ export class Tree {
         if (id === this.checksumsId) continue;
         b.files++;
         let hex = this.fileHashes.hexId(id);
+        const taking = hex ? undefined : this.digests.settled(id);
+        if (taking) {
+          await taking;
+          hex = this.fileHashes.hexId(id);
+        }
         if (!hex) {
           b.hashedNow++;
           hex = await this.hashOf(childPath(f.path, name), signal);
@@ -746,6 +759,7 @@ export class Tree {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.digests.close();
     this.fileHashes.close();
     await this.content.close();
   }
