@@ -71,23 +71,24 @@ export class DigestQueue {
       const { id, data } = this.waiting.shift()!;
       this.running++;
       this.stats.offThread++;
-      // The job copies `data` before this returns: the wait's bytes are free once it is issued.
-      const job = this.subtle!.digest('SHA-256', data as Uint8Array<ArrayBuffer>);
+      void this.run(id, data);
+      // The job copied `data` before its first await: what waits is free of it now.
       this.waitingBytes -= data.length;
-      job.then(
-        (ab) => {
-          if (!this.closed) this.sink.done(id, Buffer.from(ab));
-        },
-        (e: unknown) => {
-          if (!this.closed) this.sink.failed(id, e);
-        },
-      ).finally(() => {
-        this.running--;
-        const p = this.pending.get(id);
-        this.pending.delete(id);
-        p?.settle();
-        this.pump();
-      });
+    }
+  }
+
+  private async run(id: number, data: Buffer): Promise<void> {
+    try {
+      const ab = await this.subtle!.digest('SHA-256', data as Uint8Array<ArrayBuffer>);
+      if (!this.closed) this.sink.done(id, Buffer.from(ab));
+    } catch (e) {
+      if (!this.closed) this.sink.failed(id, e);
+    } finally {
+      this.running--;
+      const p = this.pending.get(id);
+      this.pending.delete(id);
+      p?.settle();
+      this.pump();
     }
   }
 

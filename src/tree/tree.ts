@@ -580,7 +580,8 @@ export class Tree {
   /** Hash files that are read sequentially from byte 0 to the end: CHECKSUMS reuses the result. */
   private async trackHash(path: string, sizeOf: () => Promise<number>, offset: number, data: Buffer): Promise<void> {
     if (offset === 0 && data.length > 0 && path !== '/' + CHECKSUMS_FILE && data.length === (await sizeOf())) {
-      // The whole file in one read (most files of this tree): hash it here, no tracking.
+      // The whole file in one read (most files of this tree): hashed at once (off the JS thread
+      // when big), no tracking.
       this.digests.add(this.paths.intern(path), data);
       this.seq.delete(path);
       return;
