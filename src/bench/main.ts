@@ -107,23 +107,6 @@ async function startDevCluster(fsm: string, extra: string[] = []): Promise<DevCl
   };
 }
 
-async function rawScan(address: string, pageSize: number): Promise<{ bytes: number; keys: number }> {
-  const src = new ClusterSource({ endpoints: [address] });
-  try {
-    const ts = await src.client.getTimestamp();
-    const view = new SnapshotView(src, ts, pageSize);
-    let bytes = 0;
-    let keys = 0;
-    for await (const kv of view.scan(Buffer.alloc(0), null)) {
-      bytes += kv.key.length + kv.value.length;
-      keys++;
-    }
-    return { bytes, keys };
-  } finally {
-    await src.close();
-  }
-}
-
 /**
  * Each adapter's keys, by prefix (the rooms' key layouts): the raw side of the live figure's
  * breakdown by top-level directory.
@@ -135,18 +118,27 @@ const ADAPTER_PREFIXES: Record<string, string[]> = {
   sqs: ['!sqs|'],
 };
 
-/** Raw RawScanAt paging of one adapter's key ranges (with values), as rawScan pages the whole keyspace. */
-async function rawScanOf(address: string, prefixes: string[], pageSize: number): Promise<number> {
+/** Raw RawScanAt paging with values of the whole keyspace, or of the keys under `prefixes` only. */
+async function rawScan(address: string, pageSize: number, prefixes?: string[]): Promise<{ bytes: number; keys: number }> {
+  const ranges: [Buffer, Buffer | null][] = prefixes
+    ? prefixes.map((p) => {
+        const start = Buffer.from(p, 'latin1');
+        return [start, prefixEnd(start)];
+      })
+    : [[Buffer.alloc(0), null]];
   const src = new ClusterSource({ endpoints: [address] });
   try {
     const ts = await src.client.getTimestamp();
     const view = new SnapshotView(src, ts, pageSize);
+    let bytes = 0;
     let keys = 0;
-    for (const p of prefixes) {
-      const start = Buffer.from(p, 'latin1');
-      for await (const _ of view.scan(start, prefixEnd(start))) keys++;
+    for (const [start, end] of ranges) {
+      for await (const kv of view.scan(start, end)) {
+        bytes += kv.key.length + kv.value.length;
+        keys++;
+      }
     }
-    return keys;
+    return { bytes, keys };
   } finally {
     await src.close();
   }
@@ -278,7 +270,7 @@ async function main(): Promise<void> {
       const tops = (await sh(`ls -f '${d.mnt}'`)).stdout.split('\n').filter((n) => n in ADAPTER_PREFIXES);
       for (const top of tops) byAdapter.push({ top, mountMs: (await sh(`tar -C '${d.mnt}' -cf - '${top}' | wc -c`)).ms, rawMs: 0 });
     });
-    for (const a of byAdapter) a.rawMs = (await time(() => rawScanOf(dc.address, ADAPTER_PREFIXES[a.top]!, 1024))).ms;
+    for (const a of byAdapter) a.rawMs = (await time(() => rawScan(dc.address, 1024, ADAPTER_PREFIXES[a.top]!))).ms;
   } finally {
     await dc.stop();
   }
