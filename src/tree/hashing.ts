@@ -13,7 +13,7 @@
 import { hash } from 'node:crypto';
 
 /** One-shot sha256 on this thread (no Hash object: ~1.0 µs for a 600-byte file against ~1.45). */
-export const sha256 = (b: Buffer): Buffer => hash('sha256', b, 'buffer');
+const sha256 = (b: Buffer): Buffer => hash('sha256', b, 'buffer');
 
 export const OFFTHREAD_MIN = 128 * 1024;
 const JOBS = 2;
