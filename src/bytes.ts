@@ -15,3 +15,15 @@ export function ownedCopy(b: Buffer): Buffer {
   b.copy(out);
   return out;
 }
+
+/**
+ * The bytes that keeping `b` keeps allocated: its whole backing store when `b` is a view of a
+ * much larger one (a big value decoded as a view of its scan response, see source/wire.ts),
+ * else its length. For caches that bound what they hold in bytes.
+ */
+export function retainedBytes(b: Buffer): number {
+  return b.buffer.byteLength > 2 * b.length + 64 && b.length >= VIEW_MIN ? b.buffer.byteLength : b.length;
+}
+
+/** Values of this many bytes or more are decoded as views of their scan response, not copied (source/wire.ts). */
+export const VIEW_MIN = 16 * 1024;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ownedCopy } from '../src/bytes.js';
+import { ownedCopy, retainedBytes, VIEW_MIN } from '../src/bytes.js';
 
 describe('ownedCopy', () => {
   it('a small Buffer from the shared pool becomes an allocation of its own size', () => {
@@ -26,5 +26,17 @@ describe('ownedCopy', () => {
     expect(e.buffer.byteLength).toBe(0);
     const own = Buffer.alloc(0);
     expect(ownedCopy(own)).toBe(own);
+  });
+});
+
+describe('retainedBytes', () => {
+  it('a big view of a much larger buffer keeps the whole of it; an owned buffer or a small view, its length', () => {
+    const msg = Buffer.alloc(4 << 20);
+    expect(retainedBytes(msg.subarray(0, 512 << 10))).toBe(4 << 20);
+    expect(retainedBytes(msg.subarray(0, (2 << 20) + 100))).toBe((2 << 20) + 100); // most of it
+    expect(retainedBytes(msg)).toBe(4 << 20);
+    // Small values are copies (wire.ts), pooled or not: counted by their length as before.
+    expect(retainedBytes(Buffer.from('v'))).toBe(1);
+    expect(retainedBytes(msg.subarray(0, VIEW_MIN - 1))).toBe(VIEW_MIN - 1);
   });
 });

@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { contract } from '../src/source/cluster.js';
 import { decodeRawGetResponse, decodeRawScanAtResponse } from '../src/source/wire.js';
+import { retainedBytes, VIEW_MIN } from '../src/bytes.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
 
 describe('wire decoders', () => {
-  it('decode RawScanAtResponse as the loader encodes it, into owned copies', () => {
+  it('decode RawScanAtResponse as the loader encodes it: keys and small values into owned copies, big values as views', () => {
     const c = contract();
     const big = Buffer.alloc(70_000, 7);
     const pairs = [
@@ -17,11 +18,23 @@ describe('wire decoders', () => {
     const wire = c.RawKV.RawScanAt!.responseSerialize({ kv: pairs });
     const got = decodeRawScanAtResponse(wire);
     expect(got.kv.map((p) => [p.key.toString('hex'), p.value.toString('hex')])).toEqual(pairs.map((p) => [p.key.toString('hex'), p.value.toString('hex')]));
-    // Owned: scribbling over the message afterwards changes nothing decoded.
+    // A value of VIEW_MIN bytes or more is a view of the message (not copied), and a cache
+    // keeping it counts the message it keeps allocated.
+    expect(big.length).toBeGreaterThanOrEqual(VIEW_MIN);
+    expect(got.kv[2]!.value.buffer).toBe(wire.buffer);
+    expect(retainedBytes(got.kv[2]!.value)).toBe(big.length); // most of its message
+    // Keys and small values are owned: scribbling over the message changes none of them.
     wire.fill(0xee);
     expect(got.kv[0]!.key.toString()).toBe('a');
-    expect(got.kv[2]!.value.equals(big)).toBe(true);
-    expect(got.kv[2]!.value.buffer).not.toBe(wire.buffer);
+    expect(got.kv[0]!.value.toString()).toBe('1');
+    expect(got.kv[2]!.key.toString('hex')).toBe('00ff80');
+    expect(got.kv[2]!.value[0]).toBe(0xee);
+    // Below VIEW_MIN: a copy of its own.
+    const under = Buffer.alloc(VIEW_MIN - 1, 3);
+    const wire2 = c.RawKV.RawScanAt!.responseSerialize({ kv: [{ key: b('k'), value: under }] });
+    const got2 = decodeRawScanAtResponse(wire2);
+    wire2.fill(0);
+    expect(got2.kv[0]!.value.equals(under)).toBe(true);
     expect(decodeRawScanAtResponse(Buffer.alloc(0)).kv).toEqual([]);
   });
 

@@ -111,6 +111,17 @@ export class WireReader {
     return out;
   }
 
+  /** A payload of `min` bytes or more as a view of the message, a smaller one as an owned copy. */
+  viewOrCopy(min: number): Buffer {
+    const s = this.payload();
+    const n = this.pos - s;
+    if (n >= min) return this.buf.subarray(s, this.pos);
+    if (n === 0) return NONE;
+    const out = Buffer.allocUnsafe(n);
+    this.buf.copy(out, 0, s, this.pos);
+    return out;
+  }
+
   /** A length-delimited payload as a reader over it. */
   sub(): WireReader {
     const s = this.payload();

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { KV, PageSource } from './types.js';
+import { retainedBytes } from '../bytes.js';
 
 /** Smallest key strictly greater than every key with this prefix, or null (no upper bound). */
 export function prefixEnd(prefix: Buffer): Buffer | null {
@@ -55,7 +56,7 @@ export class SnapshotView {
   private readonly recent = new LRUCache<string, { value: Buffer | null }>({
     max: RECENT_GETS,
     maxSize: RECENT_GET_BYTES,
-    sizeCalculation: (e, k) => (e.value?.length ?? 0) + k.length + 64,
+    sizeCalculation: (e, k) => (e.value ? retainedBytes(e.value) : 0) + k.length + 64,
   });
   /** Point reads on the wire, by key: a second read of the same key waits for the first. */
   private readonly pendingGets = new Map<string, Promise<Buffer | null>>();

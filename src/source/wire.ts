@@ -5,9 +5,14 @@
  * The generic loader path decodes every RawKVPair into views of the message,
  * then builds a plain object with a fresh default Buffer per bytes field, and
  * the source copied each key and value once more to own it: six Buffer
- * objects per pair. Here each key and value is copied once out of the message
- * into a Buffer of its own, so what the caller keeps never pins a whole
- * response. The wire rules are the shared reader's (format/protowire.ts);
+ * objects per pair. Here each key, and each value under VIEW_MIN bytes, is
+ * copied once out of the message into a Buffer of its own, so what the caller
+ * keeps of many small records never pins a whole response. A bigger value (an
+ * S3 chunk: most of a live copy's bytes) is a view of the message instead, not
+ * copied: its copy cost the JS thread ~0.3 s of a live tar of the bench's live
+ * tree. It is most of its message, or the page holding it holds the rest; the
+ * caches that keep values bound them by retainedBytes (bytes.ts), and long-lived
+ * holders take an ownedCopy. The wire rules are the shared reader's (format/protowire.ts);
  * anything malformed throws, which grpc-js reports as an INTERNAL "response
  * message parsing error" on the call.
  */
@@ -16,6 +21,7 @@ import { WireReader } from '../format/protowire.js';
 import type { RawGetResponse, RawScanAtResponse } from './cluster.js';
 import { EMPTY_VALUE } from './types.js';
 import { noteAllocated } from '../memory.js';
+import { VIEW_MIN } from '../bytes.js';
 
 /** RawScanAtResponse { repeated RawKVPair kv = 1; } with RawKVPair { bytes key = 1; bytes value = 2; }. */
 export function decodeRawScanAtResponse(buf: Buffer): RawScanAtResponse {
@@ -34,7 +40,7 @@ export function decodeRawScanAtResponse(buf: Buffer): RawScanAtResponse {
     while (!p.done()) {
       const t = p.tag();
       if (t === 0x0a) key = p.copy();
-      else if (t === 0x12) value = p.copy();
+      else if (t === 0x12) value = p.viewOrCopy(VIEW_MIN);
       else p.skip(t, 1);
     }
     kv.push({ key, value });

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { retainedBytes } from '../../bytes.js';
 import { prefixEnd, type SnapshotView } from '../../source/range.js';
 import { RecordError, type FileNode } from '../../tree/node.js';
 import { chunkBlobKey, chunkKey, decodeChunkRefValue, P_BLOB, P_CHUNKBLOB, P_CHUNKREF, seg, u64 } from './keys.js';
@@ -158,7 +159,7 @@ export class ChunkReader {
     private readonly view: SnapshotView,
     cacheBytes = 32 << 20,
   ) {
-    this.cache = new LRUCache<string, Buffer>({ maxSize: cacheBytes, sizeCalculation: (b) => Math.max(1, b.length), maxEntrySize: cacheBytes });
+    this.cache = new LRUCache<string, Buffer>({ maxSize: cacheBytes, sizeCalculation: (b) => Math.max(1, retainedBytes(b)), maxEntrySize: cacheBytes });
     for (const family of [P_BLOB, P_CHUNKBLOB]) view.expectValues(family, prefixEnd(family), ASSUMED_CHUNK_BYTES);
   }
 
