@@ -18,6 +18,9 @@
  * reported to JS, which has the addon answer EINTR when the caller is leaving
  * (js_interrupt).
  *
+ * Besides FUSE: sha256Batch hashes files for CHECKSUMS in libuv's thread pool (see its
+ * comment), trimMalloc and reexec.
+ *
  * Threads: fuse worker threads only allocate a request record and queue it (and
  * move parked pushes to the push queue, under its mutex); the request-id table,
  * replies and session teardown belong to the JS thread; page-cache pushes and the
@@ -29,6 +32,7 @@
 #include <fuse_lowlevel.h>
 #include <node_api.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
@@ -1762,6 +1766,129 @@ static napi_value js_reexec(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * sha256 of whole files for CHECKSUMS, in libuv's thread pool (the JS side batches the files
+ * served in one turn of its loop). OpenSSL's one-shot SHA256 is Node's own (the node binary
+ * exports OpenSSL's symbols for addons); looked up once at run time, so a Node without it
+ * only loses this (sha256Batch returns false and JS hashes on its own thread).
+ *
+ * A buffer of SHA_COPY_MAX bytes or less is copied into the job's arena on the JS thread (a
+ * memcpy of a small file costs less than keeping it reachable); a bigger one is read in place
+ * by the pool thread: Buffers of that size are never on V8's heap (their memory does not move),
+ * the caller never writes to them (a file's bytes are immutable), and the array holding them
+ * is referenced until the job's callback, so none is freed while it is read.
+ */
+#define SHA_COPY_MAX 4096
+
+typedef unsigned char *(*sha256_fn_t)(const unsigned char *d, size_t n, unsigned char *md);
+static sha256_fn_t sha256_fn;
+static int sha256_looked_up;
+
+typedef struct {
+  napi_async_work work;
+  napi_ref bufs;     /* the JS array of Buffers: alive until complete */
+  napi_ref cb;
+  uint32_t n;
+  const unsigned char **data;
+  size_t *len;
+  unsigned char *arena; /* copies of the small ones */
+  unsigned char *out;   /* 32 bytes a buffer */
+} sha_job;
+
+static void sha_job_free(napi_env env, sha_job *j) {
+  if (j->work) napi_delete_async_work(env, j->work);
+  if (j->bufs) napi_delete_reference(env, j->bufs);
+  if (j->cb) napi_delete_reference(env, j->cb);
+  free(j->data);
+  free(j->len);
+  free(j->arena);
+  free(j->out);
+  free(j);
+}
+
+static void sha_execute(napi_env env, void *arg) {
+  (void)env;
+  sha_job *j = arg;
+  for (uint32_t i = 0; i < j->n; i++) sha256_fn(j->data[i], j->len[i], j->out + (size_t)i * 32);
+}
+
+static void sha_complete(napi_env env, napi_status status, void *arg) {
+  sha_job *j = arg;
+  napi_value cb, undef, argv[2];
+  if (napi_get_reference_value(env, j->cb, &cb) == napi_ok && cb) {
+    napi_get_undefined(env, &undef);
+    if (status == napi_ok) {
+      void *dst;
+      napi_get_null(env, &argv[0]);
+      if (napi_create_buffer(env, (size_t)j->n * 32, &dst, &argv[1]) == napi_ok) {
+        memcpy(dst, j->out, (size_t)j->n * 32);
+      } else {
+        napi_create_string_utf8(env, "sha256Batch: no memory for the digests", NAPI_AUTO_LENGTH, &argv[0]);
+        napi_get_null(env, &argv[1]);
+      }
+    } else {
+      napi_create_string_utf8(env, "sha256Batch: the job did not run", NAPI_AUTO_LENGTH, &argv[0]);
+      napi_get_null(env, &argv[1]);
+    }
+    napi_call_function(env, undef, cb, 2, argv, NULL);
+  }
+  sha_job_free(env, j);
+}
+
+/* sha256Batch(bufs, cb) -> whether the job was queued; cb(err, digests) later, 32 bytes a buffer in order. */
+static napi_value js_sha256_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out, name;
+  bool queued = false;
+  uint32_t n = 0;
+  if (!sha256_looked_up) {
+    sha256_looked_up = 1;
+    sha256_fn = (sha256_fn_t)dlsym(RTLD_DEFAULT, "SHA256");
+  }
+  sha_job *j = NULL;
+  if (!sha256_fn || napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_array_length(env, argv[0], &n) != napi_ok) goto done;
+  j = calloc(1, sizeof *j);
+  if (!j) goto done;
+  j->n = n;
+  j->data = calloc(n ? n : 1, sizeof *j->data);
+  j->len = calloc(n ? n : 1, sizeof *j->len);
+  j->out = malloc((size_t)(n ? n : 1) * 32);
+  if (!j->data || !j->len || !j->out) goto fail;
+  /* First pass: lengths and pointers; the small ones' bytes go to one arena. */
+  size_t small = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    void *p;
+    size_t len;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || napi_get_buffer_info(env, v, &p, &len) != napi_ok) goto fail;
+    j->data[i] = p;
+    j->len[i] = len;
+    if (len <= SHA_COPY_MAX) small += len;
+  }
+  if (small > 0) {
+    j->arena = malloc(small);
+    if (!j->arena) goto fail;
+    size_t at = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      if (j->len[i] > SHA_COPY_MAX) continue;
+      memcpy(j->arena + at, j->data[i], j->len[i]);
+      j->data[i] = j->arena + at;
+      at += j->len[i];
+    }
+  }
+  if (napi_create_reference(env, argv[0], 1, &j->bufs) != napi_ok || napi_create_reference(env, argv[1], 1, &j->cb) != napi_ok) goto fail;
+  napi_create_string_utf8(env, "ekvfuse.sha256", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, sha_execute, sha_complete, j, &j->work) != napi_ok) goto fail;
+  if (napi_queue_async_work(env, j->work) != napi_ok) goto fail;
+  queued = true;
+  goto done;
+fail:
+  sha_job_free(env, j);
+done:
+  napi_get_boolean(env, queued, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1780,6 +1907,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"prepareDir", NULL, js_prepare_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sessionStats", NULL, js_session_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sha256Batch", NULL, js_sha256_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -7,7 +7,8 @@ import { SnapshotView } from '../src/source/range.js';
 import { BufferFile, StaticDir, type FileNode, type Node } from '../src/tree/node.js';
 import { SPILL_QUEUE_BYTES } from '../src/tree/content.js';
 import { Tree, type TreeOptions } from '../src/tree/tree.js';
-import { DigestQueue, OFFTHREAD_MIN } from '../src/tree/hashing.js';
+import { DigestQueue, OFFTHREAD_MIN, type BatchSha256 } from '../src/tree/hashing.js';
+import { loadAddon } from '../src/fuse/addon.js';
 
 /** A tree of one adapter over an empty source. */
 function treeOf(adapter: Adapter, more: Partial<TreeOptions> = {}): Tree {
@@ -207,18 +208,22 @@ describe('Tree: a CHECKSUMS larger than the spill threshold', () => {
   });
 });
 
-describe('Tree: big files read whole are hashed off the JS thread', () => {
-  it('CHECKSUMS asked for while their digests are being taken waits for them: right lines, no file read again', async () => {
+describe('Tree: files read whole are hashed off the JS thread', () => {
+  const A = loadAddon();
+  it.each([
+    ['WebCrypto (big files)', {}, [0, 4096, 8192, 12288, 16384, 20480]],
+    ["the addon's batch hasher (every file)", { sha256Batch: ((bufs, cb) => A.sha256Batch(bufs, cb)) as BatchSha256 }, [-OFFTHREAD_MIN + 3, -OFFTHREAD_MIN + 700, 0, 4096, 1 - OFFTHREAD_MIN, 90_000]],
+  ] as const)('CHECKSUMS asked for while their digests are being taken (%s) waits for them: right lines, no file read again', async (_, more, extra) => {
     const files = new Map<string, FileNode & { reads: number }>();
     const want = new Map<string, string>();
     for (let k = 0; k < 6; k++) {
-      const data = Buffer.alloc(OFFTHREAD_MIN + k * 4096);
-      for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(((i + k) * 2654435761) >>> 0, i);
+      const data = Buffer.alloc(OFFTHREAD_MIN + extra[k]!);
+      for (let i = 0; i + 4 <= data.length; i += 4) data.writeUInt32LE(((i + k) * 2654435761) >>> 0, i);
       files.set(`f${k}.bin`, countedFile(data));
       want.set(`f${k}.bin`, createHash('sha256').update(data).digest('hex'));
     }
     const adapter: Adapter = { name: 's3', root: async () => new StaticDir(new Map(files)) };
-    const tree = treeOf(adapter, { cacheBytes: 8 << 20 });
+    const tree = treeOf(adapter, { cacheBytes: 8 << 20, ...more });
     try {
       // Each read whole in one read, all before CHECKSUMS, which is asked for at once: its digests
       // are still being taken (no turn of the loop in between).
@@ -258,25 +263,25 @@ describe('DigestQueue', () => {
     await q.settled(2);
     expect(q.has(2)).toBe(false);
     expect(s.got.get(2)).toBe(createHash('sha256').update(big).digest('hex'));
-    expect(q.stats).toEqual({ offThread: 1, here: 1 });
+    expect(q.stats).toEqual({ offThread: 1, here: 1, jobs: 1 });
   });
 
-  it('holds at most 16 MiB waiting for a slot: past it a file is hashed at once, and every digest is right', async () => {
+  it('holds at most 16 MiB taken off the thread (running or waiting for a slot): past it a file is hashed at once, and every digest is right', async () => {
     const s = sink();
     const q = new DigestQueue(s);
     const files = Array.from({ length: 24 }, (_, i) => bytes(1 << 20, i));
     files.forEach((f, i) => q.add(i + 1, f));
-    // Two jobs running, then 16 MiB waiting; the rest were hashed here.
+    // Two jobs running, 16 MiB in all taken; the rest were hashed here.
     expect(q.stats.offThread).toBe(2);
-    expect(q.stats.here).toBe(24 - 2 - 16);
+    expect(q.stats.here).toBe(24 - 16);
     await Promise.all(files.map((_, i) => q.settled(i + 1)));
-    expect(q.stats.offThread).toBe(18);
+    expect(q.stats.offThread).toBe(16);
     files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(createHash('sha256').update(f).digest('hex')));
   });
 
   it('hashes here when there is no WebCrypto, and close() drops files still waiting (their waiters settle)', async () => {
     const s1 = sink();
-    new DigestQueue(s1, null).add(1, bytes(OFFTHREAD_MIN, 3));
+    new DigestQueue(s1, null, null).add(1, bytes(OFFTHREAD_MIN, 3));
     expect(s1.got.has(1)).toBe(true);
     const s2 = sink();
     const q = new DigestQueue(s2);
@@ -287,5 +292,91 @@ describe('DigestQueue', () => {
     expect(q.has(4)).toBe(false);
     await Promise.all([1, 2].map((i) => q.settled(i)));
     expect(s2.got.size).toBe(0); // closed: nothing recorded, not even the two that ran
+  });
+});
+
+describe('DigestQueue with the addon\'s batch hasher', () => {
+  const A = loadAddon();
+  const hasher: BatchSha256 = (bufs, cb) => A.sha256Batch(bufs, cb);
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  const sink = () => {
+    const got = new Map<number, string>();
+    return { got, done: (id: number, d: Buffer) => void got.set(id, d.toString('hex')), failed: (id: number) => void got.set(id, 'failed') };
+  };
+
+  it('the addon hashes as node:crypto does: empty, small (copied in), big (read in place), one byte past the copy bound', async () => {
+    const bufs = [Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(4096, 1), Buffer.alloc(4097, 2), Buffer.alloc(600_000, 3), Buffer.alloc(1 << 20).subarray(77, 300_077)];
+    const digests = await new Promise<Buffer>((resolve, reject) => {
+      expect(A.sha256Batch(bufs, (err, d) => (err || !d ? reject(new Error(err ?? 'no digests')) : resolve(d)))).toBe(true);
+    });
+    expect(digests.length).toBe(32 * bufs.length);
+    bufs.forEach((b, i) => expect(digests.subarray(32 * i, 32 * i + 32).toString('hex')).toBe(sha(b)));
+  });
+
+  it('files of one turn of the loop go as one job, every size; CHECKSUMS-style waiters settle once their digest is in', async () => {
+    const s = sink();
+    const q = new DigestQueue(s, hasher);
+    const files = Array.from({ length: 300 }, (_, i) => Buffer.from(`{"item":${i}}\n`.repeat(1 + (i % 7))));
+    files.push(Buffer.alloc(OFFTHREAD_MIN * 2, 9));
+    files.forEach((f, i) => q.add(i + 1, f));
+    expect(q.has(1) && q.has(files.length)).toBe(true);
+    expect(s.got.size).toBe(0); // nothing hashed on this thread
+    await q.settled(files.length);
+    expect(q.stats).toEqual({ offThread: files.length, here: 0, jobs: 1 });
+    files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(sha(f)));
+    expect(q.has(1)).toBe(false);
+    expect(q.settled(1)).toBeUndefined();
+  });
+
+  it('a batch is sealed at 1024 files, at most two jobs run, and the 16 MiB bound holds', async () => {
+    const s = sink();
+    const q = new DigestQueue(s, hasher);
+    for (let i = 1; i <= 3000; i++) q.add(i, Buffer.from(`f${i}`));
+    // Two batches of 1024 started; the rest wait for the end of this turn.
+    expect(q.stats.jobs).toBe(2);
+    const big = Array.from({ length: 20 }, (_, i) => Buffer.alloc(1 << 20, i));
+    big.forEach((b, i) => q.add(10_000 + i, b));
+    expect(q.stats.here).toBeGreaterThanOrEqual(4); // past 16 MiB taken: hashed at once
+    await Promise.all([...Array(3000).keys()].map((i) => q.settled(i + 1)));
+    await Promise.all(big.map((_, i) => q.settled(10_000 + i)));
+    for (const i of [1, 1024, 1025, 3000]) expect(s.got.get(i)).toBe(sha(Buffer.from(`f${i}`)));
+    big.forEach((b, i) => expect(s.got.get(10_000 + i)).toBe(sha(b)));
+    expect(q.stats.offThread + q.stats.here).toBe(3020);
+  });
+
+  it('a hasher that cannot take jobs: the files are hashed here, right, and the queue stops using it', async () => {
+    const s = sink();
+    let calls = 0;
+    const q = new DigestQueue(s, () => {
+      calls++;
+      return false;
+    });
+    const files = [Buffer.from('a'), Buffer.from('b')];
+    files.forEach((f, i) => q.add(i + 1, f));
+    await q.settled(2);
+    files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(sha(f)));
+    q.add(3, Buffer.from('c'));
+    expect(s.got.get(3)).toBe(sha(Buffer.from('c')));
+    expect(calls).toBe(1);
+    expect(q.stats.here).toBe(3);
+  });
+
+  it('a failed job leaves its files unknown (failed), and close() drops files still waiting', async () => {
+    const s = sink();
+    const q = new DigestQueue(s, (_bufs, cb) => {
+      setImmediate(() => cb('boom', null));
+      return true;
+    });
+    q.add(1, Buffer.from('x'));
+    await q.settled(1);
+    expect(s.got.get(1)).toBe('failed');
+    const s2 = sink();
+    const q2 = new DigestQueue(s2, hasher);
+    q2.add(1, Buffer.from('y'));
+    const w = q2.settled(1)!;
+    q2.close();
+    await w;
+    expect(q2.has(1)).toBe(false);
+    expect(s2.got.size).toBe(0);
   });
 });

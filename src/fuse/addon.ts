@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { BatchSha256 } from '../tree/hashing.js';
 
 declare const handleBrand: unique symbol;
 /** Opaque native mount handle (a napi external). */
@@ -52,6 +53,11 @@ export interface Addon {
   replyBufAfterStores(h: Handle, id: number, data: Buffer, ino: number): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */
   trimMalloc(): boolean;
+  /**
+   * sha256 of each buffer in libuv's thread pool (Node's own OpenSSL), 32 bytes a buffer in
+   * order; false when not queued (no SHA256 in this process). The buffers must not change until cb.
+   */
+  sha256Batch(bufs: Buffer[], cb: (err: string | null, digests: Buffer | null) => void): boolean;
   /** execv(path, argv): returns only on failure, with the errno. */
   reexec(path: string, argv: string[]): number;
 }
@@ -82,6 +88,16 @@ export function mallocTrimmer(): (() => boolean) | null {
   try {
     const A = loadAddon();
     return () => A.trimMalloc();
+  } catch {
+    return null;
+  }
+}
+
+/** The addon's batch sha256 (tree/hashing.ts), or null when the addon cannot load (fuse-native without a build). */
+export function batchSha256(): BatchSha256 | null {
+  try {
+    const A = loadAddon();
+    return (bufs, cb) => A.sha256Batch(bufs, cb);
   } catch {
     return null;
   }

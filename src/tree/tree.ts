@@ -14,7 +14,7 @@ import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { auxCacheBytes, ContentStore } from './content.js';
 import { DigestStore } from './digests.js';
-import { DigestQueue } from './hashing.js';
+import { DigestQueue, type BatchSha256 } from './hashing.js';
 import { BufferFile, RecordError, type DirNode, type Entry, type FileNode, type Node } from './node.js';
 import { childPath, grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
 
@@ -35,6 +35,8 @@ export interface TreeOptions {
   manifest: () => Promise<Buffer> | Buffer;
   /** Optional gate run before every data access (the live pin check). */
   guard?: () => void;
+  /** sha256 of many files in one job off the JS thread (the ekvfuse addon's); default none (see DigestQueue). */
+  sha256Batch?: BatchSha256 | null;
 }
 
 /** A directory's names and each child's path id, in listing order. */
@@ -142,11 +144,8 @@ export class Tree {
   readonly paths = new PathTable();
   /** sha256 of files read start-to-end, by path id. */
   private readonly fileHashes: DigestStore;
-  /** Digests of whole big files being taken off the JS thread (then kept in fileHashes). */
-  private readonly digests = new DigestQueue({
-    done: (id, d) => this.fileHashes.setId(id, d),
-    failed: (id, e) => this.log.warn({ err: (e as Error).message, path: this.paths.path(id) }, 'sha256 off the JS thread failed: CHECKSUMS reads the file again'),
-  });
+  /** Digests of whole files being taken off the JS thread (then kept in fileHashes). */
+  private readonly digests: DigestQueue;
   /** Files being hashed as they stream through; a file read only in part ages out. */
   private readonly seq = new LRUCache<string, SeqHash>({
     max: HASH_FILES_IN_PROGRESS,
@@ -176,6 +175,13 @@ export class Tree {
     this.log = opts.log;
     this.content = new ContentStore({ cacheBytes: opts.cacheBytes, spillDir: opts.spillDir, spillThreshold: opts.spillThreshold, paths: this.paths });
     this.fileHashes = new DigestStore({ dir: opts.spillDir ?? tmpdir(), maxPages: opts.digestPages, log: opts.log });
+    this.digests = new DigestQueue(
+      {
+        done: (id, d) => this.fileHashes.setId(id, d),
+        failed: (id, e) => this.log.warn({ err: (e as Error).message, path: this.paths.path(id) }, 'sha256 off the JS thread failed: CHECKSUMS reads the file again'),
+      },
+      opts.sha256Batch ?? null,
+    );
     this.ctx = { view: opts.view, options: opts.options, files: this.content, log: opts.log, roomCacheBytes: auxCacheBytes(opts.cacheBytes) };
     this.root = this.makeRoot();
   }
