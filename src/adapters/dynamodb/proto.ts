@@ -240,7 +240,97 @@ function decodeAttrValue(buf: Buffer, prev: AttrValue, depth: number): AttrValue
   return av;
 }
 
+/**
+ * DynamoItem: the flat shape nearly every stored item has, read straight off the bytes
+ * (decodeFlatItem), else the general decoder. They agree on every input the flat reader
+ * takes, and it takes none it is unsure of (see its test).
+ */
 export function decodeItem(buf: Buffer): Item {
+  return decodeFlatItem(buf) ?? decodeItemFields(buf);
+}
+
+/** A length or tag varint of at most two bytes at `pos` (below 16384), or -1. */
+function short(buf: Buffer, pos: number): number {
+  const a = buf[pos];
+  if (a === undefined) return -1;
+  if (a < 0x80) return a;
+  const b = buf[pos + 1];
+  return b === undefined || b >= 0x80 ? -1 : (a & 0x7f) | (b << 7);
+}
+
+/** Bytes of a varint below 16384. */
+const shortLen = (n: number): number => (n < 0x80 ? 1 : 2);
+
+/** UTF-8 text of buf[s, e): plain ASCII as latin1, else strictly decoded; null when invalid. */
+function text(buf: Buffer, s: number, e: number): string | null {
+  for (let i = s; i < e; i++) {
+    if (buf[i]! >= 0x80) {
+      try {
+        return utf8Decoder.decode(buf.subarray(s, e));
+      } catch {
+        return null;
+      }
+    }
+  }
+  return buf.toString('latin1', s, e);
+}
+
+/**
+ * A DynamoItem whose every map entry is its key (field 1) then its value (field 2), once
+ * each, with lengths below 16384, and whose every value sets one scalar case once (S, N, B,
+ * BOOL, NULL) and nothing else; null for anything else (empty values, sets, lists, maps,
+ * unknown or repeated fields, invalid UTF-8, malformed input), which the general decoder
+ * reads (and rejects) by the Go runtime's rules. No closures, readers or views per field:
+ * ~4x faster on the bench's items.
+ */
+function decodeFlatItem(buf: Buffer): Item | null {
+  const item: Item = new Map();
+  const end = buf.length;
+  let pos = 0;
+  while (pos < end) {
+    if (buf[pos] !== 0x0a) return null;
+    const len = short(buf, pos + 1);
+    if (len < 0) return null;
+    pos += 1 + shortLen(len);
+    const entryEnd = pos + len;
+    if (entryEnd > end || buf[pos] !== 0x0a) return null;
+    const klen = short(buf, pos + 1);
+    if (klen < 0) return null;
+    pos += 1 + shortLen(klen);
+    const kEnd = pos + klen;
+    if (kEnd > entryEnd) return null;
+    const key = text(buf, pos, kEnd);
+    if (key === null || buf[kEnd] !== 0x12) return null;
+    const vlen = short(buf, kEnd + 1);
+    if (vlen < 0) return null;
+    pos = kEnd + 1 + shortLen(vlen);
+    if (pos + vlen !== entryEnd || vlen === 0) return null;
+    const tag = buf[pos]!;
+    let av: AttrValue;
+    if (tag === 0x0a || tag === 0x12 || tag === 0x1a) {
+      const n = short(buf, pos + 1);
+      if (n < 0) return null;
+      const s = pos + 1 + shortLen(n);
+      if (s + n !== entryEnd) return null;
+      if (tag === 0x1a) av = { t: 'B', v: Buffer.from(buf.subarray(s, s + n)) };
+      else {
+        const v = text(buf, s, s + n);
+        if (v === null) return null;
+        av = tag === 0x0a ? { t: 'S', v } : { t: 'N', v };
+      }
+    } else if (tag === 0x20 || tag === 0x28) {
+      const b = buf[pos + 1];
+      if (b === undefined || b >= 0x80 || pos + 2 !== entryEnd) return null;
+      av = tag === 0x20 ? { t: 'BOOL', v: b !== 0 } : { t: 'NULL', v: b !== 0 };
+    } else return null;
+    item.set(key, av);
+    pos = entryEnd;
+  }
+  return item;
+}
+
+/** DynamoItem by the general rules (any field order, repeats, unknown fields, nesting). */
+export function decodeItemFields(buf: Buffer): Item {
   const item: Item = new Map();
   fields(buf, 0, (f, w, r) => {
     if (f !== 1 || w !== 2) return false;
