@@ -8,6 +8,7 @@
 import { Command } from 'commander';
 import { appendFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
 import { ALL_ADAPTERS } from '../adapters/index.js';
@@ -20,7 +21,7 @@ import { exportTree } from '../tree/export.js';
 import { batchSha256 } from '../fuse/addon.js';
 import { Tree } from '../tree/tree.js';
 import { generateDatasets, type Datasets, type Scale } from './dataset.js';
-import { DEVCLUSTER_BIN, dropCaches, median, percentile, sh, startMount, type Daemon } from './util.js';
+import { cpuSeconds, DEVCLUSTER_BIN, dropCaches, median, percentile, sh, startMount, type Daemon } from './util.js';
 
 interface Row {
   run: string;
@@ -65,6 +66,15 @@ async function renderInProcess(fsm: string, cacheBytes: number): Promise<number>
     await tree.close();
     await src.close();
   }
+}
+
+/**
+ * The children's CPU seconds from bash's `times` (its last line: "0m1.234s 0m0.567s", user
+ * then system), or 0 when the line is not there.
+ */
+function childTimes(stdout: string): number {
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(stdout.trim());
+  return m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : 0;
 }
 
 /** The subtrees of the two-copies figure: many small directories, and one big one. */
@@ -241,15 +251,21 @@ async function main(): Promise<void> {
   const atOnceMs: number[] = [];
   const liveRss: number[] = [];
   const buildRss: number[] = [];
+  const liveCpu: { mount: number; cluster: number; tar: number }[] = [];
+  const rawCpu: { client: number; cluster: number }[] = [];
   let liveBytes = 0;
   let rawBytes = 0;
   const byAdapter: { top: string; mountMs: number; rawMs: number }[] = [];
   try {
     for (let i = 0; i < runs; i++) {
       const l = await withMount(['--cluster', dc.address], async (d) => {
-        const t = await time(() => tarBytes(d.mnt));
+        const mount0 = d.cpuSeconds();
+        const cluster0 = cpuSeconds(dc.proc.pid);
+        // tar's own CPU, the kernel's work on its reads included (bash's `times`: children's user and system).
+        const t = await time(() => sh(`tar -C '${d.mnt}' -cf - . | wc -c; times`));
+        liveCpu.push({ mount: d.cpuSeconds() - mount0, cluster: cpuSeconds(dc.proc.pid) - cluster0, tar: childTimes(t.out.stdout) });
         liveRss.push(mib(d.peakRssKiB()));
-        return t;
+        return { ms: t.ms, out: Number(t.out.stdout.split('\n')[0]!.trim()) };
       });
       liveMs.push(l.ms);
       liveBytes = l.out;
@@ -258,7 +274,11 @@ async function main(): Promise<void> {
         await sh(`stat -c %s '${join(d.mnt, 'CHECKSUMS')}'`);
         buildRss.push(mib(d.peakRssKiB()));
       });
+      const client0 = process.cpuUsage();
+      const cluster0 = cpuSeconds(dc.proc.pid);
       const r = await time(() => rawScan(dc.address, 1024));
+      const client = process.cpuUsage(client0);
+      rawCpu.push({ client: (client.user + client.system) / 1e6, cluster: cpuSeconds(dc.proc.pid) - cluster0 });
       rawMs.push(r.ms);
       rawBytes = r.out.bytes;
       // Two copies at once (a walk of many small directories beside one of a big directory)
@@ -282,6 +302,14 @@ async function main(): Promise<void> {
   row('6 peak RSS', 'peak_rss_mib (live mount, tar, cache 256MiB)', fmt(median(liveRss), 0), `(median of ${runs})`);
   row('6 peak RSS', 'peak_rss_mib (live mount, CHECKSUMS built by a stat, cache 256MiB)', fmt(median(buildRss), 0), `(median of ${runs}; the build reads every file itself)`);
   row('2 tar live mount', 'live_vs_raw_scan_ratio', fmt(liveVsRaw), `(mount tar ${fmt(median(liveMs) / 1000)} s for ${fmt(liveBytes / 2 ** 20, 0)} MiB; raw RawScanAt paging ${fmt(median(rawMs) / 1000)} s for ${fmt(rawBytes / 2 ** 20, 0)} MiB of keys+values)`);
+  // Where the cores went: on a machine where the cluster shares the cores with the mount, the
+  // live figure is bounded by the CPU both spend, not by either alone.
+  const cores = availableParallelism();
+  const liveCpuMed = { mount: median(liveCpu.map((c) => c.mount)), cluster: median(liveCpu.map((c) => c.cluster)), tar: median(liveCpu.map((c) => c.tar)) };
+  const rawCpuMed = { client: median(rawCpu.map((c) => c.client)), cluster: median(rawCpu.map((c) => c.cluster)) };
+  const liveCpuTotal = liveCpuMed.mount + liveCpuMed.cluster + liveCpuMed.tar;
+  row('2 tar live mount', '  CPU of the live tar', `${fmt(liveCpuTotal, 1)} s`, `(medians: mount ${fmt(liveCpuMed.mount, 1)} s, cluster ${fmt(liveCpuMed.cluster, 1)} s, tar and its reads ${fmt(liveCpuMed.tar, 1)} s; ${cores} cores busy ${fmt((100 * liveCpuTotal) / cores / (median(liveMs) / 1000), 0)} % of the tar's wall time; the samples: ${liveMs.map((m) => fmt(m / 1000, 1)).join(' / ')} s)`);
+  row('2 tar live mount', '  CPU of the raw paging', `${fmt(rawCpuMed.client + rawCpuMed.cluster, 1)} s`, `(medians: client ${fmt(rawCpuMed.client, 1)} s, cluster ${fmt(rawCpuMed.cluster, 1)} s; the samples: ${rawMs.map((m) => fmt(m / 1000, 1)).join(' / ')} s)`);
   for (const a of byAdapter) row('2 tar live mount', `  ${a.top}/ alone`, fmt(a.rawMs / a.mountMs), `(first copy on a fresh mount ${fmt(a.mountMs / 1000)} s; raw paging of its keys ${fmt(a.rawMs / 1000)} s; one run)`);
   const atOnce = median(oneByOneMs) / median(atOnceMs);
   row('2 two copies at once', 'concurrent_copies_ratio', fmt(atOnce), `(tar of ${COPIES.join('/ and ')}/ over a live mount: one after the other ${fmt(median(oneByOneMs) / 1000)} s, at once ${fmt(median(atOnceMs) / 1000)} s; below 1 means they got in each other's way)`);
@@ -355,6 +383,8 @@ async function main(): Promise<void> {
     peak_rss_live_mib: Number(fmt(Math.max(median(liveRss), median(buildRss)), 0)),
     mount_s: Number(fmt(median(mountMs) / 1000)),
     concurrent_copies_ratio: Number(fmt(atOnce)),
+    live_cpu_s: { mount: Number(fmt(liveCpuMed.mount, 1)), cluster: Number(fmt(liveCpuMed.cluster, 1)), tar: Number(fmt(liveCpuMed.tar, 1)) },
+    raw_cpu_s: { client: Number(fmt(rawCpuMed.client, 1)), cluster: Number(fmt(rawCpuMed.cluster, 1)) },
     live_vs_raw_by_adapter: Object.fromEntries(byAdapter.map((a) => [a.top, Number(fmt(a.rawMs / a.mountMs))])),
     verify_s: Number(fmt(median(verifyMs) / 1000)),
     elapsed_s: Math.round((Date.now() - t0) / 1000),

@@ -43,11 +43,24 @@ export function isMounted(mnt: string): boolean {
     .some((l) => l.split(' ')[4] === mnt);
 }
 
+/** CPU seconds (user + system) a live process has used so far, from /proc (clock ticks of 1/100 s); 0 when it is gone. */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    // Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 export interface Daemon {
   proc: ChildProcess;
   mnt: string;
   /** Peak resident set (VmHWM) in KiB, read from /proc while alive. */
   peakRssKiB(): number;
+  /** CPU seconds the daemon has used so far (its every thread). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -69,6 +82,7 @@ export async function startMount(args: string[]): Promise<Daemon> {
   return {
     proc,
     mnt,
+    cpuSeconds: () => cpuSeconds(proc.pid),
     peakRssKiB: () => {
       const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
       return m ? Number(m[1]) : 0;
