@@ -7,7 +7,7 @@ import { SnapshotView } from '../src/source/range.js';
 import { BufferFile, StaticDir, type FileNode, type Node } from '../src/tree/node.js';
 import { SPILL_QUEUE_BYTES } from '../src/tree/content.js';
 import { Tree, type TreeOptions } from '../src/tree/tree.js';
-import { DigestQueue, OFFTHREAD_MIN, type BatchSha256 } from '../src/tree/hashing.js';
+import { ARENA_FILE_MAX, DigestQueue, OFFTHREAD_MIN, type BatchSha256 } from '../src/tree/hashing.js';
 import { loadAddon } from '../src/fuse/addon.js';
 
 /** A tree of one adapter over an empty source. */
@@ -212,7 +212,7 @@ describe('Tree: files read whole are hashed off the JS thread', () => {
   const A = loadAddon();
   it.each([
     ['WebCrypto (big files)', {}, [0, 4096, 8192, 12288, 16384, 20480]],
-    ["the addon's batch hasher (every file)", { sha256Batch: ((bufs, cb) => A.sha256Batch(bufs, cb)) as BatchSha256 }, [-OFFTHREAD_MIN + 3, -OFFTHREAD_MIN + 700, 0, 4096, 1 - OFFTHREAD_MIN, 90_000]],
+    ["the addon's batch hasher (every file)", { sha256Batch: ((arena, lens, n, bigs, cb) => A.sha256Batch(arena, lens, n, bigs, cb)) as BatchSha256 }, [-OFFTHREAD_MIN + 3, -OFFTHREAD_MIN + 700, 0, 4096, 1 - OFFTHREAD_MIN, 90_000]],
   ] as const)('CHECKSUMS asked for while their digests are being taken (%s) waits for them: right lines, no file read again', async (_, more, extra) => {
     const files = new Map<string, FileNode & { reads: number }>();
     const want = new Map<string, string>();
@@ -297,20 +297,34 @@ describe('DigestQueue', () => {
 
 describe('DigestQueue with the addon\'s batch hasher', () => {
   const A = loadAddon();
-  const hasher: BatchSha256 = (bufs, cb) => A.sha256Batch(bufs, cb);
+  const hasher: BatchSha256 = (arena, lens, n, bigs, cb) => A.sha256Batch(arena, lens, n, bigs, cb);
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
   const sink = () => {
     const got = new Map<number, string>();
     return { got, done: (id: number, d: Buffer) => void got.set(id, d.toString('hex')), failed: (id: number) => void got.set(id, 'failed') };
   };
 
-  it('the addon hashes as node:crypto does: empty, small (copied in), big (read in place), one byte past the copy bound', async () => {
-    const bufs = [Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(4096, 1), Buffer.alloc(4097, 2), Buffer.alloc(600_000, 3), Buffer.alloc(1 << 20).subarray(77, 300_077)];
+  it('the addon hashes as node:crypto does: small files back to back in an arena, big ones in place (views included)', async () => {
+    const small = [Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(4096, 1), Buffer.from('é')];
+    const bigs = [Buffer.alloc(4097, 2), Buffer.alloc(600_000, 3), Buffer.alloc(1 << 20).subarray(77, 300_077)];
+    const arena = Buffer.concat([...small, Buffer.from('trailing bytes no length names')]);
+    const lens = Uint32Array.from([...small.map((b) => b.length), 999]);
     const digests = await new Promise<Buffer>((resolve, reject) => {
-      expect(A.sha256Batch(bufs, (err, d) => (err || !d ? reject(new Error(err ?? 'no digests')) : resolve(d)))).toBe(true);
+      expect(A.sha256Batch(arena, lens, small.length, bigs, (err, d) => (err || !d ? reject(new Error(err ?? 'no digests')) : resolve(d)))).toBe(true);
     });
-    expect(digests.length).toBe(32 * bufs.length);
-    bufs.forEach((b, i) => expect(digests.subarray(32 * i, 32 * i + 32).toString('hex')).toBe(sha(b)));
+    expect(digests.length).toBe(32 * (small.length + bigs.length));
+    [...small, ...bigs].forEach((b, i) => expect(digests.subarray(32 * i, 32 * i + 32).toString('hex')).toBe(sha(b)));
+  });
+
+  it('the addon refuses lengths past the arena, or more files than lengths, and reads nothing', async () => {
+    let called = 0;
+    const cb = (): void => void called++;
+    expect(A.sha256Batch(Buffer.alloc(10), Uint32Array.from([4, 7]), 2, [], cb)).toBe(false);
+    expect(A.sha256Batch(Buffer.alloc(10), Uint32Array.from([4]), 2, [], cb)).toBe(false);
+    // Lengths beyond nSmall are not read: a job of the big file alone.
+    const one = await new Promise<Buffer | null>((resolve) => expect(A.sha256Batch(Buffer.alloc(10), Uint32Array.from([4, 999]), 0, [Buffer.from('z')], (_e, d) => resolve(d))).toBe(true));
+    expect(one?.toString('hex')).toBe(sha(Buffer.from('z')));
+    expect(called).toBe(0);
   });
 
   it('files of one turn of the loop go as one job, every size; CHECKSUMS-style waiters settle once their digest is in', async () => {
@@ -344,6 +358,24 @@ describe('DigestQueue with the addon\'s batch hasher', () => {
     expect(q.stats.offThread + q.stats.here).toBe(3020);
   });
 
+  it('small files fill arenas that grow from 16 KiB: a full arena seals its batch, and every digest is right', async () => {
+    const s = sink();
+    const q = new DigestQueue(s, hasher);
+    const files = Array.from({ length: 200 }, (_, i) => Buffer.alloc(ARENA_FILE_MAX - (i % 5), i));
+    files.forEach((f, i) => q.add(i + 1, f));
+    // 16 KiB take 4 files of ~4 KiB: the first batches were sealed full before the turn ended.
+    expect(q.stats.jobs).toBe(2);
+    await Promise.all(files.map((_, i) => q.settled(i + 1)));
+    files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(sha(f)));
+    const jobs = q.stats.jobs;
+    // The next turn's arenas are bigger (twice what the last one used): fewer jobs for the same files.
+    const more = files.map((f) => Buffer.from(f).reverse());
+    more.forEach((f, i) => q.add(1000 + i, f));
+    await Promise.all(more.map((_, i) => q.settled(1000 + i)));
+    more.forEach((f, i) => expect(s.got.get(1000 + i)).toBe(sha(f)));
+    expect(q.stats.jobs - jobs).toBeLessThan(jobs);
+  });
+
   it('a hasher that cannot take jobs: the files are hashed here, right, and the queue stops using it', async () => {
     const s = sink();
     let calls = 0;
@@ -363,7 +395,7 @@ describe('DigestQueue with the addon\'s batch hasher', () => {
 
   it('a failed job leaves its files unknown (failed), and close() drops files still waiting', async () => {
     const s = sink();
-    const q = new DigestQueue(s, (_bufs, cb) => {
+    const q = new DigestQueue(s, (_arena, _lens, _n, _bigs, cb) => {
       setImmediate(() => cb('boom', null));
       return true;
     });
