@@ -1775,8 +1775,9 @@ static napi_value js_reexec(napi_env env, napi_callback_info info) {
  * Small files come back to back in one arena Buffer the JS side filled, with their lengths;
  * big ones as a list of Buffers. All are read in place by the pool thread: Buffers of that size
  * are never on V8's heap (their memory does not move), nobody writes to them (a file's bytes
- * are immutable, and JS does not reuse an arena it handed over), and they are referenced until
- * the job's callback, so none is freed while it is read. One napi call a job, not per file.
+ * are immutable, and JS fills an arena again only after the job's callback), and they are
+ * referenced until that callback, so none is freed while it is read. One napi call a job, not
+ * per file.
  */
 typedef unsigned char *(*sha256_fn_t)(const unsigned char *d, size_t n, unsigned char *md);
 static sha256_fn_t sha256_fn;

@@ -5,10 +5,10 @@
  *  - A batch hasher (the ekvfuse addon's sha256Batch, handed in by whoever loaded it): the
  *    files served in one turn of the loop go as one job to libuv's thread pool. Small files
  *    are copied back to back into the job's arena here (a copy of a few hundred bytes costs
- *    less than anything else we could do with them), big ones are read in place. The JS
- *    thread pays well under a microsecond a small file, against ~1-1.8 µs to hash a
- *    600-byte file itself (and ~1.3 µs when the addon took each file as an array element),
- *    and nothing like the ~85-185 µs WebCrypto costs to take a 512 KiB one, which it copies.
+ *    less than a napi call per file), big ones are read in place. The JS thread pays
+ *    0.6-0.85 µs a small file (150k files of ~560 bytes, 100 a turn), against 1.5-2.0 µs to
+ *    hash them itself, and a few µs a job for the big ones, against the ~85-185 µs WebCrypto
+ *    costs to take a 512 KiB file, which it copies.
  *  - Without one, WebCrypto's digest (also in the pool) for files of OFFTHREAD_MIN bytes or
  *    more: it copies the buffer first, so smaller files are hashed at once, here.
  *
@@ -27,12 +27,14 @@ const QUEUE_BYTES = 16 << 20;
 /** Files of at most this many bytes go into a batch's arena (copied); bigger ones are read in place. */
 export const ARENA_FILE_MAX = 4096;
 /**
- * A batch's arena: twice what the last one used, within these bounds (a turn of the loop often
- * serves a few files only). The batch is sealed when the next small file does not fit (else at
- * 1024 files, 4 MiB, or the end of the loop's turn).
+ * A batch's arena. The batch is sealed when the next small file does not fit (else at 1024
+ * files, 4 MiB, or the end of the loop's turn). Arenas are kept for the next batches once their
+ * job is over (at most ARENAS_KEPT): one allocated per batch cost more than hashing here, in GC
+ * (V8 counts them as external memory) and in CPU (a snapshot tar of the bench tree: the JS
+ * thread's user CPU 12.25/11.33 s hashing here, 13.73/13.03 s with an arena a batch).
  */
-const ARENA_MIN = 16 * 1024;
-const ARENA_MAX = 256 * 1024;
+const ARENA_BYTES = 256 * 1024;
+const ARENAS_KEPT = JOBS + 2;
 const BATCH_FILES = 1024;
 const BATCH_BYTES = 4 << 20;
 const NO_BYTES = Buffer.alloc(0);
@@ -66,11 +68,19 @@ interface Batch {
   settle: (() => void) | null;
 }
 
-const newBatch = (arenaBytes: number): Batch => ({
+/** An arena and its lengths, for a batch's small files. */
+interface Arena {
+  bytes: Buffer;
+  lens: Uint32Array;
+}
+
+const NO_ARENA: Arena = { bytes: NO_BYTES, lens: new Uint32Array(0) };
+
+const newBatch = (arena: Arena): Batch => ({
   smallIds: [],
-  arena: arenaBytes > 0 ? Buffer.allocUnsafeSlow(arenaBytes) : NO_BYTES,
+  arena: arena.bytes,
   arenaUsed: 0,
-  lens: new Uint32Array(arenaBytes > 0 ? BATCH_FILES : 0),
+  lens: arena.lens,
   bigIds: [],
   bigs: [],
   bytes: 0,
@@ -90,8 +100,8 @@ export class DigestQueue {
   private running = 0;
   private closed = false;
   private flushScheduled = false;
-  /** The next batch's arena size (see ARENA_MIN). */
-  private arenaBytes = ARENA_MIN;
+  /** Arenas whose job is over, for the next batches (see ARENA_BYTES). */
+  private readonly arenas: Arena[] = [];
   readonly stats = { offThread: 0, here: 0, jobs: 0 };
 
   constructor(
@@ -130,7 +140,7 @@ export class DigestQueue {
       this.pump();
     }
     if (!b) {
-      b = this.open = newBatch(this.batch ? this.arenaBytes : 0);
+      b = this.open = newBatch(!this.batch ? NO_ARENA : (this.arenas.pop() ?? { bytes: Buffer.allocUnsafeSlow(ARENA_BYTES), lens: new Uint32Array(BATCH_FILES) }));
       this.waiting.push(b);
     }
     if (small) {
@@ -172,7 +182,6 @@ export class DigestQueue {
 
   private runBatch(b: Batch): void {
     const n = filesOf(b);
-    this.arenaBytes = Math.min(ARENA_MAX, Math.max(ARENA_MIN, 2 * b.arenaUsed));
     let queued = false;
     try {
       queued = this.batch!(b.arena, b.lens, b.smallIds.length, b.bigs, (err, digests) =>
@@ -219,6 +228,8 @@ export class DigestQueue {
       }
     }
     b.bigs.length = 0;
+    // The job is over: nothing reads its arena any more.
+    if (b.arena.length > 0 && this.arenas.length < ARENAS_KEPT && !this.closed) this.arenas.push({ bytes: b.arena, lens: b.lens });
     b.settle?.();
     this.pump();
   }
