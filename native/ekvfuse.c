@@ -18,7 +18,7 @@
  * reported to JS, which has the addon answer EINTR when the caller is leaving
  * (js_interrupt).
  *
- * Besides FUSE: sha256Batch hashes files for CHECKSUMS in libuv's thread pool (see its
+ * Besides FUSE: sha256Batch hashes big files for CHECKSUMS in libuv's thread pool (see its
  * comment), trimMalloc and reexec.
  *
  * Threads: fuse worker threads only allocate a request record and queue it (and
@@ -1767,17 +1767,13 @@ static napi_value js_reexec(napi_env env, napi_callback_info info) {
 }
 
 /*
- * sha256 of whole files for CHECKSUMS, in libuv's thread pool (the JS side batches the files
- * served in one turn of its loop). OpenSSL's one-shot SHA256 is Node's own (the node binary
- * exports OpenSSL's symbols for addons); looked up once at run time, so a Node without it
- * only loses this (sha256Batch returns false and JS hashes on its own thread).
- *
- * Small files come back to back in one arena Buffer the JS side filled, with their lengths;
- * big ones as a list of Buffers. All are read in place by the pool thread: Buffers of that size
- * are never on V8's heap (their memory does not move), nobody writes to them (a file's bytes
- * are immutable, and JS fills an arena again only after the job's callback), and they are
- * referenced until that callback, so none is freed while it is read. One napi call a job, not
- * per file.
+ * sha256 of big files for CHECKSUMS, in libuv's thread pool. OpenSSL's one-shot SHA256 is
+ * Node's own (the node binary exports OpenSSL's symbols for addons); looked up once at run
+ * time, so a Node without it only loses this (sha256Batch returns false and JS hashes another
+ * way). The Buffers are read in place by the pool thread: Buffers of that size are never on
+ * V8's heap (their memory does not move), nobody writes to them (a file's bytes are
+ * immutable), and the array holding them is referenced until the job's callback, so none is
+ * freed while it is read. WebCrypto, the other way, copies each file first.
  */
 typedef unsigned char *(*sha256_fn_t)(const unsigned char *d, size_t n, unsigned char *md);
 static sha256_fn_t sha256_fn;
@@ -1785,19 +1781,17 @@ static int sha256_looked_up;
 
 typedef struct {
   napi_async_work work;
-  napi_ref arena;    /* the small files' Buffer */
-  napi_ref bigs;     /* the JS array of big Buffers */
+  napi_ref bufs; /* the JS array of Buffers */
   napi_ref cb;
-  uint32_t n;        /* small files + big ones */
+  uint32_t n;
   const unsigned char **data;
   size_t *len;
-  unsigned char *out; /* 32 bytes a file */
+  unsigned char *out; /* 32 bytes a buffer */
 } sha_job;
 
 static void sha_job_free(napi_env env, sha_job *j) {
   if (j->work) napi_delete_async_work(env, j->work);
-  if (j->arena) napi_delete_reference(env, j->arena);
-  if (j->bigs) napi_delete_reference(env, j->bigs);
+  if (j->bufs) napi_delete_reference(env, j->bufs);
   if (j->cb) napi_delete_reference(env, j->cb);
   free(j->data);
   free(j->len);
@@ -1829,55 +1823,34 @@ static void sha_complete(napi_env env, napi_status status, void *arg) {
   sha_job_free(env, j);
 }
 
-/*
- * sha256Batch(arena, lens, nSmall, bigs, cb) -> whether the job was queued. arena holds nSmall
- * files back to back, lens (a Uint32Array) their lengths; bigs is an array of Buffers.
- * cb(err, digests) later: 32 bytes a file, the small ones first, then the big ones, in order.
- */
+/* sha256Batch(bufs, cb) -> whether the job was queued; cb(err, digests) later, 32 bytes a buffer in order. */
 static napi_value js_sha256_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], out, name;
+  size_t argc = 2;
+  napi_value argv[2], out, name;
   bool queued = false;
-  uint32_t nsmall = 0, nbig = 0;
-  void *arena = NULL, *lensp = NULL;
-  size_t arena_len = 0, lens_n = 0;
-  napi_typedarray_type lt;
+  uint32_t n = 0;
   if (!sha256_looked_up) {
     sha256_looked_up = 1;
     sha256_fn = (sha256_fn_t)dlsym(RTLD_DEFAULT, "SHA256");
   }
   sha_job *j = NULL;
-  if (!sha256_fn || napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) goto done;
-  if (napi_get_buffer_info(env, argv[0], &arena, &arena_len) != napi_ok) goto done;
-  if (napi_get_typedarray_info(env, argv[1], &lt, &lens_n, &lensp, NULL, NULL) != napi_ok || lt != napi_uint32_array) goto done;
-  if (napi_get_value_uint32(env, argv[2], &nsmall) != napi_ok || nsmall > lens_n) goto done;
-  if (napi_get_array_length(env, argv[3], &nbig) != napi_ok) goto done;
+  if (!sha256_fn || napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_array_length(env, argv[0], &n) != napi_ok) goto done;
   j = calloc(1, sizeof *j);
   if (!j) goto done;
-  j->n = nsmall + nbig;
-  j->data = calloc(j->n ? j->n : 1, sizeof *j->data);
-  j->len = calloc(j->n ? j->n : 1, sizeof *j->len);
-  j->out = malloc((size_t)(j->n ? j->n : 1) * 32);
+  j->n = n;
+  j->data = calloc(n ? n : 1, sizeof *j->data);
+  j->len = calloc(n ? n : 1, sizeof *j->len);
+  j->out = malloc((size_t)(n ? n : 1) * 32);
   if (!j->data || !j->len || !j->out) goto fail;
-  size_t at = 0;
-  for (uint32_t i = 0; i < nsmall; i++) {
-    size_t len = ((const uint32_t *)lensp)[i];
-    if (len > arena_len - at) goto fail; /* lengths past the arena: refuse, never read outside it */
-    j->data[i] = (const unsigned char *)arena + at;
-    j->len[i] = len;
-    at += len;
-  }
-  for (uint32_t i = 0; i < nbig; i++) {
+  for (uint32_t i = 0; i < n; i++) {
     napi_value v;
     void *p;
     size_t len;
-    if (napi_get_element(env, argv[3], i, &v) != napi_ok || napi_get_buffer_info(env, v, &p, &len) != napi_ok) goto fail;
-    j->data[nsmall + i] = p;
-    j->len[nsmall + i] = len;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || napi_get_buffer_info(env, v, &p, &len) != napi_ok) goto fail;
+    j->data[i] = p;
+    j->len[i] = len;
   }
-  if (napi_create_reference(env, argv[0], 1, &j->arena) != napi_ok || napi_create_reference(env, argv[3], 1, &j->bigs) != napi_ok ||
-      napi_create_reference(env, argv[4], 1, &j->cb) != napi_ok)
-    goto fail;
+  if (napi_create_reference(env, argv[0], 1, &j->bufs) != napi_ok || napi_create_reference(env, argv[1], 1, &j->cb) != napi_ok) goto fail;
   napi_create_string_utf8(env, "ekvfuse.sha256", NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, sha_execute, sha_complete, j, &j->work) != napi_ok) goto fail;
   if (napi_queue_async_work(env, j->work) != napi_ok) goto fail;

@@ -7,7 +7,7 @@ import { SnapshotView } from '../src/source/range.js';
 import { BufferFile, StaticDir, type FileNode, type Node } from '../src/tree/node.js';
 import { SPILL_QUEUE_BYTES } from '../src/tree/content.js';
 import { Tree, type TreeOptions } from '../src/tree/tree.js';
-import { ARENA_FILE_MAX, DigestQueue, OFFTHREAD_MIN, type BatchSha256 } from '../src/tree/hashing.js';
+import { DigestQueue, OFFTHREAD_MIN, type BatchSha256 } from '../src/tree/hashing.js';
 import { loadAddon } from '../src/fuse/addon.js';
 
 /** A tree of one adapter over an empty source. */
@@ -212,7 +212,7 @@ describe('Tree: files read whole are hashed off the JS thread', () => {
   const A = loadAddon();
   it.each([
     ['WebCrypto (big files)', {}, [0, 4096, 8192, 12288, 16384, 20480]],
-    ["the addon's batch hasher (every file)", { sha256Batch: ((arena, lens, n, bigs, cb) => A.sha256Batch(arena, lens, n, bigs, cb)) as BatchSha256 }, [-OFFTHREAD_MIN + 3, -OFFTHREAD_MIN + 700, 0, 4096, 1 - OFFTHREAD_MIN, 90_000]],
+    ["the addon's hasher (big files; small ones hashed at once)", { sha256Batch: ((bufs, cb) => A.sha256Batch(bufs, cb)) as BatchSha256 }, [-OFFTHREAD_MIN + 3, 0, 4096, 1 - OFFTHREAD_MIN, 90_000, 200_000]],
   ] as const)('CHECKSUMS asked for while their digests are being taken (%s) waits for them: right lines, no file read again', async (_, more, extra) => {
     const files = new Map<string, FileNode & { reads: number }>();
     const want = new Map<string, string>();
@@ -263,19 +263,19 @@ describe('DigestQueue', () => {
     await q.settled(2);
     expect(q.has(2)).toBe(false);
     expect(s.got.get(2)).toBe(createHash('sha256').update(big).digest('hex'));
-    expect(q.stats).toEqual({ offThread: 1, here: 1, jobs: 1 });
+    expect(q.stats).toEqual({ offThread: 1, here: 1 });
   });
 
-  it('holds at most 16 MiB taken off the thread (running or waiting for a slot): past it a file is hashed at once, and every digest is right', async () => {
+  it('holds at most 16 MiB waiting for a slot: past it a file is hashed at once, and every digest is right', async () => {
     const s = sink();
     const q = new DigestQueue(s);
     const files = Array.from({ length: 24 }, (_, i) => bytes(1 << 20, i));
     files.forEach((f, i) => q.add(i + 1, f));
-    // Two jobs running, 16 MiB in all taken; the rest were hashed here.
+    // Two jobs running, then 16 MiB waiting; the rest were hashed here.
     expect(q.stats.offThread).toBe(2);
-    expect(q.stats.here).toBe(24 - 16);
+    expect(q.stats.here).toBe(24 - 2 - 16);
     await Promise.all(files.map((_, i) => q.settled(i + 1)));
-    expect(q.stats.offThread).toBe(16);
+    expect(q.stats.offThread).toBe(18);
     files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(createHash('sha256').update(f).digest('hex')));
   });
 
@@ -295,125 +295,81 @@ describe('DigestQueue', () => {
   });
 });
 
-describe('DigestQueue with the addon\'s batch hasher', () => {
+describe('DigestQueue with the addon\'s hasher', () => {
   const A = loadAddon();
-  const hasher: BatchSha256 = (arena, lens, n, bigs, cb) => A.sha256Batch(arena, lens, n, bigs, cb);
+  const hasher: BatchSha256 = (bufs, cb) => A.sha256Batch(bufs, cb);
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
   const sink = () => {
     const got = new Map<number, string>();
     return { got, done: (id: number, d: Buffer) => void got.set(id, d.toString('hex')), failed: (id: number) => void got.set(id, 'failed') };
   };
+  const big = (n: number, seed: number): Buffer => Buffer.alloc(n, seed);
 
-  it('the addon hashes as node:crypto does: small files back to back in an arena, big ones in place (views included)', async () => {
-    const small = [Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(4096, 1), Buffer.from('é')];
-    const bigs = [Buffer.alloc(4097, 2), Buffer.alloc(600_000, 3), Buffer.alloc(1 << 20).subarray(77, 300_077)];
-    const arena = Buffer.concat([...small, Buffer.from('trailing bytes no length names')]);
-    const lens = Uint32Array.from([...small.map((b) => b.length), 999]);
+  it('the addon hashes as node:crypto does, each buffer read in place (views of bigger ones included)', async () => {
+    const bufs = [Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(4097, 2), Buffer.alloc(600_000, 3), Buffer.alloc(1 << 20).fill(7).subarray(77, 300_077)];
     const digests = await new Promise<Buffer>((resolve, reject) => {
-      expect(A.sha256Batch(arena, lens, small.length, bigs, (err, d) => (err || !d ? reject(new Error(err ?? 'no digests')) : resolve(d)))).toBe(true);
+      expect(A.sha256Batch(bufs, (err, d) => (err || !d ? reject(new Error(err ?? 'no digests')) : resolve(d)))).toBe(true);
     });
-    expect(digests.length).toBe(32 * (small.length + bigs.length));
-    [...small, ...bigs].forEach((b, i) => expect(digests.subarray(32 * i, 32 * i + 32).toString('hex')).toBe(sha(b)));
+    expect(digests.length).toBe(32 * bufs.length);
+    bufs.forEach((b, i) => expect(digests.subarray(32 * i, 32 * i + 32).toString('hex')).toBe(sha(b)));
   });
 
-  it('the addon refuses lengths past the arena, or more files than lengths, and reads nothing', async () => {
-    let called = 0;
-    const cb = (): void => void called++;
-    expect(A.sha256Batch(Buffer.alloc(10), Uint32Array.from([4, 7]), 2, [], cb)).toBe(false);
-    expect(A.sha256Batch(Buffer.alloc(10), Uint32Array.from([4]), 2, [], cb)).toBe(false);
-    // Lengths beyond nSmall are not read: a job of the big file alone.
-    const one = await new Promise<Buffer | null>((resolve) => expect(A.sha256Batch(Buffer.alloc(10), Uint32Array.from([4, 999]), 0, [Buffer.from('z')], (_e, d) => resolve(d))).toBe(true));
-    expect(one?.toString('hex')).toBe(sha(Buffer.from('z')));
-    expect(called).toBe(0);
-  });
-
-  it('files of one turn of the loop go as one job, every size; CHECKSUMS-style waiters settle once their digest is in', async () => {
+  it('big files go to the addon (no WebCrypto needed), small ones are hashed here; the 16 MiB bound holds', async () => {
     const s = sink();
-    const q = new DigestQueue(s, hasher);
-    const files = Array.from({ length: 300 }, (_, i) => Buffer.from(`{"item":${i}}\n`.repeat(1 + (i % 7))));
-    files.push(Buffer.alloc(OFFTHREAD_MIN * 2, 9));
-    files.forEach((f, i) => q.add(i + 1, f));
-    expect(q.has(1) && q.has(files.length)).toBe(true);
-    expect(s.got.size).toBe(0); // nothing hashed on this thread
-    await q.settled(files.length);
-    expect(q.stats).toEqual({ offThread: files.length, here: 0, jobs: 1 });
-    files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(sha(f)));
-    expect(q.has(1)).toBe(false);
-    expect(q.settled(1)).toBeUndefined();
+    const q = new DigestQueue(s, hasher, null);
+    const small = Buffer.from('{"a":1}\n');
+    q.add(1, small);
+    expect(s.got.get(1)).toBe(sha(small));
+    const files = Array.from({ length: 24 }, (_, i) => big(1 << 20, i));
+    files.forEach((f, i) => q.add(i + 2, f));
+    expect(q.stats).toEqual({ offThread: 2, here: 1 + 24 - 2 - 16 });
+    expect(q.has(2)).toBe(true);
+    await Promise.all(files.map((_, i) => q.settled(i + 2)));
+    files.forEach((f, i) => expect(s.got.get(i + 2)).toBe(sha(f)));
+    expect(q.stats.offThread).toBe(18);
   });
 
-  it('a batch is sealed at 1024 files, at most two jobs run, and the 16 MiB bound holds', async () => {
-    const s = sink();
-    const q = new DigestQueue(s, hasher);
-    for (let i = 1; i <= 3000; i++) q.add(i, Buffer.from(`f${i}`));
-    // Two batches of 1024 started; the rest wait for the end of this turn.
-    expect(q.stats.jobs).toBe(2);
-    const big = Array.from({ length: 20 }, (_, i) => Buffer.alloc(1 << 20, i));
-    big.forEach((b, i) => q.add(10_000 + i, b));
-    expect(q.stats.here).toBeGreaterThanOrEqual(4); // past 16 MiB taken: hashed at once
-    await Promise.all([...Array(3000).keys()].map((i) => q.settled(i + 1)));
-    await Promise.all(big.map((_, i) => q.settled(10_000 + i)));
-    for (const i of [1, 1024, 1025, 3000]) expect(s.got.get(i)).toBe(sha(Buffer.from(`f${i}`)));
-    big.forEach((b, i) => expect(s.got.get(10_000 + i)).toBe(sha(b)));
-    expect(q.stats.offThread + q.stats.here).toBe(3020);
-  });
-
-  it('a full arena seals its batch, and arenas are filled again only once their job is over: every digest right', async () => {
-    const s = sink();
-    const q = new DigestQueue(s, hasher);
-    // 256 KiB arenas take 64 files of ~4 KiB: the first three batches are sealed full in this turn.
-    const files = Array.from({ length: 200 }, (_, i) => Buffer.alloc(ARENA_FILE_MAX - (i % 5), i));
-    files.forEach((f, i) => q.add(i + 1, f));
-    expect(q.stats.jobs).toBe(2);
-    // More files while those jobs run, turn after turn, then again once all are over (arenas reused).
-    const more = files.map((f) => Buffer.from(f).reverse());
-    for (let i = 0; i < more.length; i++) {
-      q.add(1000 + i, more[i]!);
-      if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+  it('a hasher that cannot take jobs: WebCrypto from then on (or here without it), digests right', async () => {
+    for (const subtle of [globalThis.crypto.subtle, null]) {
+      const s = sink();
+      let calls = 0;
+      const q = new DigestQueue(
+        s,
+        () => {
+          calls++;
+          return false;
+        },
+        subtle,
+      );
+      const files = [big(OFFTHREAD_MIN, 1), big(OFFTHREAD_MIN + 1, 2)];
+      files.forEach((f, i) => q.add(i + 1, f));
+      await Promise.all(files.map((_, i) => q.settled(i + 1)));
+      files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(sha(f)));
+      expect(calls).toBe(1);
     }
-    await Promise.all([...files.map((_, i) => q.settled(i + 1)), ...more.map((_, i) => q.settled(1000 + i))]);
-    const again = files.map((f) => Buffer.concat([f.subarray(1), Buffer.from('!')]));
-    again.forEach((f, i) => q.add(2000 + i, f));
-    await Promise.all(again.map((_, i) => q.settled(2000 + i)));
-    files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(sha(f)));
-    more.forEach((f, i) => expect(s.got.get(1000 + i)).toBe(sha(f)));
-    again.forEach((f, i) => expect(s.got.get(2000 + i)).toBe(sha(f)));
-    expect(q.stats.here).toBe(0);
   });
 
-  it('a hasher that cannot take jobs: the files are hashed here, right, and the queue stops using it', async () => {
+  it('a failed job leaves its file unknown (failed), and close() drops files still waiting', async () => {
     const s = sink();
-    let calls = 0;
-    const q = new DigestQueue(s, () => {
-      calls++;
-      return false;
-    });
-    const files = [Buffer.from('a'), Buffer.from('b')];
-    files.forEach((f, i) => q.add(i + 1, f));
-    await q.settled(2);
-    files.forEach((f, i) => expect(s.got.get(i + 1)).toBe(sha(f)));
-    q.add(3, Buffer.from('c'));
-    expect(s.got.get(3)).toBe(sha(Buffer.from('c')));
-    expect(calls).toBe(1);
-    expect(q.stats.here).toBe(3);
-  });
-
-  it('a failed job leaves its files unknown (failed), and close() drops files still waiting', async () => {
-    const s = sink();
-    const q = new DigestQueue(s, (_arena, _lens, _n, _bigs, cb) => {
-      setImmediate(() => cb('boom', null));
-      return true;
-    });
-    q.add(1, Buffer.from('x'));
+    const q = new DigestQueue(
+      s,
+      (_bufs, cb) => {
+        setImmediate(() => cb('boom', null));
+        return true;
+      },
+      null,
+    );
+    q.add(1, big(OFFTHREAD_MIN, 1));
     await q.settled(1);
     expect(s.got.get(1)).toBe('failed');
     const s2 = sink();
-    const q2 = new DigestQueue(s2, hasher);
-    q2.add(1, Buffer.from('y'));
-    const w = q2.settled(1)!;
+    const q2 = new DigestQueue(s2, hasher, null);
+    for (let i = 1; i <= 4; i++) q2.add(i, big(OFFTHREAD_MIN, i));
+    const w = q2.settled(4)!;
     q2.close();
     await w;
-    expect(q2.has(1)).toBe(false);
+    expect(q2.has(4)).toBe(false);
+    await Promise.all([1, 2].map((i) => q2.settled(i)));
     expect(s2.got.size).toBe(0);
   });
 });

@@ -53,8 +53,8 @@ export interface Addon {
   replyBufAfterStores(h: Handle, id: number, data: Buffer, ino: number): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */
   trimMalloc(): boolean;
-  /** tree/hashing.ts's BatchSha256, in libuv's thread pool with Node's own OpenSSL; false when not queued (no SHA256 in this process). */
-  sha256Batch(arena: Buffer, lens: Uint32Array, nSmall: number, bigs: Buffer[], cb: (err: string | null, digests: Buffer | null) => void): boolean;
+  /** tree/hashing.ts's BatchSha256, in libuv's thread pool with Node's own OpenSSL, each Buffer read in place; false when not queued (no SHA256 in this process). */
+  sha256Batch(bufs: Buffer[], cb: (err: string | null, digests: Buffer | null) => void): boolean;
   /** execv(path, argv): returns only on failure, with the errno. */
   reexec(path: string, argv: string[]): number;
 }
@@ -94,7 +94,7 @@ export function mallocTrimmer(): (() => boolean) | null {
 export function batchSha256(): BatchSha256 | null {
   try {
     const A = loadAddon();
-    return (arena, lens, nSmall, bigs, cb) => A.sha256Batch(arena, lens, nSmall, bigs, cb);
+    return (bufs, cb) => A.sha256Batch(bufs, cb);
   } catch {
     return null;
   }
