@@ -349,7 +349,7 @@ describe('DigestQueue with the addon\'s hasher', () => {
     }
   });
 
-  it('a failed job leaves its file unknown (failed), and close() drops files still waiting', async () => {
+  it('a failed job leaves its file unknown (failed)', async () => {
     const s = sink();
     const q = new DigestQueue(
       s,
@@ -362,14 +362,6 @@ describe('DigestQueue with the addon\'s hasher', () => {
     q.add(1, big(OFFTHREAD_MIN, 1));
     await q.settled(1);
     expect(s.got.get(1)).toBe('failed');
-    const s2 = sink();
-    const q2 = new DigestQueue(s2, hasher, null);
-    for (let i = 1; i <= 4; i++) q2.add(i, big(OFFTHREAD_MIN, i));
-    const w = q2.settled(4)!;
-    q2.close();
-    await w;
-    expect(q2.has(4)).toBe(false);
-    await Promise.all([1, 2].map((i) => q2.settled(i)));
-    expect(s2.got.size).toBe(0);
+    expect(q.has(1)).toBe(false);
   });
 });

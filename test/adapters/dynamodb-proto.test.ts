@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeItem, decodeItemFields, encodeItem, type AttrValue, type Item } from '../../src/adapters/dynamodb/proto.js';
-
-/** A small deterministic PRNG (mulberry32), so a failure names its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers/rng.js';
 
 const TEXTS = ['', 'pk', 'user-00000001', 'é', '日本語', '🙂', 'x'.repeat(127), 'y'.repeat(128), 'z'.repeat(20_000), '\u0000', '-1.5e10'];
 

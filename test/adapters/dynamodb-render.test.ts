@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { itemValue, renderItem } from '../../src/adapters/dynamodb/render.js';
 import type { AttrValue, Item } from '../../src/adapters/dynamodb/proto.js';
 import { marshal } from '../../src/format/gojson.js';
-
-/** A small deterministic PRNG (mulberry32): the same items every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers/rng.js';
 
 // Characters that take each of Go's escaping paths: plain ASCII, quote and backslash, control
 // characters, HTML-escaped <>&, U+2028/U+2029, BMP and astral runes, a lone surrogate (\ufffd),
