@@ -18,7 +18,7 @@
  * reported to JS, which has the addon answer EINTR when the caller is leaving
  * (js_interrupt).
  *
- * Besides FUSE: sha256Batch hashes big files for CHECKSUMS in libuv's thread pool (see its
+ * Besides FUSE: sha256 hashes big files for CHECKSUMS in libuv's thread pool (see its
  * comment), trimMalloc and reexec.
  *
  * Threads: fuse worker threads only allocate a request record and queue it (and
@@ -1767,13 +1767,13 @@ static napi_value js_reexec(napi_env env, napi_callback_info info) {
 }
 
 /*
- * sha256 of big files for CHECKSUMS, in libuv's thread pool. OpenSSL's one-shot SHA256 is
+ * sha256 of a big file for CHECKSUMS, in libuv's thread pool. OpenSSL's one-shot SHA256 is
  * Node's own (the node binary exports OpenSSL's symbols for addons); looked up once at run
- * time, so a Node without it only loses this (sha256Batch returns false and JS hashes another
- * way). The Buffers are read in place by the pool thread: Buffers of that size are never on
- * V8's heap (their memory does not move), nobody writes to them (a file's bytes are
- * immutable), and the array holding them is referenced until the job's callback, so none is
- * freed while it is read. WebCrypto, the other way, copies each file first.
+ * time, so a Node without it only loses this (sha256 returns false and JS hashes another way).
+ * The Buffer is read in place by the pool thread: a Buffer of that size is never on V8's heap
+ * (its memory does not move), nobody writes to it (a file's bytes are immutable), and it is
+ * referenced until the job's callback, so it is not freed while it is read. WebCrypto, the
+ * other way, copies the file first.
  */
 typedef unsigned char *(*sha256_fn_t)(const unsigned char *d, size_t n, unsigned char *md);
 static sha256_fn_t sha256_fn;
@@ -1781,28 +1781,24 @@ static int sha256_looked_up;
 
 typedef struct {
   napi_async_work work;
-  napi_ref bufs; /* the JS array of Buffers */
+  napi_ref buf;
   napi_ref cb;
-  uint32_t n;
-  const unsigned char **data;
-  size_t *len;
-  unsigned char *out; /* 32 bytes a buffer */
+  const unsigned char *data;
+  size_t len;
+  unsigned char out[32];
 } sha_job;
 
 static void sha_job_free(napi_env env, sha_job *j) {
   if (j->work) napi_delete_async_work(env, j->work);
-  if (j->bufs) napi_delete_reference(env, j->bufs);
+  if (j->buf) napi_delete_reference(env, j->buf);
   if (j->cb) napi_delete_reference(env, j->cb);
-  free(j->data);
-  free(j->len);
-  free(j->out);
   free(j);
 }
 
 static void sha_execute(napi_env env, void *arg) {
   (void)env;
   sha_job *j = arg;
-  for (uint32_t i = 0; i < j->n; i++) sha256_fn(j->data[i], j->len[i], j->out + (size_t)i * 32);
+  sha256_fn(j->data, j->len, j->out);
 }
 
 static void sha_complete(napi_env env, napi_status status, void *arg) {
@@ -1810,12 +1806,10 @@ static void sha_complete(napi_env env, napi_status status, void *arg) {
   napi_value cb, undef, argv[2];
   if (napi_get_reference_value(env, j->cb, &cb) == napi_ok && cb) {
     napi_get_undefined(env, &undef);
-    void *dst;
-    if (status == napi_ok && napi_create_buffer(env, (size_t)j->n * 32, &dst, &argv[1]) == napi_ok) {
-      memcpy(dst, j->out, (size_t)j->n * 32);
+    if (status == napi_ok && napi_create_buffer_copy(env, 32, j->out, NULL, &argv[1]) == napi_ok) {
       napi_get_null(env, &argv[0]);
     } else {
-      napi_create_string_utf8(env, status == napi_ok ? "sha256Batch: no memory for the digests" : "sha256Batch: the job did not run", NAPI_AUTO_LENGTH, &argv[0]);
+      napi_create_string_utf8(env, status == napi_ok ? "sha256: no memory for the digest" : "sha256: the job did not run", NAPI_AUTO_LENGTH, &argv[0]);
       napi_get_null(env, &argv[1]);
     }
     napi_call_function(env, undef, cb, 2, argv, NULL);
@@ -1823,34 +1817,24 @@ static void sha_complete(napi_env env, napi_status status, void *arg) {
   sha_job_free(env, j);
 }
 
-/* sha256Batch(bufs, cb) -> whether the job was queued; cb(err, digests) later, 32 bytes a buffer in order. */
-static napi_value js_sha256_batch(napi_env env, napi_callback_info info) {
+/* sha256(buf, cb) -> whether the job was queued; cb(err, digest) later (32 bytes). */
+static napi_value js_sha256(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], out, name;
   bool queued = false;
-  uint32_t n = 0;
+  void *p = NULL;
+  size_t len = 0;
   if (!sha256_looked_up) {
     sha256_looked_up = 1;
     sha256_fn = (sha256_fn_t)dlsym(RTLD_DEFAULT, "SHA256");
   }
   sha_job *j = NULL;
-  if (!sha256_fn || napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_array_length(env, argv[0], &n) != napi_ok) goto done;
+  if (!sha256_fn || napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_buffer_info(env, argv[0], &p, &len) != napi_ok) goto done;
   j = calloc(1, sizeof *j);
   if (!j) goto done;
-  j->n = n;
-  j->data = calloc(n ? n : 1, sizeof *j->data);
-  j->len = calloc(n ? n : 1, sizeof *j->len);
-  j->out = malloc((size_t)(n ? n : 1) * 32);
-  if (!j->data || !j->len || !j->out) goto fail;
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
-    void *p;
-    size_t len;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok || napi_get_buffer_info(env, v, &p, &len) != napi_ok) goto fail;
-    j->data[i] = p;
-    j->len[i] = len;
-  }
-  if (napi_create_reference(env, argv[0], 1, &j->bufs) != napi_ok || napi_create_reference(env, argv[1], 1, &j->cb) != napi_ok) goto fail;
+  j->data = p;
+  j->len = len;
+  if (napi_create_reference(env, argv[0], 1, &j->buf) != napi_ok || napi_create_reference(env, argv[1], 1, &j->cb) != napi_ok) goto fail;
   napi_create_string_utf8(env, "ekvfuse.sha256", NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, sha_execute, sha_complete, j, &j->work) != napi_ok) goto fail;
   if (napi_queue_async_work(env, j->work) != napi_ok) goto fail;
@@ -1881,7 +1865,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"prepareDir", NULL, js_prepare_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sessionStats", NULL, js_session_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sha256Batch", NULL, js_sha256_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sha256", NULL, js_sha256, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

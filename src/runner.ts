@@ -9,7 +9,7 @@ import { ALL_ADAPTERS } from './adapters/index.js';
 import type { DecodeOptions } from './adapters/types.js';
 import { renderManifest, snapshotIndexFromPath, PHASE_SNAPSHOT } from './format/manifest.js';
 import { isMounted } from './fuse/mount.js';
-import { batchSha256, createFuseMount, mallocTrimmer, type FuseBackend, type KernelMount } from './fuse/index.js';
+import { addonSha256, createFuseMount, mallocTrimmer, type FuseBackend, type KernelMount } from './fuse/index.js';
 import { makeLogger, type Logger } from './log.js';
 import { SnapshotView } from './source/range.js';
 import { SnapshotSource } from './source/snapshot.js';
@@ -198,7 +198,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
         spillDir: cfg.spillDir,
         manifest: opened.manifest,
         guard: opened.guard,
-        sha256Batch: batchSha256(),
+        offThreadSha256: addonSha256(),
       });
       fuse = createFuseMount({ mountpoint, tree, log, debug: cfg.logLevel === 'trace', inflight: metrics.fuseInFlight, backend: cfg.fuseBackend });
       await fuse.mount();

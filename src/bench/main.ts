@@ -18,7 +18,7 @@ import { ClusterSource } from '../source/cluster.js';
 import { prefixEnd, SnapshotView } from '../source/range.js';
 import { SnapshotSource } from '../source/snapshot.js';
 import { exportTree } from '../tree/export.js';
-import { batchSha256 } from '../fuse/addon.js';
+import { addonSha256 } from '../fuse/addon.js';
 import { Tree } from '../tree/tree.js';
 import { generateDatasets, type Datasets, type Scale } from './dataset.js';
 import { cpuSeconds, DEVCLUSTER_BIN, dropCaches, median, percentile, sh, startMount, type Daemon } from './util.js';
@@ -58,7 +58,7 @@ async function renderInProcess(fsm: string, cacheBytes: number): Promise<number>
     cacheBytes,
     manifest: () => renderManifest({ phase: PHASE_SNAPSHOT, wallTime: new Date(), scopes: new Map(), options, lastCommitTS: src.lastCommitTS }),
     // The mount's own hashing, so the ratio is of FUSE alone.
-    sha256Batch: batchSha256(),
+    offThreadSha256: addonSha256(),
   });
   try {
     return (await exportTree(tree, null)).bytes;

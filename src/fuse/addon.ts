@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BatchSha256 } from '../tree/hashing.js';
+import type { OffThreadSha256 } from '../tree/hashing.js';
 
 declare const handleBrand: unique symbol;
 /** Opaque native mount handle (a napi external). */
@@ -53,8 +53,8 @@ export interface Addon {
   replyBufAfterStores(h: Handle, id: number, data: Buffer, ino: number): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */
   trimMalloc(): boolean;
-  /** tree/hashing.ts's BatchSha256, in libuv's thread pool with Node's own OpenSSL, each Buffer read in place; false when not queued (no SHA256 in this process). */
-  sha256Batch(bufs: Buffer[], cb: (err: string | null, digests: Buffer | null) => void): boolean;
+  /** tree/hashing.ts's OffThreadSha256: in libuv's thread pool with Node's own OpenSSL, the Buffer read in place; false when not queued (no SHA256 in this process). */
+  sha256(data: Buffer, cb: (err: string | null, digest: Buffer | null) => void): boolean;
   /** execv(path, argv): returns only on failure, with the errno. */
   reexec(path: string, argv: string[]): number;
 }
@@ -90,11 +90,11 @@ export function mallocTrimmer(): (() => boolean) | null {
   }
 }
 
-/** The addon's batch sha256 (tree/hashing.ts), or null when the addon cannot load (fuse-native without a build). */
-export function batchSha256(): BatchSha256 | null {
+/** The addon's off-thread sha256 (tree/hashing.ts), or null when the addon cannot load (fuse-native without a build). */
+export function addonSha256(): OffThreadSha256 | null {
   try {
     const A = loadAddon();
-    return (bufs, cb) => A.sha256Batch(bufs, cb);
+    return (data, cb) => A.sha256(data, cb);
   } catch {
     return null;
   }

@@ -32,4 +32,4 @@ export function createFuseMount(opts: MountOptions & { backend?: FuseBackend }):
 }
 
 export { FuseMount, NativeFuseMount };
-export { batchSha256, mallocTrimmer } from './native.js';
+export { addonSha256, mallocTrimmer } from './native.js';

@@ -19,7 +19,7 @@ import { TreeError } from '../tree/tree.js';
 import { isMounted, type MountOptions } from './mount.js';
 import { loadAddon, type Addon, type Dispatch, type Handle } from './addon.js';
 
-export { batchSha256, loadAddon, mallocTrimmer } from './addon.js';
+export { addonSha256, loadAddon, mallocTrimmer } from './addon.js';
 
 const OP_LOOKUP = 1;
 const OP_GETATTR = 2;

@@ -1,7 +1,7 @@
 /**
  * The sha256 of whole files served, for CHECKSUMS, taken off the JS thread when that is
  * cheaper: a big file's digest is taken in libuv's thread pool, by the ekvfuse addon when it is
- * loaded (sha256Batch: Node's own OpenSSL, the file read in place), else by WebCrypto's digest,
+ * loaded (its sha256: Node's own OpenSSL, the file read in place), else by WebCrypto's digest,
  * which copies the file first (~85-185 µs of the JS thread for 512 KiB, against ~365 µs to hash
  * it here; ~20 against ~46 µs at 64 KiB). Only files of OFFTHREAD_MIN bytes or more go; the rest
  * are hashed at once. A copy of a tree of S3 objects hashed about 1 GB/s on the JS thread, which
@@ -26,10 +26,10 @@ const JOBS = 2;
 const QUEUE_BYTES = 16 << 20;
 
 /**
- * The sha256 of each buffer, 32 bytes each in order, delivered to `done` later; false when the
- * job could not be queued (then `done` is never called). The buffers must not change until then.
+ * The sha256 of `data` taken off the JS thread, delivered to `done` later (32 bytes); false when
+ * the job could not be queued (then `done` is never called). `data` must not change until then.
  */
-export type BatchSha256 = (bufs: Buffer[], done: (err: string | null, digests: Buffer | null) => void) => boolean;
+export type OffThreadSha256 = (data: Buffer, done: (err: string | null, digest: Buffer | null) => void) => boolean;
 
 export interface DigestSink {
   /** A file's digest is known. */
@@ -49,7 +49,7 @@ export class DigestQueue {
 
   constructor(
     private readonly sink: DigestSink,
-    private hasher: BatchSha256 | null = null,
+    private hasher: OffThreadSha256 | null = null,
     private readonly subtle: SubtleCrypto | null = globalThis.crypto?.subtle ?? null,
   ) {}
 
@@ -97,7 +97,7 @@ export class DigestQueue {
       let queued = false;
       const p = new Promise<Buffer>((resolve, reject) => {
         try {
-          queued = hasher([data], (err, digests) => (err !== null || digests === null || digests.length !== 32 ? reject(new Error(err ?? 'sha256: no digest')) : resolve(digests)));
+          queued = hasher(data, (err, digest) => (err !== null || digest === null || digest.length !== 32 ? reject(new Error(err ?? 'sha256: no digest')) : resolve(digest)));
         } catch {
           /* as not queued */
         }

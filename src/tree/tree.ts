@@ -14,7 +14,7 @@ import type { SnapshotView } from '../source/range.js';
 import { SourceError } from '../source/types.js';
 import { auxCacheBytes, ContentStore } from './content.js';
 import { DigestStore } from './digests.js';
-import { DigestQueue, type BatchSha256 } from './hashing.js';
+import { DigestQueue, type OffThreadSha256 } from './hashing.js';
 import { BufferFile, RecordError, type DirNode, type Entry, type FileNode, type Node } from './node.js';
 import { childPath, grown, KIND_DIR, KIND_FILE, PathTable } from './paths.js';
 
@@ -35,8 +35,8 @@ export interface TreeOptions {
   manifest: () => Promise<Buffer> | Buffer;
   /** Optional gate run before every data access (the live pin check). */
   guard?: () => void;
-  /** sha256 of many files in one job off the JS thread (the ekvfuse addon's); default none (see DigestQueue). */
-  sha256Batch?: BatchSha256 | null;
+  /** sha256 of a big file off the JS thread, read in place (the ekvfuse addon's); default none: WebCrypto (see DigestQueue). */
+  offThreadSha256?: OffThreadSha256 | null;
 }
 
 /** A directory's names and each child's path id, in listing order. */
@@ -180,7 +180,7 @@ export class Tree {
         done: (id, d) => this.fileHashes.setId(id, d),
         failed: (id, e) => this.log.warn({ err: (e as Error).message, path: this.paths.path(id) }, 'sha256 off the JS thread failed: CHECKSUMS reads the file again'),
       },
-      opts.sha256Batch ?? null,
+      opts.offThreadSha256 ?? null,
     );
     this.ctx = { view: opts.view, options: opts.options, files: this.content, log: opts.log, roomCacheBytes: auxCacheBytes(opts.cacheBytes) };
     this.root = this.makeRoot();
