@@ -103,12 +103,7 @@ export class WireReader {
 
   /** A length-delimited payload as an owned copy, so keeping it does not pin the message. */
   copy(): Buffer {
-    const s = this.payload();
-    const n = this.pos - s;
-    if (n === 0) return NONE;
-    const out = Buffer.allocUnsafe(n);
-    this.buf.copy(out, 0, s, this.pos);
-    return out;
+    return this.viewOrCopy(Infinity);
   }
 
   /** A payload of `min` bytes or more as a view of the message, a smaller one as an owned copy. */
