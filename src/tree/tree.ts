@@ -587,8 +587,9 @@ export class Tree {
   private async trackHash(path: string, sizeOf: () => Promise<number>, offset: number, data: Buffer): Promise<void> {
     if (offset === 0 && data.length > 0 && path !== '/' + CHECKSUMS_FILE && data.length === (await sizeOf())) {
       // The whole file in one read (most files of this tree): hashed at once (off the JS thread
-      // when big), no tracking.
-      this.digests.add(this.paths.intern(path), data);
+      // when big), no tracking; not again when read whole again (as wholeIfCachedId).
+      const id = this.paths.intern(path);
+      if (!this.hashed(id)) this.digests.add(id, data);
       this.seq.delete(path);
       return;
     }
