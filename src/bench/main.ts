@@ -80,9 +80,13 @@ function childTimes(stdout: string): number {
 /** The subtrees of the two-copies figure: many small directories, and one big one. */
 const COPIES = ['dynamodb', 'redis'];
 
-async function tarBytes(mnt: string): Promise<number> {
-  const r = await sh(`tar -C '${mnt}' -cf - . | wc -c`);
-  return Number(r.stdout.trim());
+/**
+ * tar of the whole mount to wc: the bytes, and the CPU seconds tar and wc used (the kernel's
+ * work on tar's reads included: bash's `times`, its children's user and system).
+ */
+async function tarBytes(mnt: string): Promise<{ bytes: number; cpu: number }> {
+  const r = await sh(`tar -C '${mnt}' -cf - . | wc -c; times`);
+  return { bytes: Number(r.stdout.split('\n')[0]!.trim()), cpu: childTimes(r.stdout) };
 }
 
 interface DevCluster {
@@ -200,7 +204,7 @@ async function main(): Promise<void> {
       return r;
     });
     fuseMs.push(f.ms);
-    treeBytes = f.out;
+    treeBytes = f.out.bytes;
     await dropCaches();
     const p = await time(() => renderInProcess(ds.tree.fsm, cacheDefault));
     inprocMs.push(p.ms);
@@ -261,11 +265,10 @@ async function main(): Promise<void> {
       const l = await withMount(['--cluster', dc.address], async (d) => {
         const mount0 = d.cpuSeconds();
         const cluster0 = cpuSeconds(dc.proc.pid);
-        // tar's own CPU, the kernel's work on its reads included (bash's `times`: children's user and system).
-        const t = await time(() => sh(`tar -C '${d.mnt}' -cf - . | wc -c; times`));
-        liveCpu.push({ mount: d.cpuSeconds() - mount0, cluster: cpuSeconds(dc.proc.pid) - cluster0, tar: childTimes(t.out.stdout) });
+        const t = await time(() => tarBytes(d.mnt));
+        liveCpu.push({ mount: d.cpuSeconds() - mount0, cluster: cpuSeconds(dc.proc.pid) - cluster0, tar: t.out.cpu });
         liveRss.push(mib(d.peakRssKiB()));
-        return { ms: t.ms, out: Number(t.out.stdout.split('\n')[0]!.trim()) };
+        return { ms: t.ms, out: t.out.bytes };
       });
       liveMs.push(l.ms);
       liveBytes = l.out;
