@@ -232,8 +232,8 @@ async function main(): Promise<void> {
   row('6 peak RSS', 'peak_rss_mib (cache 1GiB)', fmt(await peakOf(ds.tree.fsm, '1GiB', 1), 0));
   {
     // Flat as the bytes grow: the half-size dataset against the full one, at the default cache
-    // (which the full tree fills further) and at 64MiB (which both fill: what is left is the
-    // per-path state, which grows with the files).
+    // (which the full tree fills further) and at 64MiB (which both fill: what is left grows
+    // with the files, the per-path state above all).
     const half = await peakOf(ds.treeHalf.fsm, '256MiB', runs);
     row('6 peak RSS', 'peak_rss_mib (half-size dataset, cache 256MiB)', fmt(half, 0), `(median of ${runs}; dataset ${fmt(ds.treeHalf.bytes / 2 ** 30)} GiB; the full-size one ${fmt(peakDefault - half, 0)} MiB more)`);
     const half64 = await peakOf(ds.treeHalf.fsm, '64MiB', runs);
