@@ -12,7 +12,7 @@
  * statfs, xattrs (none; getxattr with ENOSYS, once), release / releasedir (releasedir is reported to JS),
  * the readdir past a listing's end (after the page-cache pushes parked for
  * that listing's files, see js_store), the first readdirplus of a directory whose listing JS
- * prepared ahead (js_prepare_dir), and EROFS for every write-side
+ * prepared ahead (js_prepare_dir), a lookup of an entry JS expected (js_expect), and EROFS for every write-side
  * operation. forget/forget_multi are reported to JS (the inode
  * table lives there) and need no reply. An INTERRUPT of a request JS holds is
  * reported to JS, which has the addon answer EINTR when the caller is leaving
@@ -66,6 +66,7 @@ enum {
   OP_EXIT = 10,
   OP_PREPARED = 11, /* a notification: the kernel took a prepared listing (ino: the directory) */
   OP_INTERRUPT = 12, /* a notification: the kernel interrupted a request JS holds (a: its id) */
+  OP_EXPECTED = 13,  /* a notification: a lookup was answered from an entry JS expected (ino: the entry's) */
 };
 
 /* Open reply flags (replyOpen's last argument). */
@@ -101,6 +102,22 @@ typedef struct {
 #define PARK_MAX (16u << 20)
 /* Listings prepared ahead at once (see js_prepare_dir). */
 #define PREP_SLOTS 64
+/* Lookups expected at once (see js_expect): a ring, the oldest dropped when full; their chains by
+ * (parent, name) hash; and the bytes they hold together (beyond: refused). */
+#define EXPECT_SLOTS 1024
+#define EXPECT_BUCKETS 2048
+#define EXPECT_MAX_BYTES (16u << 20)
+
+/* An entry JS expects the kernel to look up next (see js_expect). parent 0: a free slot. */
+typedef struct ekv_expect {
+  uint64_t parent, ino;
+  double size;
+  int kind;
+  uint32_t hash;
+  uint32_t next; /* the chain's next slot + 1; 0 ends it */
+  char *name;
+  struct ekv_store *push; /* the file's bytes, held for its READ once the lookup is answered; or NULL */
+} ekv_expect;
 
 typedef struct {
   struct fuse_session *se;
@@ -161,6 +178,14 @@ typedef struct {
     double *meta; /* 3 per name, as replyDir's: inode, kind, size */
   } prep[PREP_SLOTS];
   uint64_t prep_answered, prep_dropped; /* under prep_mu */
+  /* Lookups answered ahead of the kernel's asking (see js_expect): the entries, the chain heads
+   * by hash (slot + 1; 0: empty), the ring's next slot, and the bytes held. */
+  pthread_mutex_t expect_mu;
+  ekv_expect expect[EXPECT_SLOTS];
+  uint32_t expect_bucket[EXPECT_BUCKETS];
+  uint32_t expect_ring;
+  size_t expect_bytes;
+  uint64_t expect_answered, expect_dropped; /* under expect_mu */
 } ekv_mount;
 
 typedef struct ekv_prep ekv_prep;
@@ -297,7 +322,10 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   }
 }
 
+static int expect_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t parent, const char *name);
+
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (expect_answer(fuse_req_userdata(req), req, parent, name)) return;
   NEWREQ(r, OP_LOOKUP, req, parent, name);
   post(req, r);
 }
@@ -677,6 +705,7 @@ static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size
   } while (0)
 
 static void store_shutdown(ekv_mount *m);
+static uint64_t expect_free(ekv_mount *m, uint32_t i, int unused);
 
 static void teardown(ekv_mount *m) {
   /* The loop has returned and every worker is joined: drop unanswered requests, free the session. */
@@ -689,6 +718,9 @@ static void teardown(ekv_mount *m) {
   }
   m->pending = 0;
   for (int i = 0; i < PREP_SLOTS; i++) prep_free(&m->prep[i]);
+  pthread_mutex_lock(&m->expect_mu);
+  for (uint32_t i = 0; i < EXPECT_SLOTS; i++) expect_free(m, i, 0); /* the session is over: nothing to forget */
+  pthread_mutex_unlock(&m->expect_mu);
   store_shutdown(m);
   if (m->se) {
     fuse_session_destroy(m->se);
@@ -837,6 +869,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   }
   pthread_mutex_init(&m->ends_mu, NULL);
   pthread_mutex_init(&m->prep_mu, NULL);
+  pthread_mutex_init(&m->expect_mu, NULL);
   pthread_mutex_init(&m->store_mu, NULL);
   pthread_cond_init(&m->store_cv, NULL);
   char *mnt = arg_string(env, argv[0]);
@@ -1436,6 +1469,23 @@ static int store_release_parked(ekv_mount *m, fuse_ino_t dir, fuse_req_t end_req
 }
 
 /*
+ * Hold a push for the READ that follows a lookup (store_mu held): it waits with the retries, due
+ * STORE_HOLD_NS from now, and the READ takes it from there (store_answer_read).
+ */
+static void store_hold_locked(ekv_mount *m, ekv_store *q) {
+  m->pushes_of[q->ino % PUSH_COUNT_SLOTS]++;
+  m->store_bytes += q->len;
+  store_retry_at(m, q, mono_ns() + STORE_HOLD_NS);
+  /* Most holds are taken by their READ within the millisecond: waking the push thread for each
+   * cost the caller a futex call and the push thread two wakes per lookup. It is woken every
+   * HOLD_WAKE_EVERY holds instead; the ones no READ took go then, or at its next wake. */
+  if (++m->holds_since_wake >= HOLD_WAKE_EVERY) {
+    m->holds_since_wake = 0;
+    pthread_cond_signal(&m->store_cv);
+  }
+}
+
+/*
  * Queue a push (req NULL) or a deferred READ answer; 0, or EAGAIN/ENOMEM/ENOTCONN when not
  * queued. With `hold`, a push of a file JS is about to answer a LOOKUP of (JS thread, before
  * that reply): the kernel has no such inode until the reader parses the reply, so a push now
@@ -1469,16 +1519,7 @@ static int store_enqueue(ekv_mount *m, fuse_req_t req, uint64_t ino, off_t off, 
     pthread_mutex_unlock(&m->store_mu);
     return 0;
   }
-  m->pushes_of[ino % PUSH_COUNT_SLOTS]++;
-  m->store_bytes += len;
-  store_retry_at(m, q, mono_ns() + STORE_HOLD_NS);
-  /* Most holds are taken by their READ within the millisecond: waking the push thread for each
-   * cost this (JS) thread a futex call and the push thread two wakes per lookup. It is woken every
-   * HOLD_WAKE_EVERY holds instead; the ones no READ took go then, or at its next wake. */
-  if (++m->holds_since_wake >= HOLD_WAKE_EVERY) {
-    m->holds_since_wake = 0;
-    pthread_cond_signal(&m->store_cv);
-  }
+  store_hold_locked(m, q);
   pthread_mutex_unlock(&m->store_mu);
   return 0;
 }
@@ -1585,7 +1626,188 @@ static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* sessionStats(h) -> [answered, dropped, retried, readsFromPushes]: prepared listings the kernel
+/* ---------------------------------------------------------------- expected lookups */
+
+/*
+ * A reader that opens files by path in sorted order (sha256sum -c CHECKSUMS, a script going down
+ * a list) costs a LOOKUP round trip through JS per file, one after another: the reader waits for
+ * each. JS sees the pattern and hands over, ahead, the entries it expects to be looked up next,
+ * each with its attributes and (a file small enough) its bytes. A LOOKUP of one is answered here,
+ * by the fuse thread, and the bytes are held for the READ that follows (store_hold_locked), so
+ * such a file costs no round trip at all while JS renders the next ones.
+ *
+ * JS counts the kernel's lookup of an entry when it hands it over; an entry dropped unused (the
+ * ring wrapped, expectClear, or an entry replaced) is forgotten as the kernel would (a forget
+ * notification), as is one whose reply the kernel did not take.
+ */
+
+static uint32_t expect_hash(uint64_t parent, const char *name) {
+  uint32_t h = 2166136261u;
+  for (int k = 0; k < 8; k++) h = (h ^ (uint8_t)(parent >> (8 * k))) * 16777619u;
+  for (const unsigned char *c = (const unsigned char *)name; *c; c++) h = (h ^ *c) * 16777619u;
+  return h;
+}
+
+/* Take slot `i` off its chain (expect_mu held). */
+static void expect_unlink(ekv_mount *m, uint32_t i) {
+  uint32_t *at = &m->expect_bucket[m->expect[i].hash % EXPECT_BUCKETS];
+  while (*at && *at != i + 1) at = &m->expect[*at - 1].next;
+  if (*at) *at = m->expect[i].next;
+}
+
+/* Empty slot `i` (expect_mu held); its inode for a forget when it was taken unused (else 0). */
+static uint64_t expect_free(ekv_mount *m, uint32_t i, int unused) {
+  ekv_expect *e = &m->expect[i];
+  if (!e->parent) return 0;
+  uint64_t ino = unused ? e->ino : 0;
+  expect_unlink(m, i);
+  if (e->push) {
+    m->expect_bytes -= e->push->len;
+    free(e->push);
+  }
+  free(e->name);
+  memset(e, 0, sizeof *e);
+  if (unused) m->expect_dropped++;
+  return ino;
+}
+
+/* The slot expecting `name` in `parent`, or -1 (expect_mu held). */
+static int64_t expect_find(ekv_mount *m, uint64_t parent, const char *name, uint32_t hash) {
+  for (uint32_t at = m->expect_bucket[hash % EXPECT_BUCKETS]; at; at = m->expect[at - 1].next) {
+    ekv_expect *e = &m->expect[at - 1];
+    if (e->hash == hash && e->parent == parent && strcmp(e->name, name) == 0) return (int64_t)at - 1;
+  }
+  return -1;
+}
+
+/* One kernel lookup of each inode forgotten for JS (n of them; zeros skipped). Any thread. */
+static void expect_forget(ekv_mount *m, const uint64_t *inos, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    if (!inos[k]) continue;
+    ekv_req *r = mkreq(OP_FORGET, NULL, inos[k], NULL);
+    if (!r) continue;
+    r->a = 1;
+    post_to(m, r);
+  }
+}
+
+/* A LOOKUP of an expected entry, answered here (fuse thread); 1 when answered. */
+static int expect_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t parent, const char *name) {
+  uint32_t hash = expect_hash(parent, name);
+  pthread_mutex_lock(&m->expect_mu);
+  int64_t i = expect_find(m, parent, name, hash);
+  if (i < 0) {
+    pthread_mutex_unlock(&m->expect_mu);
+    return 0;
+  }
+  ekv_expect e = m->expect[i];
+  m->expect[i].push = NULL; /* handed on below */
+  if (e.push) m->expect_bytes -= e.push->len;
+  expect_free(m, (uint32_t)i, 0);
+  m->expect_answered++;
+  pthread_mutex_unlock(&m->expect_mu);
+  if (e.push) {
+    /* Held before the reply: the reader's READ comes right after it. */
+    pthread_mutex_lock(&m->store_mu);
+    if (m->store_started && !m->store_stop) store_hold_locked(m, e.push);
+    else free(e.push);
+    pthread_mutex_unlock(&m->store_mu);
+  }
+  struct fuse_entry_param ep;
+  memset(&ep, 0, sizeof ep);
+  ep.ino = e.ino;
+  fill_attr(m, &ep.attr, e.ino, e.kind, e.size);
+  ep.attr_timeout = m->timeout;
+  ep.entry_timeout = m->timeout;
+  ekv_req *r = mkreq(OP_EXPECTED, NULL, e.ino, NULL);
+  if (r) post_to(m, r);
+  /* Not taken (the request was interrupted meanwhile): the kernel holds no lookup of it. */
+  if (fuse_reply_entry(req, &ep) != 0) expect_forget(m, &e.ino, 1);
+  return 1;
+}
+
+/*
+ * expect(h, parentIno, name, ino, kind, size, data) -> 0, or EAGAIN (the bytes held are at their
+ * bound), ENOMEM, ENOTCONN. JS expects the kernel to look up `name` in `parentIno` soon, and has
+ * counted that lookup of `ino` (see above). data: the file's whole bytes (a Buffer), or null.
+ * An entry already expected under the same name is replaced.
+ */
+static napi_value js_expect(napi_env env, napi_callback_info info) {
+  napi_value argv[7], out;
+  ekv_mount *m = mount_args(env, info, 7, argv);
+  if (!m) return NULL;
+  uint64_t parent = (uint64_t)arg_double(env, argv[1]);
+  uint64_t ino = (uint64_t)arg_double(env, argv[3]);
+  int kind = (int)arg_double(env, argv[4]);
+  double size = arg_double(env, argv[5]);
+  void *data = NULL;
+  size_t len = 0;
+  int has_data = buffer_of(env, argv[6], &data, &len) && len > 0;
+  char *name = arg_string(env, argv[2]);
+  int err = 0;
+  if (!name || !parent || !ino || !name[0]) {
+    free(name);
+    napi_throw_type_error(env, NULL, "ekvfuse.expect: a parent inode, a name, an inode, a kind, a size and bytes or null");
+    return NULL;
+  }
+  ekv_store *q = NULL;
+  if (m->loop_done || !m->se) err = ENOTCONN;
+  else if (has_data && (err = store_start(m)) == 0 && !(q = store_rec(NULL, ino, 0, data, len))) err = ENOMEM;
+  uint64_t forget[2] = {0, 0};
+  if (!err) {
+    uint32_t hash = expect_hash(parent, name);
+    pthread_mutex_lock(&m->expect_mu);
+    int64_t old = expect_find(m, parent, name, hash);
+    if (old >= 0) forget[0] = expect_free(m, (uint32_t)old, 1);
+    if (q && m->expect_bytes + len > EXPECT_MAX_BYTES) {
+      err = EAGAIN;
+    } else {
+      uint32_t i = m->expect_ring;
+      m->expect_ring = (i + 1) % EXPECT_SLOTS;
+      forget[1] = expect_free(m, i, 1);
+      ekv_expect *e = &m->expect[i];
+      e->parent = parent;
+      e->ino = ino;
+      e->kind = kind;
+      e->size = size;
+      e->hash = hash;
+      e->name = name;
+      e->push = q;
+      e->next = m->expect_bucket[hash % EXPECT_BUCKETS];
+      m->expect_bucket[hash % EXPECT_BUCKETS] = i + 1;
+      if (q) m->expect_bytes += len;
+      name = NULL;
+      q = NULL;
+    }
+    pthread_mutex_unlock(&m->expect_mu);
+  }
+  free(name);
+  free(q);
+  expect_forget(m, forget, 2);
+  napi_create_int32(env, err, &out);
+  return out;
+}
+
+/* expectClear(h) -> entries dropped: every expected entry goes, its lookup forgotten. */
+static napi_value js_expect_clear(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  ekv_mount *m = mount_args(env, info, 1, argv);
+  if (!m) return NULL;
+  uint64_t *inos = malloc(EXPECT_SLOTS * sizeof *inos);
+  size_t n = 0;
+  pthread_mutex_lock(&m->expect_mu);
+  for (uint32_t i = 0; i < EXPECT_SLOTS; i++) {
+    uint64_t ino = expect_free(m, i, 1);
+    if (ino && inos) inos[n++] = ino;
+  }
+  pthread_mutex_unlock(&m->expect_mu);
+  if (inos) expect_forget(m, inos, n);
+  free(inos);
+  napi_create_double(env, (double)n, &out);
+  return out;
+}
+
+/* sessionStats(h) -> [answered, dropped, retried, readsFromPushes, expectAnswered, expectDropped]: prepared listings the kernel
  * took, those it never did, pushes tried again after the kernel refused them (store_retry_later),
  * and READs answered from pushes not written yet (store_answer_read). */
 static napi_value js_session_stats(napi_env env, napi_callback_info info) {
@@ -1598,7 +1820,10 @@ static napi_value js_session_stats(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&m->store_mu);
   double r = (double)m->store_retried, f = (double)m->store_read_answers;
   pthread_mutex_unlock(&m->store_mu);
-  CHECK(env, napi_create_array_with_length(env, 4, &out));
+  pthread_mutex_lock(&m->expect_mu);
+  double ea = (double)m->expect_answered, ed = (double)m->expect_dropped;
+  pthread_mutex_unlock(&m->expect_mu);
+  CHECK(env, napi_create_array_with_length(env, 6, &out));
   napi_create_double(env, a, &v);
   napi_set_element(env, out, 0, v);
   napi_create_double(env, d, &v);
@@ -1607,6 +1832,10 @@ static napi_value js_session_stats(napi_env env, napi_callback_info info) {
   napi_set_element(env, out, 2, v);
   napi_create_double(env, f, &v);
   napi_set_element(env, out, 3, v);
+  napi_create_double(env, ea, &v);
+  napi_set_element(env, out, 4, v);
+  napi_create_double(env, ed, &v);
+  napi_set_element(env, out, 5, v);
   return out;
 }
 
@@ -1864,6 +2093,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"store", NULL, js_store, NULL, NULL, NULL, napi_enumerable, NULL},
       {"prepareDir", NULL, js_prepare_dir, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sessionStats", NULL, js_session_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"expect", NULL, js_expect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"expectClear", NULL, js_expect_clear, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBufAfterStores", NULL, js_reply_buf_after_stores, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256", NULL, js_sha256, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -6,7 +6,7 @@
  * entry inside a listing.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ddbBenchEntries } from '../src/fixture/dynamodb.js';
@@ -381,7 +381,8 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       }
       const ops = sessionOps(nat.stdout());
       expect(ops.readdirplus).toBe(0);
-      expect(ops.lookup).toBeGreaterThanOrEqual(files);
+      // Each file looked up once: by us, or by the addon from an entry we expected (see the lookup read-ahead tests).
+      expect(ops.lookup + ops.expected_answered).toBeGreaterThanOrEqual(files);
       // Before: one READ reached us for every file.
       expect(ops.prefilled).toBeGreaterThanOrEqual(files);
       expect(ops.read).toBeLessThan(files / 10);
@@ -508,6 +509,97 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       } finally {
         expect(await nat.unmount()).toBe(0);
       }
+    });
+
+    describe('lookup read-ahead (files opened by path in CHECKSUMS order: sha256sum -c)', () => {
+      /** Inodes still counted when the session ended (the root is one). */
+      const inodesLeft = (log: string): number => {
+        const line = log.split('\n').find((l) => l.includes('"msg":"fuse session ended"'));
+        return (JSON.parse(line!) as { inodes: number }).inodes;
+      };
+      /** CHECKSUMS of a fresh native mount of `fsm`, copied out (the mount stays up), with its line count. */
+      const sumsOf = async (mnt: string): Promise<{ list: string; files: number }> => {
+        const list = join(tempDir('ekv-lookahead-'), 'CHECKSUMS');
+        expect((await sh(`cat CHECKSUMS > '${list}'`, mnt)).code).toBe(0);
+        return { list, files: Number((await sh(`wc -l < '${list}'`)).stdout.trim()) };
+      };
+
+      it('the addon answers nearly every lookup and READ from entries expected ahead; once the kernel forgets them, no inode stays counted', async () => {
+        const nat = await mount(['--snapshot', mixedFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+        let files = 0;
+        try {
+          const s = await sumsOf(nat.mnt);
+          files = s.files;
+          expect(files).toBeGreaterThan(3000); // 3,000 strings, 200 items, the schema
+          const c = await sh(`sha256sum --quiet -c '${s.list}'`, nat.mnt);
+          expect(c.code, c.stderr).toBe(0);
+          // Reclaim every dentry and inode of the mount: the kernel FORGETs each lookup it holds.
+          expect((await sh('sync && echo 2 > /proc/sys/vm/drop_caches')).code).toBe(0);
+          await new Promise((r) => setTimeout(r, 200));
+        } finally {
+          expect(await nat.unmount()).toBe(0);
+        }
+        const ops = sessionOps(nat.stdout());
+        expect(ops.lookahead_runs).toBeGreaterThanOrEqual(1);
+        // Before: every file's LOOKUP came to us (3,201), one after another.
+        expect(ops.lookup).toBeLessThan(files / 20);
+        expect(ops.expected_answered).toBeGreaterThan(files * 0.95);
+        expect(ops.read).toBeLessThan(files / 20);
+        // Every lookup counted for an expected entry was either taken by the kernel (and forgotten
+        // by it now) or came back as a forget: only what the kernel still pins is left.
+        expect(inodesLeft(nat.stdout())).toBeLessThan(8);
+      });
+
+      it('a reader that leaves the order half-way (the rest in reverse) still gets every file right, and no lookup is lost', async () => {
+        const nat = await mount(['--snapshot', mixedFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+        try {
+          const { list, files } = await sumsOf(nat.mnt);
+          const half = Math.floor(files / 2);
+          const c = await sh(`(head -n ${half} '${list}'; tail -n +${half + 1} '${list}' | tac) | sha256sum --quiet -c -`, nat.mnt);
+          expect(c.code, c.stderr).toBe(0);
+          expect((await sh('sync && echo 2 > /proc/sys/vm/drop_caches')).code).toBe(0);
+          await new Promise((r) => setTimeout(r, 200));
+        } finally {
+          expect(await nat.unmount()).toBe(0);
+        }
+        const ops = sessionOps(nat.stdout());
+        // The walk was right for the first half, then wrong once the order turned.
+        expect(ops.expected_answered).toBeGreaterThan(1000);
+        expect(ops.lookup).toBeGreaterThan(1000);
+        expect(inodesLeft(nat.stdout())).toBeLessThan(8);
+      });
+
+      it('a corrupt record on the way is one EIO for that file; the files after it check out', async () => {
+        const fsm = join(tempDir('ekv-lookahead-bad-'), '0000000000000064.fsm');
+        const name = (p: string, i: number): string => `${p}${String(i).padStart(2, '0')}`;
+        writeFsm(fsm, [
+          ...Array.from({ length: 20 }, (_, i) => ({ key: `!redis|str|${name('a', i)}`, value: `a-${i}\n` })),
+          // A current-format string header whose TTL is cut short (as wideFsm's bad.bin).
+          { key: '!redis|str|b-bad', value: Buffer.from([0xff, 0x01, 0x01, 0x00, 0x01]) },
+          ...Array.from({ length: 20 }, (_, i) => ({ key: `!redis|str|${name('c', i)}`, value: `c-${i}\n` })),
+        ]);
+        const line = (f: string, body: string): string => `${sha(Buffer.from(body))}  redis/db_0/strings/${f}.bin`;
+        const lines = [
+          ...Array.from({ length: 20 }, (_, i) => line(name('a', i), `a-${i}\n`)),
+          line('b-bad', ''),
+          ...Array.from({ length: 20 }, (_, i) => line(name('c', i), `c-${i}\n`)),
+        ];
+        const list = join(tempDir('ekv-lookahead-bad-'), 'SUMS');
+        writeFileSync(list, lines.join('\n') + '\n');
+        const nat = await mount(['--snapshot', fsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+        let c: { stdout: string; stderr: string; code: number };
+        try {
+          c = await sh(`sha256sum -c '${list}'`, nat.mnt);
+        } finally {
+          expect(await nat.unmount()).toBe(0);
+        }
+        expect(c.code).toBe(1);
+        expect(c.stderr).toMatch(/b-bad\.bin: Input\/output error/);
+        expect(c.stdout).toMatch(/b-bad\.bin: FAILED open or read/);
+        expect(c.stdout.match(/: OK$/gm)?.length).toBe(40);
+        const ops = sessionOps(nat.stdout());
+        expect(ops.expected_answered).toBeGreaterThan(30);
+      });
     });
   });
 

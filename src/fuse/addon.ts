@@ -47,8 +47,19 @@ export interface Addon {
    * entries' lookups; a listing the kernel never takes comes back as forgets.
    */
   prepareDir(h: Handle, dirIno: number, names: string[], meta: Float64Array): number;
-  /** Prepared listings the kernel took, those dropped untaken, pushes tried again after the kernel refused them, and READs the addon answered from pushes not written yet. */
-  sessionStats(h: Handle): [number, number, number, number];
+  /**
+   * The kernel is expected to look up `name` in directory `parentIno` soon: the addon answers
+   * that LOOKUP itself (ino, kind, size) and holds `data` (the file's whole bytes, or null) for the
+   * READ after it. 0, or EAGAIN (the addon holds EXPECT_MAX_BYTES already), ENOMEM, ENOTCONN. The
+   * caller has counted the lookup; an entry dropped unused (1024 at most are kept, the oldest go
+   * first; one under the same name is replaced; expectClear) comes back as a forget, and each one
+   * taken as an OP_EXPECTED notification.
+   */
+  expect(h: Handle, parentIno: number, name: string, ino: number, kind: number, size: number, data: Buffer | null): number;
+  /** Drop every expected entry (their lookups come back as forgets); how many there were. */
+  expectClear(h: Handle): number;
+  /** Prepared listings the kernel took, those dropped untaken, pushes tried again after the kernel refused them, READs the addon answered from pushes not written yet, expected lookups answered, and those dropped unused. */
+  sessionStats(h: Handle): [number, number, number, number, number, number];
   /** replyBuf of a READ of `ino`, sent once the pushes queued before it are in the page cache (at once while a push of `ino` is queued). */
   replyBufAfterStores(h: Handle, id: number, data: Buffer, ino: number): void;
   /** malloc_trim(0): freed malloc memory back to the kernel; whether any was released. */

@@ -18,6 +18,7 @@ import type { Attr, DirListing } from '../tree/tree.js';
 import { TreeError } from '../tree/tree.js';
 import { isMounted, type MountOptions } from './mount.js';
 import { loadAddon, type Addon, type Dispatch, type Handle } from './addon.js';
+import { LookAhead } from './lookahead.js';
 
 export { addonSha256, loadAddon, mallocTrimmer } from './addon.js';
 
@@ -35,6 +36,8 @@ const OP_EXIT = 10;
 const OP_PREPARED = 11;
 /** A notification: the kernel interrupted a request we hold (a: its id). */
 const OP_INTERRUPT = 12;
+/** A notification: the addon answered a lookup from an entry we expected (ino: the entry's; see LookAhead). */
+const OP_EXPECTED = 13;
 /** The waiters key of a directory's listing (a NUL never appears in a path). */
 const LISTING_OF = '\0listing:';
 /**
@@ -61,6 +64,7 @@ const ERRNO: Record<TreeError['errno'], number> = {
   EINVAL: 22,
 };
 const ESTALE = 116;
+const ENOTCONN = 107;
 
 function errnoOf(e: unknown): number {
   return e instanceof TreeError ? ERRNO[e.errno] : ERRNO.EIO;
@@ -85,6 +89,11 @@ class Inodes {
 
   constructor(private readonly paths: PathTable) {
     this.counts[ROOT_INO] = 1;
+  }
+
+  /** Whether the kernel holds (or we counted for it) a lookup of inode `ino`. */
+  held(ino: number): boolean {
+    return ino < this.counts.length && this.counts[ino]! > 0;
   }
 
   /** The path of an inode the kernel holds. */
@@ -231,7 +240,9 @@ export class NativeFuseMount {
   /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
   preparedListings = 0;
   /** Of those, the ones the kernel took and the ones dropped untaken; pushes tried again; READs the addon answered from pushes not written yet (read from the addon when the session ends). */
-  private sessionStats: [number, number, number, number] = [0, 0, 0, 0];
+  private sessionStats: [number, number, number, number, number, number] = [0, 0, 0, 0, 0, 0];
+  /** Lookups answered ahead for readers that open files by path in CHECKSUMS order (sha256sum -c). */
+  private readonly lookAhead: LookAhead;
   private readonly onPrefetched = (path: string, l: DirListing): void => this.prepare(path, l);
   /** READs being answered, by inode. */
   private readonly readsInFlight = new Map<number, number>();
@@ -239,6 +250,25 @@ export class NativeFuseMount {
   constructor(private readonly o: MountOptions) {
     this.inodes = new Inodes(o.tree.paths);
     this.exited = new Promise((resolve) => (this.exitedResolve = resolve));
+    this.lookAhead = new LookAhead(
+      o.tree,
+      {
+        held: (id) => this.inodes.held(id),
+        expect: (parentId, name, id, isDir, size, data) => {
+          const h = this.h;
+          if (!h) return ENOTCONN;
+          // Counted now: the addon answers the kernel's lookup without telling us first (a forget comes back if it never does).
+          const ino = this.inodes.refId(id);
+          const rc = this.addon().expect(h, parentId, name, ino, isDir ? KIND_DIR : KIND_FILE, isDir ? DIR_ATTR.size : size, data);
+          if (rc !== 0) this.inodes.forget(ino, 1);
+          return rc;
+        },
+        clear: () => {
+          if (this.h) this.addon().expectClear(this.h);
+        },
+      },
+      o.log,
+    );
   }
 
   private track<T>(p: () => Promise<T>): Promise<T> {
@@ -249,7 +279,7 @@ export class NativeFuseMount {
   }
 
   /** Requests seen, by op (logged at debug level when the session ends). */
-  private readonly opCounts = new Array<number>(OP_INTERRUPT + 1).fill(0);
+  private readonly opCounts = new Array<number>(OP_EXPECTED + 1).fill(0);
   /** Requests answered EINTR because their caller was leaving (see interrupted). */
   private interruptedRequests = 0;
   /** Interrupted requests still unanswered whose callers were not leaving: looked at again. */
@@ -265,7 +295,7 @@ export class NativeFuseMount {
   private readonly waitedPaths = new Map<number, string[]>();
 
   private readonly dispatch: Dispatch = (op, id, ino, a, b, fh, name) => {
-    if (op > 0 && op <= OP_INTERRUPT) this.opCounts[op]!++;
+    if (op > 0 && op <= OP_EXPECTED) this.opCounts[op]!++;
     try {
       switch (op) {
         case OP_LOOKUP:
@@ -302,6 +332,15 @@ export class NativeFuseMount {
         }
         case OP_INTERRUPT:
           return this.interrupted(a);
+        case OP_EXPECTED: {
+          // Its READ at offset 0 is answered by the addon from the bytes handed over: an open we never see.
+          if (this.lookAhead.taken(ino) > 0) {
+            this.o.tree.kernelHolds(ino);
+            this.prefilledFiles++; // held for its READ, as holdLookedUp's
+            if (this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
+          }
+          return;
+        }
         default:
           if (id) this.addon().replyErr(this.handle(), id, 38 /* ENOSYS */);
       }
@@ -402,6 +441,7 @@ export class NativeFuseMount {
           this.holdLookedUp(ino, a); // before the reply: the reader's READ comes right after it
           // Interrupted and answered EINTR meanwhile: the kernel holds no lookup of it.
           if (!A.replyEntry(h, id, ino, kindOf(a), a.size)) this.inodes.forget(ino, 1);
+          else if (a.kind === 'file') this.lookAhead.looked(dir, name, ino);
         }),
       (e) => {
         const n = errnoOf(e);
@@ -802,6 +842,7 @@ export class NativeFuseMount {
     if (this.o.tree.onPrefetched === this.onPrefetched) this.o.tree.onPrefetched = null;
     this.ended = true;
     this.h = null;
+    this.lookAhead.stop(); // the addon let its entries go with the session
     if (this.interruptTimer) clearInterval(this.interruptTimer);
     this.interruptTimer = null;
     this.interruptWatch.clear();
@@ -813,8 +854,9 @@ export class NativeFuseMount {
     this.listedEntries = 0;
     if (code < 0) this.o.log.warn({ mountpoint: this.o.mountpoint, errno: -code }, 'fuse session ended with an error');
     const c = this.opCounts;
-    const [answered, dropped, pushRetries, readsFromPushes] = this.sessionStats;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, relisted: this.relistedListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes, interrupts: c[OP_INTERRUPT], interrupted_eintr: this.interruptedRequests };
+    const [answered, dropped, pushRetries, readsFromPushes, expectedAnswered, expectedDropped] = this.sessionStats;
+    const la = this.lookAhead.stats;
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, relisted: this.relistedListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes, interrupts: c[OP_INTERRUPT], interrupted_eintr: this.interruptedRequests, lookahead_runs: la.runs, lookahead_skips: la.skipped, expected: la.handedOver, expected_answered: expectedAnswered, expected_dropped: expectedDropped };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }

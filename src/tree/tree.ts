@@ -100,6 +100,14 @@ interface ChecksumsBuild {
   signal: AbortSignal;
 }
 
+/** One step of walkAfter: an entry, its parent directory's path, its path id, and whether it is a directory. */
+export interface WalkStep {
+  parent: string;
+  name: string;
+  id: number;
+  isDir: boolean;
+}
+
 /** A directory of the CHECKSUMS walk: its children in CHECKSUMS order, and how far the walk is. */
 interface WalkFrame {
   path: string;
@@ -655,10 +663,12 @@ export class Tree {
    * 64MiB) the build raised the heap by 59-64 MiB and RSS by 48-60, the peak of the whole
    * copy; now by 17-23 and 26-36, in the same time (0.62-0.86 s against 0.69-0.98).
    */
-  private async walkFrame(path: string, b: ChecksumsBuild): Promise<WalkFrame> {
+  private async walkFrame(path: string, b: ChecksumsBuild | null): Promise<WalkFrame> {
     const { names, ids } = await this.dirListing(path);
-    b.dirs++;
-    b.signal.throwIfAborted();
+    if (b) {
+      b.dirs++;
+      b.signal.throwIfAborted();
+    }
     const n = ids.length;
     const kinds = new Uint8Array(n);
     const order = new Uint32Array(n);
@@ -675,6 +685,37 @@ export class Tree {
     const paths = this.paths;
     const sorted = order.subarray(0, kept).sort((x, y) => paths.compareNames(ids[x]!, kinds[x] === KIND_DIR, ids[y]!, kinds[y] === KIND_DIR));
     return { path, rel: path === '/' ? '' : `${path.slice(1)}/`, names, ids, kinds, order: sorted, at: 0 };
+  }
+
+  /**
+   * What follows `path` in CHECKSUMS order (the sorted depth-first walk; a directory as it is
+   * entered, then what is in it): the paths `sha256sum -c CHECKSUMS` opens after `path`, each
+   * with its parent's path. Ends with the tree, or at once when `path` is not in it. Each
+   * directory on the way is listed (dirListing) and sorted when the walk gets to it.
+   */
+  async *walkAfter(path: string): AsyncGenerator<WalkStep> {
+    const parts = path.split('/').filter((x) => x !== '');
+    const stack: WalkFrame[] = [];
+    let dir = '/';
+    for (const part of parts) {
+      const f = await this.walkFrame(dir, null);
+      const at = f.order.findIndex((i) => f.names[i] === part);
+      if (at < 0) return;
+      f.at = at + 1;
+      stack.push(f);
+      dir = childPath(dir, part);
+    }
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1]!;
+      if (f.at >= f.order.length) {
+        stack.pop();
+        continue;
+      }
+      const i = f.order[f.at++]!;
+      const isDir = f.kinds[i] === KIND_DIR;
+      yield { parent: f.path, name: f.names[i]!, id: f.ids[i]!, isDir };
+      if (isDir) stack.push(await this.walkFrame(childPath(f.path, f.names[i]!), null));
+    }
   }
 
   /** The CHECKSUMS build under way, for progress lines: files listed and files read again so far; null when none runs. */
