@@ -100,8 +100,9 @@ typedef struct {
 /* Pushes queued or waiting to be tried again, counted by inode hash (see store_enqueue). */
 #define PUSH_COUNT_SLOTS 4096
 #define PARK_MAX (16u << 20)
-/* Listings prepared ahead at once (see js_prepare_dir). */
+/* Listings prepared ahead at once (see js_prepare_dir), and their names and attributes together. */
 #define PREP_SLOTS 64
+#define PREP_MAX_BYTES (32u << 20)
 /* Lookups expected at once (see js_expect): a ring, the oldest dropped when full; their chains by
  * (parent, name) hash; and the bytes they hold together (beyond: refused). */
 #define EXPECT_SLOTS 1024
@@ -174,9 +175,14 @@ typedef struct {
   struct ekv_prep {
     uint64_t dir; /* 0: empty */
     uint32_t n;
-    char *names;  /* n NUL-terminated names, back to back */
-    double *meta; /* 3 per name, as replyDir's: inode, kind, size */
+    uint32_t base; /* the listing offset of entry 0 (JS answered the ones before it) */
+    uint32_t next; /* entries before this one went to the kernel */
+    size_t at;     /* where entry `next`'s name starts in names */
+    size_t bytes;  /* names and meta */
+    char *names;   /* n NUL-terminated names, back to back */
+    double *meta;  /* 3 per name, as replyDir's: inode, kind, size */
   } prep[PREP_SLOTS];
+  size_t prep_bytes;
   uint64_t prep_answered, prep_dropped; /* under prep_mu */
   /* Lookups answered ahead of the kernel's asking (see js_expect): the entries, the chain heads
    * by hash (slot + 1; 0: empty), the ring's next slot, and the bytes held. */
@@ -380,13 +386,13 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static int store_release_parked(ekv_mount *m, fuse_ino_t dir, fuse_req_t end_req);
 
-static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size);
+static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
 
 static void ll_readdir_common(int op, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   ekv_mount *m = fuse_req_userdata(req);
   /* A listing prepared by JS is the first reply, sent from here; its files' pushes stay parked
    * until the kernel's next readdir, as when JS sends it. */
-  if (op == OP_READDIRPLUS && off == 0 && prep_answer(m, req, ino, size)) return;
+  if (op == OP_READDIRPLUS && off == 0 && prep_answer(m, req, ino, size, 0)) return;
   pthread_mutex_lock(&m->ends_mu);
   int at_end = m->dir_ends[ino % DIR_ENDS].ino == ino && (uint64_t)off >= m->dir_ends[ino % DIR_ENDS].end;
   pthread_mutex_unlock(&m->ends_mu);
@@ -401,6 +407,8 @@ static void ll_readdir_common(int op, fuse_req_t req, fuse_ino_t ino, size_t siz
     fuse_reply_buf(req, NULL, 0);
     return;
   }
+  /* The rest of a listing JS handed over whole (after its pushes, released above). */
+  if (op == OP_READDIRPLUS && off > 0 && prep_answer(m, req, ino, size, off)) return;
   NEWREQ(r, op, req, ino, NULL);
   r->a = size;
   r->b = off;
@@ -620,77 +628,104 @@ static void prep_free(ekv_prep *p) {
   memset(p, 0, sizeof *p);
 }
 
-/* A prepared listing the kernel never took: the lookups JS counted for its entries are
- * forgotten (a forget notification, as the kernel's own), and it is freed. */
-static void prep_drop(ekv_mount *m, ekv_prep *p) {
-  ekv_req *r = p->n ? mkreq(OP_FORGET, NULL, 0, NULL) : NULL;
-  if (r) {
-    r->forgets = malloc(p->n * sizeof *r->forgets);
-    if (r->forgets) {
-      for (uint32_t i = 0; i < p->n; i++) {
-        r->forgets[i].ino = (uint64_t)p->meta[3 * i];
-        r->forgets[i].nlookup = 1;
-      }
-      r->nforgets = p->n;
-      post_to(m, r);
-    } else {
-      free(r);
-    }
+/* Take a prepared listing out of its slot (prep_mu held). */
+static ekv_prep prep_take(ekv_mount *m, ekv_prep *slot) {
+  ekv_prep p = *slot;
+  m->prep_bytes -= slot->bytes;
+  memset(slot, 0, sizeof *slot);
+  return p;
+}
+
+/* One kernel lookup of each of `n` inodes (meta's first of 3), forgotten for JS. */
+static void forget_meta(ekv_mount *m, const double *meta, uint32_t n) {
+  ekv_req *r = n ? mkreq(OP_FORGET, NULL, 0, NULL) : NULL;
+  if (!r) return;
+  r->forgets = malloc(n * sizeof *r->forgets);
+  if (!r->forgets) {
+    free(r);
+    return;
   }
+  for (uint32_t i = 0; i < n; i++) {
+    r->forgets[i].ino = (uint64_t)meta[3 * i];
+    r->forgets[i].nlookup = 1;
+  }
+  r->nforgets = n;
+  post_to(m, r);
+}
+
+/* A prepared listing let go with entries the kernel never took: the lookups JS counted for
+ * those are forgotten (a forget notification, as the kernel's own), and it is freed. */
+static void prep_drop(ekv_mount *m, ekv_prep *p) {
+  if (p->next < p->n) forget_meta(m, p->meta + 3 * (size_t)p->next, p->n - p->next);
   prep_free(p);
 }
 
-/* Answer a first readdirplus of `ino` from its prepared listing; 1 when answered. A listing
- * that does not fit the kernel's buffer is dropped, and JS answers instead. Fuse threads. */
-static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size) {
-  ekv_prep p;
+/*
+ * Answer a readdirplus of `ino` at `off` from its prepared listing, when `off` is where the
+ * kernel's reading of it stands (its first reply, or the one after the last this answered);
+ * 1 when answered. Any other offset (a second reader, a reply the kernel did not take) is
+ * JS's. The listing goes once its last entry went. Fuse threads.
+ */
+static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
   pthread_mutex_lock(&m->prep_mu);
   ekv_prep *slot = &m->prep[ino % PREP_SLOTS];
-  int have = slot->dir == ino;
-  if (have) {
-    p = *slot;
-    memset(slot, 0, sizeof *slot);
+  if (slot->dir != ino || off < 0 || (uint64_t)off != (uint64_t)slot->base + slot->next) {
+    pthread_mutex_unlock(&m->prep_mu);
+    return 0;
   }
-  pthread_mutex_unlock(&m->prep_mu);
-  if (!have) return 0;
   char *buf = malloc(size ? size : 1);
+  if (!buf) {
+    pthread_mutex_unlock(&m->prep_mu);
+    return 0;
+  }
   size_t pos = 0;
-  const char *name = p.names;
-  uint32_t i = 0;
-  for (; buf && i < p.n; i++) {
+  const char *name = slot->names + slot->at;
+  uint32_t first = slot->next, i = first;
+  for (; i < slot->n; i++) {
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
-    uint64_t child = (uint64_t)p.meta[3 * i];
-    fill_attr(m, &e.attr, child, (int)p.meta[3 * i + 1], p.meta[3 * i + 2]);
+    uint64_t child = (uint64_t)slot->meta[3 * i];
+    fill_attr(m, &e.attr, child, (int)slot->meta[3 * i + 1], slot->meta[3 * i + 2]);
     e.ino = child;
     e.attr_timeout = m->timeout;
     e.entry_timeout = m->timeout;
-    size_t ent = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, (off_t)(i + 1));
+    size_t ent = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, (off_t)slot->base + i + 1);
     if (ent > size - pos) break;
     pos += ent;
     name += strlen(name) + 1;
   }
-  if (!buf || i < p.n) {
-    free(buf);
-    pthread_mutex_lock(&m->prep_mu);
-    m->prep_dropped++;
+  if (i == first) {
+    /* Not one entry fits the kernel's buffer: JS answers it. */
     pthread_mutex_unlock(&m->prep_mu);
-    prep_drop(m, &p);
+    free(buf);
     return 0;
   }
-  pthread_mutex_lock(&m->prep_mu);
-  m->prep_answered++;
+  /* The inodes of this reply, forgotten if the kernel does not take it. */
+  double *sent = malloc((size_t)(i - first) * 3 * sizeof(double));
+  if (sent) memcpy(sent, slot->meta + 3 * (size_t)first, (size_t)(i - first) * 3 * sizeof(double));
+  if (first == 0) m->prep_answered++;
+  uint64_t end = (uint64_t)slot->base + slot->n;
+  slot->next = i;
+  slot->at = (size_t)(name - slot->names);
+  int done = i == slot->n;
+  ekv_prep p;
+  if (done) p = prep_take(m, slot);
   pthread_mutex_unlock(&m->prep_mu);
-  pthread_mutex_lock(&m->ends_mu);
-  m->dir_ends[ino % DIR_ENDS].ino = ino;
-  m->dir_ends[ino % DIR_ENDS].end = p.n;
-  pthread_mutex_unlock(&m->ends_mu);
-  fuse_reply_buf(req, buf, pos);
+  if (done) {
+    pthread_mutex_lock(&m->ends_mu);
+    m->dir_ends[ino % DIR_ENDS].ino = ino;
+    m->dir_ends[ino % DIR_ENDS].end = end;
+    pthread_mutex_unlock(&m->ends_mu);
+    prep_free(&p);
+  }
+  if (fuse_reply_buf(req, buf, pos) != 0 && sent) forget_meta(m, sent, i - first);
+  free(sent);
   free(buf);
-  prep_free(&p);
   /* JS keeps its read-ahead going from here, as from a readdir it answered. */
-  ekv_req *r = mkreq(OP_PREPARED, NULL, ino, NULL);
-  if (r) post_to(m, r);
+  if (first == 0) {
+    ekv_req *r = mkreq(OP_PREPARED, NULL, ino, NULL);
+    if (r) post_to(m, r);
+  }
   return 1;
 }
 
@@ -1558,24 +1593,27 @@ static int store_park(ekv_mount *m, uint64_t dir, uint64_t ino, off_t off, const
 }
 
 /*
- * prepareDir(h, dirIno, names, meta) -> 0, or ENOTCONN/ENOMEM/EINVAL. A whole listing of a directory
- * the kernel has not listed yet (names, and meta as replyDir's: inode, kind, size per name),
- * kept for the kernel's first readdirplus of it, which is then answered by the fuse thread
- * that takes it: a reader walking many small directories (the pk directories of a DynamoDB
- * table) does not wait on the JS thread for each one. JS counts the entries' lookups when it
- * prepares; a prepared listing the kernel never takes (replaced in its slot, too big for the
- * kernel's buffer) comes back as forget notifications. JS thread.
+ * prepareDir(h, dirIno, names, meta, base) -> 0, or ENOTCONN/ENOMEM/EINVAL/EAGAIN (the listings
+ * prepared hold PREP_MAX_BYTES already). A listing of a directory from offset `base` on (names,
+ * and meta as replyDir's: inode, kind, size per name), kept for the kernel's readdirplus at that
+ * offset and the ones after it, which are then answered by the fuse threads that take them: a
+ * reader walking many small directories (the pk directories of a DynamoDB table), or reading a
+ * big one (base > 0: JS answered the first reply), does not wait on the JS thread for each. JS
+ * counts the entries' lookups when it prepares; the entries of a prepared listing the kernel
+ * never takes (replaced in its slot, a reply it did not take) come back as forget
+ * notifications. JS thread.
  */
 static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
-  napi_value argv[4], out;
-  ekv_mount *m = mount_args(env, info, 4, argv);
+  napi_value argv[5], out;
+  ekv_mount *m = mount_args(env, info, 5, argv);
   if (!m) return NULL;
   uint64_t dir = (uint64_t)arg_double(env, argv[1]);
+  double base = arg_double(env, argv[4]);
   uint32_t n = 0;
   napi_get_array_length(env, argv[2], &n);
   const double *mdata = meta_arg(env, argv[3], n);
-  if (!mdata || dir == 0 || n == 0) {
-    napi_throw_type_error(env, NULL, "ekvfuse.prepareDir: a directory inode, names, and a Float64Array of 3 numbers per name");
+  if (!mdata || dir == 0 || n == 0 || !(base >= 0) || base > 4294967295.0 - n) {
+    napi_throw_type_error(env, NULL, "ekvfuse.prepareDir: a directory inode, names, a Float64Array of 3 numbers per name, and the first name's offset");
     return NULL;
   }
   int err = 0;
@@ -1583,6 +1621,7 @@ static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
   memset(&p, 0, sizeof p);
   p.dir = dir;
   p.n = n;
+  p.base = (uint32_t)base;
   p.meta = malloc((size_t)n * 3 * sizeof(double));
   size_t cap = 0, used = 0;
   for (uint32_t i = 0; p.meta && i < n && !err; i++) {
@@ -1614,15 +1653,23 @@ static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
     return out;
   }
   memcpy(p.meta, mdata, (size_t)n * 3 * sizeof(double));
+  p.bytes = cap + (size_t)n * 3 * sizeof(double);
   ekv_prep old;
+  memset(&old, 0, sizeof old);
   pthread_mutex_lock(&m->prep_mu);
   ekv_prep *slot = &m->prep[dir % PREP_SLOTS];
-  old = *slot;
-  *slot = p;
-  if (old.dir) m->prep_dropped++;
+  if (m->prep_bytes - slot->bytes + p.bytes > PREP_MAX_BYTES) {
+    err = EAGAIN;
+  } else {
+    old = prep_take(m, slot);
+    *slot = p;
+    m->prep_bytes += p.bytes;
+    if (old.dir) m->prep_dropped++;
+  }
   pthread_mutex_unlock(&m->prep_mu);
+  if (err) prep_free(&p);
   if (old.dir) prep_drop(m, &old);
-  napi_create_int32(env, 0, &out);
+  napi_create_int32(env, err, &out);
   return out;
 }
 

@@ -511,6 +511,33 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       }
     });
 
+    it("a big listing's replies after the first come from the addon; a reader that stops early and one that reads on are both counted right", async () => {
+      const nat = await mount(['--snapshot', wideFsm, '--fuse-backend', 'native', '--log-level', 'debug']);
+      try {
+        // Stops after its first reply (head closes the pipe): the addon keeps the rest.
+        expect((await sh(`ls -f '${strings}' | head -1`, nat.mnt)).stdout.trim()).not.toBe('');
+        // Reads on from where the kernel's cached part of the listing ends.
+        const names = (await sh(`ls -f '${strings}'`, nat.mnt)).stdout.split('\n').filter(Boolean);
+        expect(names.length).toBe(3002);
+        expect(new Set(names).size).toBe(3002);
+        const ll = await sh(`ls -l '${strings}' | grep -v bad.bin | awk '{print $5, $9}'`, nat.mnt);
+        expect(ll.stdout).toContain('8 k00000.bin');
+        expect(ll.stdout).toContain('11 k02999.bin');
+        expect(ll.stdout).toContain(`${BIG.length} big.bin`);
+        // Every entry's lookup goes back once the kernel forgets them.
+        expect((await sh('sync && echo 2 > /proc/sys/vm/drop_caches')).code).toBe(0);
+        await new Promise((r) => setTimeout(r, 200));
+      } finally {
+        expect(await nat.unmount()).toBe(0);
+      }
+      const ops = sessionOps(nat.stdout());
+      expect(ops.prepared_rests).toBeGreaterThanOrEqual(1);
+      // Before: one READDIRPLUS reached us for each reply of the listing (~17 here).
+      expect(ops.readdirplus).toBeLessThanOrEqual(4);
+      const line = nat.stdout().split('\n').find((l) => l.includes('"msg":"fuse session ended"'))!;
+      expect((JSON.parse(line) as { inodes: number }).inodes).toBeLessThan(8);
+    });
+
     describe('lookup read-ahead (files opened by path in CHECKSUMS order: sha256sum -c)', () => {
       /** Inodes still counted when the session ended (the root is one). */
       const inodesLeft = (log: string): number => {

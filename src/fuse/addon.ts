@@ -42,11 +42,12 @@ export interface Addon {
    */
   store(h: Handle, ino: number, offset: number, data: Buffer, parkDir: number): number;
   /**
-   * Keep a whole listing (meta as replyDir's) for the kernel's first readdirplus of directory
-   * dirIno, answered then by the addon; 0, or ENOTCONN/ENOMEM/EINVAL. The caller has counted the
-   * entries' lookups; a listing the kernel never takes comes back as forgets.
+   * Keep a listing of directory dirIno from offset `base` on (meta as replyDir's) for the kernel's
+   * readdirplus at that offset and the ones after it, answered then by the addon; 0, or
+   * ENOTCONN/ENOMEM/EINVAL/EAGAIN (the prepared listings hold their bound of bytes). The caller
+   * has counted the entries' lookups; the entries the kernel never takes come back as forgets.
    */
-  prepareDir(h: Handle, dirIno: number, names: string[], meta: Float64Array): number;
+  prepareDir(h: Handle, dirIno: number, names: string[], meta: Float64Array, base: number): number;
   /**
    * The kernel is expected to look up `name` in directory `parentIno` soon: the addon answers
    * that LOOKUP itself (ino, kind, size) and holds `data` (the file's whole bytes, or null) for the

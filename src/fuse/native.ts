@@ -239,6 +239,8 @@ export class NativeFuseMount {
   prefilledFiles = 0;
   /** Listings handed to the addon ahead of the kernel's readdir (prepare). */
   preparedListings = 0;
+  /** Big listings whose replies after the first were handed to the addon (prepareRest). */
+  preparedRests = 0;
   /** Of those, the ones the kernel took and the ones dropped untaken; pushes tried again; READs the addon answered from pushes not written yet (read from the addon when the session ends). */
   private sessionStats: [number, number, number, number, number, number] = [0, 0, 0, 0, 0, 0];
   /** Lookups answered ahead for readers that open files by path in CHECKSUMS order (sha256sum -c). */
@@ -561,6 +563,8 @@ export class NativeFuseMount {
         // behind them, so the reader finds the pages instead of racing the pushes with READs.
         // (pushedTo stays 0 only until then: a window push always moves it past its first entry.)
         if (mine && l.pushedTo === 0 && off + picked.length >= Math.min(names.length, l.window)) this.pushAfter(l, -1, ino);
+        // The rest of a big listing goes to the addon before this reply, which the kernel's next readdir follows.
+        if (mine && gated && off === 0 && off + picked.length < names.length) this.prepareRest(l, ino, off + picked.length);
         const added = this.addon().replyDir(h, id, true, size, picked, meta, off, ino, names.length);
         // Entries that did not make it into the reply were never counted by the kernel (nor can take pushes).
         for (let i = added; i < inos.length; i++) {
@@ -704,12 +708,52 @@ export class NativeFuseMount {
     // ask for the listing's end, before this thread gets past prepareDir. (A readdir from offset 0
     // meanwhile, answered by us, does not release them.)
     this.pushAfter(l, -1, dirIno);
-    if (this.addon().prepareDir(h, dirIno, names, meta) !== 0) {
+    if (this.addon().prepareDir(h, dirIno, names, meta, 0) !== 0) {
       // Not prepared: the kernel's readdir asks us, and the reply counts the lookups again.
       for (let i = 0; i < n; i++) this.inodes.forget(l.inos[i]!, 1);
       return;
     }
     this.preparedListings++;
+  }
+
+  /**
+   * The entries of listing `l` from `from` on, handed to the addon when all their attributes are
+   * at hand: it answers the kernel's readdirplus replies after the first one (prepareDir with a
+   * base), so a reader of a big directory does not wait on this thread for each reply (an
+   * 80k-file directory takes ~430 of them). Their lookups are counted now; the addon gives back
+   * as forgets those the kernel never takes.
+   */
+  private prepareRest(l: Listing, dirIno: number, from: number): void {
+    const h = this.h;
+    const tree = this.o.tree;
+    const n = l.names.length - from;
+    if (!h || n <= 0) return;
+    const meta = new Float64Array(n * 3);
+    for (let k = 0; k < n; k++) {
+      const id = l.ids[from + k]!;
+      const kind = tree.paths.kind(id);
+      const size = kind === PATH_FILE ? tree.cachedSize(id) : kind === PATH_DIR ? DIR_ATTR.size : -1;
+      if (size < 0) return;
+      meta[3 * k + 1] = kind === PATH_DIR ? KIND_DIR : KIND_FILE;
+      meta[3 * k + 2] = size;
+    }
+    for (let k = 0; k < n; k++) {
+      const ino = this.inodes.refId(l.ids[from + k]!);
+      meta[3 * k] = ino;
+      listed(l, from + k, ino, pushSize(meta[3 * k + 1] === KIND_FILE, meta[3 * k + 2]!));
+    }
+    if (this.addon().prepareDir(h, dirIno, l.names.slice(from), meta, from) === 0) {
+      this.preparedRests++;
+      return;
+    }
+    // Not prepared: the kernel's readdirs ask us, and the replies count the lookups again.
+    for (let k = 0; k < n; k++) {
+      const ino = meta[3 * k]!;
+      this.inodes.forget(ino, 1);
+      l.inos[from + k] = 0;
+      l.sizes[from + k] = -1;
+      l.pos.delete(ino);
+    }
   }
 
   /**
@@ -856,7 +900,7 @@ export class NativeFuseMount {
     const c = this.opCounts;
     const [answered, dropped, pushRetries, readsFromPushes, expectedAnswered, expectedDropped] = this.sessionStats;
     const la = this.lookAhead.stats;
-    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, relisted: this.relistedListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes, interrupts: c[OP_INTERRUPT], interrupted_eintr: this.interruptedRequests, lookahead_runs: la.runs, lookahead_skips: la.skipped, expected: la.handedOver, expected_answered: expectedAnswered, expected_dropped: expectedDropped };
+    const ops = { lookup: c[OP_LOOKUP], getattr: c[OP_GETATTR], opendir: c[OP_OPENDIR], readdir: c[OP_READDIR], readdirplus: c[OP_READDIRPLUS], open: c[OP_OPEN], read: c[OP_READ], forget: c[OP_FORGET], prefilled: this.prefilledFiles, prepared: this.preparedListings, prepared_rests: this.preparedRests, prepared_answered: answered, prepared_dropped: dropped, recalled: this.recalledListings, relisted: this.relistedListings, push_retries: pushRetries, reads_from_pushes: readsFromPushes, interrupts: c[OP_INTERRUPT], interrupted_eintr: this.interruptedRequests, lookahead_runs: la.runs, lookahead_skips: la.skipped, expected: la.handedOver, expected_answered: expectedAnswered, expected_dropped: expectedDropped };
     this.o.log.debug({ mountpoint: this.o.mountpoint, ops, inodes: this.inodes.size }, 'fuse session ended');
     this.exitedResolve?.();
   }
