@@ -1617,6 +1617,14 @@ static napi_value js_prepare_dir(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int err = 0;
+  /* Refused before anything is copied when its attributes alone would pass the bound. */
+  pthread_mutex_lock(&m->prep_mu);
+  if (m->prep_bytes + (size_t)n * 3 * sizeof(double) > PREP_MAX_BYTES) err = EAGAIN;
+  pthread_mutex_unlock(&m->prep_mu);
+  if (err) {
+    napi_create_int32(env, err, &out);
+    return out;
+  }
   ekv_prep p;
   memset(&p, 0, sizeof p);
   p.dir = dir;

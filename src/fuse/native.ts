@@ -179,6 +179,12 @@ export const LISTINGS_MAX = 64;
 const LET_GO_KEPT = 256;
 /** Listings handed to the addon ahead of the kernel's readdir fit its one-page buffer. */
 const PREPARE_MAX_BYTES = 4096;
+/**
+ * The rest of a big listing goes to the addon (prepareRest) up to this many entries: ~5 MiB there
+ * and as much here while it is handed over. A bigger one (a table's million items in one
+ * directory) is answered reply by reply, as before, without that memory.
+ */
+const PREPARE_REST_MAX = 131072;
 
 interface Listing {
   dir: string;
@@ -727,7 +733,7 @@ export class NativeFuseMount {
     const h = this.h;
     const tree = this.o.tree;
     const n = l.names.length - from;
-    if (!h || n <= 0) return;
+    if (!h || n <= 0 || n > PREPARE_REST_MAX) return;
     const meta = new Float64Array(n * 3);
     for (let k = 0; k < n; k++) {
       const id = l.ids[from + k]!;
