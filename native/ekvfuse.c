@@ -636,27 +636,30 @@ static ekv_prep prep_take(ekv_mount *m, ekv_prep *slot) {
   return p;
 }
 
-/* One kernel lookup of each of `n` inodes (meta's first of 3), forgotten for JS. */
-static void forget_meta(ekv_mount *m, const double *meta, uint32_t n) {
-  ekv_req *r = n ? mkreq(OP_FORGET, NULL, 0, NULL) : NULL;
-  if (!r) return;
-  r->forgets = malloc(n * sizeof *r->forgets);
-  if (!r->forgets) {
-    free(r);
+/* One kernel lookup of each of `n` inodes (`stride` doubles apart from `inos`, zeros skipped)
+ * forgotten for JS: one forget notification, as the kernel's own. Any thread. */
+static void forget_lookups(ekv_mount *m, const double *inos, size_t n, size_t stride) {
+  struct fuse_forget_data *f = n ? malloc(n * sizeof *f) : NULL;
+  size_t k = 0;
+  for (size_t i = 0; f && i < n; i++) {
+    if (inos[i * stride] == 0) continue;
+    f[k].ino = (uint64_t)inos[i * stride];
+    f[k++].nlookup = 1;
+  }
+  ekv_req *r = k ? mkreq(OP_FORGET, NULL, 0, NULL) : NULL;
+  if (!r) {
+    free(f);
     return;
   }
-  for (uint32_t i = 0; i < n; i++) {
-    r->forgets[i].ino = (uint64_t)meta[3 * i];
-    r->forgets[i].nlookup = 1;
-  }
-  r->nforgets = n;
+  r->forgets = f;
+  r->nforgets = k;
   post_to(m, r);
 }
 
 /* A prepared listing let go with entries the kernel never took: the lookups JS counted for
  * those are forgotten (a forget notification, as the kernel's own), and it is freed. */
 static void prep_drop(ekv_mount *m, ekv_prep *p) {
-  if (p->next < p->n) forget_meta(m, p->meta + 3 * (size_t)p->next, p->n - p->next);
+  if (p->next < p->n) forget_lookups(m, p->meta + 3 * (size_t)p->next, p->n - p->next, 3);
   prep_free(p);
 }
 
@@ -704,6 +707,7 @@ static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size
   double *sent = malloc((size_t)(i - first) * 3 * sizeof(double));
   if (sent) memcpy(sent, slot->meta + 3 * (size_t)first, (size_t)(i - first) * 3 * sizeof(double));
   if (first == 0) m->prep_answered++;
+  int whole = slot->base == 0; /* prepared ahead: the kernel's first reply of it is this one */
   uint64_t end = (uint64_t)slot->base + slot->n;
   slot->next = i;
   slot->at = (size_t)(name - slot->names);
@@ -718,11 +722,12 @@ static int prep_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size
     pthread_mutex_unlock(&m->ends_mu);
     prep_free(&p);
   }
-  if (fuse_reply_buf(req, buf, pos) != 0 && sent) forget_meta(m, sent, i - first);
+  if (fuse_reply_buf(req, buf, pos) != 0 && sent) forget_lookups(m, sent, i - first, 3);
   free(sent);
   free(buf);
-  /* JS keeps its read-ahead going from here, as from a readdir it answered. */
-  if (first == 0) {
+  /* JS keeps its read-ahead going from here, as from a readdir it answered (the rest of a
+   * listing follows a first reply JS sent itself). */
+  if (first == 0 && whole) {
     ekv_req *r = mkreq(OP_PREPARED, NULL, ino, NULL);
     if (r) post_to(m, r);
   }
@@ -1735,17 +1740,6 @@ static int64_t expect_find(ekv_mount *m, uint64_t parent, const char *name, uint
   return -1;
 }
 
-/* One kernel lookup of each inode forgotten for JS (n of them; zeros skipped). Any thread. */
-static void expect_forget(ekv_mount *m, const uint64_t *inos, size_t n) {
-  for (size_t k = 0; k < n; k++) {
-    if (!inos[k]) continue;
-    ekv_req *r = mkreq(OP_FORGET, NULL, inos[k], NULL);
-    if (!r) continue;
-    r->a = 1;
-    post_to(m, r);
-  }
-}
-
 /* A LOOKUP of an expected entry, answered here (fuse thread); 1 when answered. */
 static int expect_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t parent, const char *name) {
   uint32_t hash = expect_hash(parent, name);
@@ -1777,7 +1771,10 @@ static int expect_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t parent, const 
   ekv_req *r = mkreq(OP_EXPECTED, NULL, e.ino, NULL);
   if (r) post_to(m, r);
   /* Not taken (the request was interrupted meanwhile): the kernel holds no lookup of it. */
-  if (fuse_reply_entry(req, &ep) != 0) expect_forget(m, &e.ino, 1);
+  if (fuse_reply_entry(req, &ep) != 0) {
+    double ino = (double)e.ino;
+    forget_lookups(m, &ino, 1, 1);
+  }
   return 1;
 }
 
@@ -1808,18 +1805,18 @@ static napi_value js_expect(napi_env env, napi_callback_info info) {
   ekv_store *q = NULL;
   if (m->loop_done || !m->se) err = ENOTCONN;
   else if (has_data && (err = store_start(m)) == 0 && !(q = store_rec(NULL, ino, 0, data, len))) err = ENOMEM;
-  uint64_t forget[2] = {0, 0};
+  double forget[2] = {0, 0};
   if (!err) {
     uint32_t hash = expect_hash(parent, name);
     pthread_mutex_lock(&m->expect_mu);
     int64_t old = expect_find(m, parent, name, hash);
-    if (old >= 0) forget[0] = expect_free(m, (uint32_t)old, 1);
+    if (old >= 0) forget[0] = (double)expect_free(m, (uint32_t)old, 1);
     if (q && m->expect_bytes + len > EXPECT_MAX_BYTES) {
       err = EAGAIN;
     } else {
       uint32_t i = m->expect_ring;
       m->expect_ring = (i + 1) % EXPECT_SLOTS;
-      forget[1] = expect_free(m, i, 1);
+      forget[1] = (double)expect_free(m, i, 1);
       ekv_expect *e = &m->expect[i];
       e->parent = parent;
       e->ino = ino;
@@ -1838,7 +1835,7 @@ static napi_value js_expect(napi_env env, napi_callback_info info) {
   }
   free(name);
   free(q);
-  expect_forget(m, forget, 2);
+  forget_lookups(m, forget, 2, 1);
   napi_create_int32(env, err, &out);
   return out;
 }
@@ -1848,15 +1845,15 @@ static napi_value js_expect_clear(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
   ekv_mount *m = mount_args(env, info, 1, argv);
   if (!m) return NULL;
-  uint64_t *inos = malloc(EXPECT_SLOTS * sizeof *inos);
+  double *inos = malloc(EXPECT_SLOTS * sizeof *inos);
   size_t n = 0;
   pthread_mutex_lock(&m->expect_mu);
   for (uint32_t i = 0; i < EXPECT_SLOTS; i++) {
     uint64_t ino = expect_free(m, i, 1);
-    if (ino && inos) inos[n++] = ino;
+    if (ino && inos) inos[n++] = (double)ino;
   }
   pthread_mutex_unlock(&m->expect_mu);
-  if (inos) expect_forget(m, inos, n);
+  if (inos) forget_lookups(m, inos, n, 1);
   free(inos);
   napi_create_double(env, (double)n, &out);
   return out;

@@ -239,11 +239,13 @@ describe('native FUSE backend (libfuse3 addon)', () => {
 
   describe('cross-file read-ahead (small files pushed into the page cache)', () => {
     const strings = 'redis/db_0/strings';
-    const sessionOps = (log: string): Record<string, number> => {
+    /** The session's last debug line: its op counts, and the inodes still counted (the root is one). */
+    const sessionEnd = (log: string): { ops: Record<string, number>; inodes: number } => {
       const line = log.split('\n').find((l) => l.includes('"msg":"fuse session ended"'));
       expect(line, 'fuse session ended line').toBeDefined();
-      return (JSON.parse(line!) as { ops: Record<string, number> }).ops;
+      return JSON.parse(line!) as { ops: Record<string, number>; inodes: number };
     };
+    const sessionOps = (log: string): Record<string, number> => sessionEnd(log).ops;
 
     it('tar of 3000 small files needs a READ for few of them, and the bytes are the same as fuse-native', async () => {
       const ref = await mount(['--snapshot', wideFsm, '--fuse-backend', 'fuse-native']);
@@ -534,16 +536,10 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       expect(ops.prepared_rests).toBeGreaterThanOrEqual(1);
       // Before: one READDIRPLUS reached us for each reply of the listing (~17 here).
       expect(ops.readdirplus).toBeLessThanOrEqual(4);
-      const line = nat.stdout().split('\n').find((l) => l.includes('"msg":"fuse session ended"'))!;
-      expect((JSON.parse(line) as { inodes: number }).inodes).toBeLessThan(8);
+      expect(sessionEnd(nat.stdout()).inodes).toBeLessThan(8);
     });
 
     describe('lookup read-ahead (files opened by path in CHECKSUMS order: sha256sum -c)', () => {
-      /** Inodes still counted when the session ended (the root is one). */
-      const inodesLeft = (log: string): number => {
-        const line = log.split('\n').find((l) => l.includes('"msg":"fuse session ended"'));
-        return (JSON.parse(line!) as { inodes: number }).inodes;
-      };
       /** CHECKSUMS of a fresh native mount of `fsm`, copied out (the mount stays up), with its line count. */
       const sumsOf = async (mnt: string): Promise<{ list: string; files: number }> => {
         const list = join(tempDir('ekv-lookahead-'), 'CHECKSUMS');
@@ -574,7 +570,7 @@ describe('native FUSE backend (libfuse3 addon)', () => {
         expect(ops.read).toBeLessThan(files / 20);
         // Every lookup counted for an expected entry was either taken by the kernel (and forgotten
         // by it now) or came back as a forget: only what the kernel still pins is left.
-        expect(inodesLeft(nat.stdout())).toBeLessThan(8);
+        expect(sessionEnd(nat.stdout()).inodes).toBeLessThan(8);
       });
 
       it('a reader that leaves the order half-way (the rest in reverse) still gets every file right, and no lookup is lost', async () => {
@@ -593,7 +589,7 @@ describe('native FUSE backend (libfuse3 addon)', () => {
         // The walk was right for the first half, then wrong once the order turned.
         expect(ops.expected_answered).toBeGreaterThan(1000);
         expect(ops.lookup).toBeGreaterThan(1000);
-        expect(inodesLeft(nat.stdout())).toBeLessThan(8);
+        expect(sessionEnd(nat.stdout()).inodes).toBeLessThan(8);
       });
 
       it('a corrupt record on the way is one EIO for that file; the files after it check out', async () => {

@@ -10,9 +10,10 @@
  * handed to the addon with its attributes and bytes (expect), which answers the kernel's
  * LOOKUP of it and the READ after it without a trip here. At most AHEAD_FILES files and
  * AHEAD_BYTES bytes are handed over and not taken yet; each one taken (OP_EXPECTED) lets the
- * walk go one further. A lookup that still reaches us says where the reader is: ahead of the
- * walk, the walk skips to it; anywhere else (it went back, or elsewhere), the walk starts over
- * from there and what was handed over is dropped.
+ * walk go one further. A lookup that still reaches us says where the reader is: at or past the
+ * walk, the walk skips to it; behind it and not handed over (the reader went back, or
+ * elsewhere), the walk stops until three lookups in order start another. Either way what was
+ * handed over is dropped (the addon forgets its lookups).
  *
  * Entries the kernel holds already (it would not look them up) are not handed over; neither
  * is a file that fails to render: its lookup comes here and gets the error.
@@ -68,7 +69,7 @@ export class LookAhead {
   private handedSinceClear = false;
   /** Counts dropHandedOver: a render started before it does not enter the window after it. */
   private epoch = 0;
-  /** The last lookup that reached us, and how many before it went up one directory in order. */
+  /** The last lookup that reached us, and how many in a row named files of its directory in ascending order. */
   private lastDir = '';
   private lastName = '';
   private streak = 0;
@@ -189,7 +190,9 @@ export class LookAhead {
         // In the window from now (in walk order), its bytes counted once it is handed over.
         this.queue.push(id);
         this.ahead.set(id, 0);
-        const r = this.handOver(run, this.epoch, parentId, name, id, path).finally(() => rendering.delete(r));
+        const r = this.handOver(run, this.epoch, parentId, name, id, path)
+          .catch((e: unknown) => this.log?.warn({ err: e instanceof Error ? e.message : String(e) }, 'lookup read-ahead: an entry was not handed over'))
+          .finally(() => rendering.delete(r));
         rendering.add(r);
       }
     } catch (e) {

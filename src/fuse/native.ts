@@ -267,8 +267,12 @@ export class NativeFuseMount {
           if (!h) return ENOTCONN;
           // Counted now: the addon answers the kernel's lookup without telling us first (a forget comes back if it never does).
           const ino = this.inodes.refId(id);
-          const rc = this.addon().expect(h, parentId, name, ino, isDir ? KIND_DIR : KIND_FILE, isDir ? DIR_ATTR.size : size, data);
-          if (rc !== 0) this.inodes.forget(ino, 1);
+          let rc = ENOTCONN;
+          try {
+            rc = this.addon().expect(h, parentId, name, ino, isDir ? KIND_DIR : KIND_FILE, isDir ? DIR_ATTR.size : size, data);
+          } finally {
+            if (rc !== 0) this.inodes.forget(ino, 1);
+          }
           return rc;
         },
         clear: () => {
@@ -694,32 +698,57 @@ export class NativeFuseMount {
     const { names, ids } = listing;
     const n = names.length;
     if (n === 0) return;
-    const meta = new Float64Array(n * 3);
     let bytes = 0;
-    for (let i = 0; i < n; i++) {
-      bytes += direntSize(true, Buffer.byteLength(names[i]!));
-      const kind = tree.paths.kind(ids[i]!);
-      const size = kind === PATH_FILE ? tree.cachedSize(ids[i]!) : kind === PATH_DIR ? DIR_ATTR.size : -1;
-      if (size < 0 || bytes > PREPARE_MAX_BYTES) return;
-      meta[3 * i + 1] = kind === PATH_DIR ? KIND_DIR : KIND_FILE;
-      meta[3 * i + 2] = size;
-    }
+    for (const name of names) if ((bytes += direntSize(true, Buffer.byteLength(name))) > PREPARE_MAX_BYTES) return;
+    const meta = this.metaAtHand(ids, 0, n);
+    if (!meta) return;
     const l = this.remember(path, listing);
-    for (let i = 0; i < n; i++) {
-      const ino = this.inodes.refId(ids[i]!);
-      meta[3 * i] = ino;
-      listed(l, i, ino, pushSize(meta[3 * i + 1] === KIND_FILE, meta[3 * i + 2]!));
-    }
+    this.countListed(l, 0, meta);
     // The pushes are parked first: the addon may hand the listing to the kernel, and the kernel
     // ask for the listing's end, before this thread gets past prepareDir. (A readdir from offset 0
     // meanwhile, answered by us, does not release them.)
     this.pushAfter(l, -1, dirIno);
     if (this.addon().prepareDir(h, dirIno, names, meta, 0) !== 0) {
       // Not prepared: the kernel's readdir asks us, and the reply counts the lookups again.
-      for (let i = 0; i < n; i++) this.inodes.forget(l.inos[i]!, 1);
+      this.uncountListed(l, 0, meta);
       return;
     }
     this.preparedListings++;
+  }
+
+  /** prepareDir's attributes of entries [from, from + n) of a listing (inodes left 0), when every one is at hand; else null. */
+  private metaAtHand(ids: ArrayLike<number>, from: number, n: number): Float64Array | null {
+    const tree = this.o.tree;
+    const meta = new Float64Array(n * 3);
+    for (let k = 0; k < n; k++) {
+      const id = ids[from + k]!;
+      const kind = tree.paths.kind(id);
+      const size = kind === PATH_FILE ? tree.cachedSize(id) : kind === PATH_DIR ? DIR_ATTR.size : -1;
+      if (size < 0) return null;
+      meta[3 * k + 1] = kind === PATH_DIR ? KIND_DIR : KIND_FILE;
+      meta[3 * k + 2] = size;
+    }
+    return meta;
+  }
+
+  /** Count a lookup of entries [from, from + meta's length) of listing `l`, about to go to the addon: their inodes into `meta`, and into `l` (pushes may go to them). */
+  private countListed(l: Listing, from: number, meta: Float64Array): void {
+    for (let k = 0; k < meta.length / 3; k++) {
+      const ino = this.inodes.refId(l.ids[from + k]!);
+      meta[3 * k] = ino;
+      listed(l, from + k, ino, pushSize(meta[3 * k + 1] === KIND_FILE, meta[3 * k + 2]!));
+    }
+  }
+
+  /** Undo countListed: the addon did not take the entries. */
+  private uncountListed(l: Listing, from: number, meta: Float64Array): void {
+    for (let k = 0; k < meta.length / 3; k++) {
+      const ino = meta[3 * k]!;
+      this.inodes.forget(ino, 1);
+      l.inos[from + k] = 0;
+      l.sizes[from + k] = -1;
+      l.pos.delete(ino);
+    }
   }
 
   /**
@@ -731,35 +760,17 @@ export class NativeFuseMount {
    */
   private prepareRest(l: Listing, dirIno: number, from: number): void {
     const h = this.h;
-    const tree = this.o.tree;
     const n = l.names.length - from;
     if (!h || n <= 0 || n > PREPARE_REST_MAX) return;
-    const meta = new Float64Array(n * 3);
-    for (let k = 0; k < n; k++) {
-      const id = l.ids[from + k]!;
-      const kind = tree.paths.kind(id);
-      const size = kind === PATH_FILE ? tree.cachedSize(id) : kind === PATH_DIR ? DIR_ATTR.size : -1;
-      if (size < 0) return;
-      meta[3 * k + 1] = kind === PATH_DIR ? KIND_DIR : KIND_FILE;
-      meta[3 * k + 2] = size;
-    }
-    for (let k = 0; k < n; k++) {
-      const ino = this.inodes.refId(l.ids[from + k]!);
-      meta[3 * k] = ino;
-      listed(l, from + k, ino, pushSize(meta[3 * k + 1] === KIND_FILE, meta[3 * k + 2]!));
-    }
+    const meta = this.metaAtHand(l.ids, from, n);
+    if (!meta) return;
+    this.countListed(l, from, meta);
     if (this.addon().prepareDir(h, dirIno, l.names.slice(from), meta, from) === 0) {
       this.preparedRests++;
       return;
     }
     // Not prepared: the kernel's readdirs ask us, and the replies count the lookups again.
-    for (let k = 0; k < n; k++) {
-      const ino = meta[3 * k]!;
-      this.inodes.forget(ino, 1);
-      l.inos[from + k] = 0;
-      l.sizes[from + k] = -1;
-      l.pos.delete(ino);
-    }
+    this.uncountListed(l, from, meta);
   }
 
   /**
