@@ -208,6 +208,28 @@ describe('live mount: pin lifecycle', () => {
   });
 });
 
+describe('live mount: files checked by path (sha256sum -c)', () => {
+  it('every file checks out, nearly all answered ahead by the addon though each render costs round trips; the pin then ends', async () => {
+    const c = await cluster({ latencyMs: 5 });
+    const m = await liveMount(c, ['--log-level', 'debug']);
+    const sums = join(tempDir('ekv-live-sums-'), 'CHECKSUMS');
+    expect((await sh(`cat CHECKSUMS > '${sums}'`, m.mnt)).code).toBe(0);
+    const files = Number((await sh(`wc -l < '${sums}'`)).stdout.trim());
+    expect(files).toBeGreaterThanOrEqual(41); // 41 strings, MANIFEST.json and KEYMAP.jsonl
+    const r = await sh(`sha256sum -c '${sums}'`, m.mnt);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.match(/: OK$/gm)?.length).toBe(files);
+    expect(await m.unmount()).toBe(0);
+    expect(c.dc.activePins).toBe(0);
+    const end = logLines(m).find((l) => l.msg === 'fuse session ended') as { ops: Record<string, number> } | undefined;
+    expect(end, 'fuse session ended line').toBeDefined();
+    // Three lookups in order start the walk; the rest of the strings are answered by the addon.
+    expect(end!.ops.lookahead_runs).toBeGreaterThanOrEqual(1);
+    expect(end!.ops.expected_answered).toBeGreaterThanOrEqual(files - 10);
+    expect(end!.ops.lookup).toBeLessThan(12);
+  });
+});
+
 describe('live mount: older clusters and refusals', () => {
   it('--no-backup-rpc: mounts unpinned at a fresh timestamp with a loud warning (stderr, log, MANIFEST)', async () => {
     const c = await cluster({ backupRpc: false });
