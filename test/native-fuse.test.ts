@@ -246,6 +246,11 @@ describe('native FUSE backend (libfuse3 addon)', () => {
       return JSON.parse(line!) as { ops: Record<string, number>; inodes: number };
     };
     const sessionOps = (log: string): Record<string, number> => sessionEnd(log).ops;
+    /** Reclaim every dentry and inode the kernel can (drop_caches 2): it FORGETs each lookup of them it holds. */
+    const forgetAll = async (): Promise<void> => {
+      expect((await sh('sync && echo 2 > /proc/sys/vm/drop_caches')).code).toBe(0);
+      await new Promise((r) => setTimeout(r, 200));
+    };
 
     it('tar of 3000 small files needs a READ for few of them, and the bytes are the same as fuse-native', async () => {
       const ref = await mount(['--snapshot', wideFsm, '--fuse-backend', 'fuse-native']);
@@ -527,8 +532,7 @@ describe('native FUSE backend (libfuse3 addon)', () => {
         expect(ll.stdout).toContain('11 k02999.bin');
         expect(ll.stdout).toContain(`${BIG.length} big.bin`);
         // Every entry's lookup goes back once the kernel forgets them.
-        expect((await sh('sync && echo 2 > /proc/sys/vm/drop_caches')).code).toBe(0);
-        await new Promise((r) => setTimeout(r, 200));
+        await forgetAll();
       } finally {
         expect(await nat.unmount()).toBe(0);
       }
@@ -557,8 +561,7 @@ describe('native FUSE backend (libfuse3 addon)', () => {
           const c = await sh(`sha256sum --quiet -c '${s.list}'`, nat.mnt);
           expect(c.code, c.stderr).toBe(0);
           // Reclaim every dentry and inode of the mount: the kernel FORGETs each lookup it holds.
-          expect((await sh('sync && echo 2 > /proc/sys/vm/drop_caches')).code).toBe(0);
-          await new Promise((r) => setTimeout(r, 200));
+          await forgetAll();
         } finally {
           expect(await nat.unmount()).toBe(0);
         }
@@ -580,8 +583,7 @@ describe('native FUSE backend (libfuse3 addon)', () => {
           const half = Math.floor(files / 2);
           const c = await sh(`(head -n ${half} '${list}'; tail -n +${half + 1} '${list}' | tac) | sha256sum --quiet -c -`, nat.mnt);
           expect(c.code, c.stderr).toBe(0);
-          expect((await sh('sync && echo 2 > /proc/sys/vm/drop_caches')).code).toBe(0);
-          await new Promise((r) => setTimeout(r, 200));
+          await forgetAll();
         } finally {
           expect(await nat.unmount()).toBe(0);
         }

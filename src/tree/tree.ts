@@ -100,6 +100,23 @@ interface ChecksumsBuild {
   signal: AbortSignal;
 }
 
+/**
+ * The sorted walk's next entry in `stack` (CHECKSUMS build, walkAfter): the frame it is in, moved
+ * past it (the entry is `order[at - 1]`), exhausted frames popped; null at the walk's end. The
+ * caller pushes a directory's frame once it enters it.
+ */
+function nextInWalk(stack: WalkFrame[]): WalkFrame | null {
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.at < f.order.length) {
+      f.at++;
+      return f;
+    }
+    stack.pop();
+  }
+  return null;
+}
+
 /** One step of walkAfter: an entry, its parent directory's path, its path id, and whether it is a directory. */
 export interface WalkStep {
   parent: string;
@@ -705,13 +722,8 @@ export class Tree {
       stack.push(f);
       dir = childPath(dir, part);
     }
-    while (stack.length > 0) {
-      const f = stack[stack.length - 1]!;
-      if (f.at >= f.order.length) {
-        stack.pop();
-        continue;
-      }
-      const i = f.order[f.at++]!;
+    for (let f = nextInWalk(stack); f; f = nextInWalk(stack)) {
+      const i = f.order[f.at - 1]!;
       const isDir = f.kinds[i] === KIND_DIR;
       yield { parent: f.path, name: f.names[i]!, id: f.ids[i]!, isDir };
       if (isDir) stack.push(await this.walkFrame(childPath(f.path, f.names[i]!), null));
@@ -767,13 +779,8 @@ export class Tree {
     this.log.info('building CHECKSUMS: every file not read whole yet is read and hashed');
     try {
       const stack = [await this.walkFrame('/', b)];
-      while (stack.length > 0) {
-        const f = stack[stack.length - 1]!;
-        if (f.at >= f.order.length) {
-          stack.pop();
-          continue;
-        }
-        const i = f.order[f.at++]!;
+      for (let f = nextInWalk(stack); f; f = nextInWalk(stack)) {
+        const i = f.order[f.at - 1]!;
         const name = f.names[i]!;
         if (f.kinds[i] === KIND_DIR) {
           stack.push(await this.walkFrame(childPath(f.path, name), b));
