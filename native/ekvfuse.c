@@ -66,7 +66,7 @@ enum {
   OP_EXIT = 10,
   OP_PREPARED = 11, /* a notification: the kernel took a prepared listing (ino: the directory) */
   OP_INTERRUPT = 12, /* a notification: the kernel interrupted a request JS holds (a: its id) */
-  OP_EXPECTED = 13,  /* a notification: a lookup was answered from an entry JS expected (ino: the entry's) */
+  OP_EXPECTED = 13,  /* a notification: a lookup was answered from an entry JS expected (ino: the entry's; a: the bytes held for its READ) */
 };
 
 /* Open reply flags (replyOpen's last argument). */
@@ -1750,6 +1750,7 @@ static int expect_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t parent, const 
     return 0;
   }
   ekv_expect e = m->expect[i];
+  size_t bytes = e.push ? e.push->len : 0;
   m->expect[i].push = NULL; /* handed on below */
   if (e.push) m->expect_bytes -= e.push->len;
   expect_free(m, (uint32_t)i, 0);
@@ -1769,7 +1770,10 @@ static int expect_answer(ekv_mount *m, fuse_req_t req, fuse_ino_t parent, const 
   ep.attr_timeout = m->timeout;
   ep.entry_timeout = m->timeout;
   ekv_req *r = mkreq(OP_EXPECTED, NULL, e.ino, NULL);
-  if (r) post_to(m, r);
+  if (r) {
+    r->a = bytes;
+    post_to(m, r);
+  }
   /* Not taken (the request was interrupted meanwhile): the kernel holds no lookup of it. */
   if (fuse_reply_entry(req, &ep) != 0) {
     double ino = (double)e.ino;

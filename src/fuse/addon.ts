@@ -54,7 +54,7 @@ export interface Addon {
    * READ after it. 0, or EAGAIN (the addon holds EXPECT_MAX_BYTES already), ENOMEM, ENOTCONN. The
    * caller has counted the lookup; an entry dropped unused (1024 at most are kept, the oldest go
    * first; one under the same name is replaced; expectClear) comes back as a forget, and each one
-   * taken as an OP_EXPECTED notification.
+   * taken as an OP_EXPECTED notification (a: the bytes held for its READ).
    */
   expect(h: Handle, parentIno: number, name: string, ino: number, kind: number, size: number, data: Buffer | null): number;
   /** Drop every expected entry (their lookups come back as forgets); how many there were. */

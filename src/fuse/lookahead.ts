@@ -106,13 +106,9 @@ export class LookAhead {
     if (this.streak >= START_AFTER) this.start(childPath(dir, name));
   }
 
-  /**
-   * The kernel took entry `id` (answered by the addon). Entries handed over before it were passed
-   * by. The bytes handed over with it (0: none, or a directory), or -1 when it is not ours.
-   */
-  taken(id: number): number {
-    const bytes = this.ahead.get(id);
-    if (bytes === undefined) return -1;
+  /** The kernel took entry `id` (answered by the addon). Entries handed over before it were passed by. */
+  taken(id: number): void {
+    if (!this.ahead.has(id)) return;
     this.stats.taken++;
     while (this.queueHead < this.queue.length) {
       const q = this.queue[this.queueHead++]!;
@@ -125,7 +121,6 @@ export class LookAhead {
       this.queueHead = 0;
     }
     this.run?.wake?.();
-    return bytes;
   }
 
   /** Stop the walk and drop what was handed over. */

@@ -345,8 +345,9 @@ export class NativeFuseMount {
         case OP_INTERRUPT:
           return this.interrupted(a);
         case OP_EXPECTED: {
-          // Its READ at offset 0 is answered by the addon from the bytes handed over: an open we never see.
-          if (this.lookAhead.taken(ino) > 0) {
+          this.lookAhead.taken(ino);
+          // Its READ at offset 0 is answered by the addon from the bytes handed over (a of them): an open we never see.
+          if (a > 0) {
             this.o.tree.kernelHolds(ino);
             this.prefilledFiles++; // held for its READ, as holdLookedUp's
             if (this.zeroMessageOpens) this.o.tree.stats.filesOpened++;
