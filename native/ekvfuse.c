@@ -1715,7 +1715,7 @@ static void expect_unlink(ekv_mount *m, uint32_t i) {
   if (*at) *at = m->expect[i].next;
 }
 
-/* Empty slot `i` (expect_mu held); its inode for a forget when it was taken unused (else 0). */
+/* Empty slot `i` (expect_mu held); with `unused` (dropped, not taken by a lookup), its inode for a forget (else 0). */
 static uint64_t expect_free(ekv_mount *m, uint32_t i, int unused) {
   ekv_expect *e = &m->expect[i];
   if (!e->parent) return 0;

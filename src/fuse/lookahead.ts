@@ -73,7 +73,7 @@ export class LookAhead {
   private lastDir = '';
   private lastName = '';
   private streak = 0;
-  readonly stats = { runs: 0, handedOver: 0, taken: 0, skipped: 0 };
+  readonly stats = { runs: 0, handedOver: 0, skipped: 0 };
 
   constructor(
     private readonly tree: Tree,
@@ -109,7 +109,6 @@ export class LookAhead {
   /** The kernel took entry `id` (answered by the addon). Entries handed over before it were passed by. */
   taken(id: number): void {
     if (!this.ahead.has(id)) return;
-    this.stats.taken++;
     while (this.queueHead < this.queue.length) {
       const q = this.queue[this.queueHead++]!;
       this.aheadBytes -= this.ahead.get(q) ?? 0;
@@ -203,7 +202,7 @@ export class LookAhead {
     this.handedSinceClear = true;
   }
 
-  /** Render file `id` and hand it over; never rejects (a file that fails is left to its own lookup). */
+  /** Render file `id` and hand it over; a file that fails to render is left to its own lookup, which reports the error. */
   private async handOver(run: Run, epoch: number, parentId: number, name: string, id: number, path: string): Promise<void> {
     let size = -1;
     let data: Buffer | null = null;
