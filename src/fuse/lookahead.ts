@@ -160,16 +160,15 @@ export class LookAhead {
       for (;;) {
         const step = await run.walk.next();
         if (run.stopped || step.done) break;
-        const { parent, name, id, isDir } = step.value;
+        const { parent, parentId, name, id, isDir } = step.value;
         const path = childPath(parent, name);
+        const at = bytesOf(path);
         if (run.skipTo) {
-          if (Buffer.compare(bytesOf(path), run.skipTo) <= 0) continue;
+          if (Buffer.compare(at, run.skipTo) <= 0) continue;
           run.skipTo = null;
         }
-        run.last = bytesOf(path);
-        if (this.host.held(id)) continue;
-        const parentId = this.tree.paths.lookup(parent);
-        if (parentId === 0) continue;
+        run.last = at;
+        if (this.host.held(id) || parentId === 0) continue;
         if (isDir) {
           // Nothing to render: at once, so its files' entries are never ahead of it.
           if (this.host.expect(parentId, name, id, true, 0, null) === 0) this.handed();

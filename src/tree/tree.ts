@@ -117,9 +117,10 @@ function nextInWalk(stack: WalkFrame[]): WalkFrame | null {
   return null;
 }
 
-/** One step of walkAfter: an entry, its parent directory's path, its path id, and whether it is a directory. */
+/** One step of walkAfter: an entry, its parent directory's path and path id, its own path id, and whether it is a directory. */
 export interface WalkStep {
   parent: string;
+  parentId: number;
   name: string;
   id: number;
   isDir: boolean;
@@ -128,6 +129,8 @@ export interface WalkStep {
 /** A directory of the CHECKSUMS walk: its children in CHECKSUMS order, and how far the walk is. */
 interface WalkFrame {
   path: string;
+  /** Its path id. */
+  dirId: number;
   /** Its path relative to the root with a trailing "/" ("" for the root): the start of its files' lines. */
   rel: string;
   names: string[];
@@ -701,7 +704,7 @@ export class Tree {
     }
     const paths = this.paths;
     const sorted = order.subarray(0, kept).sort((x, y) => paths.compareNames(ids[x]!, kinds[x] === KIND_DIR, ids[y]!, kinds[y] === KIND_DIR));
-    return { path, rel: path === '/' ? '' : `${path.slice(1)}/`, names, ids, kinds, order: sorted, at: 0 };
+    return { path, dirId: this.paths.lookup(path), rel: path === '/' ? '' : `${path.slice(1)}/`, names, ids, kinds, order: sorted, at: 0 };
   }
 
   /**
@@ -725,7 +728,7 @@ export class Tree {
     for (let f = nextInWalk(stack); f; f = nextInWalk(stack)) {
       const i = f.order[f.at - 1]!;
       const isDir = f.kinds[i] === KIND_DIR;
-      yield { parent: f.path, name: f.names[i]!, id: f.ids[i]!, isDir };
+      yield { parent: f.path, parentId: f.dirId, name: f.names[i]!, id: f.ids[i]!, isDir };
       if (isDir) stack.push(await this.walkFrame(childPath(f.path, f.names[i]!), null));
     }
   }
