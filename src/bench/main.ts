@@ -21,7 +21,7 @@ import { exportTree } from '../tree/export.js';
 import { addonSha256 } from '../fuse/addon.js';
 import { Tree } from '../tree/tree.js';
 import { generateDatasets, type Datasets, type Scale } from './dataset.js';
-import { cpuSeconds, DEVCLUSTER_BIN, dropCaches, median, percentile, sh, startMount, type Daemon } from './util.js';
+import { cpuSeconds, DEVCLUSTER_BIN, dropCaches, median, percentile, sampleTimeline, sh, startMount, type Daemon, type Timeline } from './util.js';
 
 interface Row {
   run: string;
@@ -161,6 +161,11 @@ async function rawScan(address: string, pageSize: number, prefixes?: string[]): 
   }
 }
 
+/** The median of one figure of each sample, to a tenth. */
+function medianOf<T>(xs: T[], f: (x: T) => number): number {
+  return Math.round(median(xs.map(f)) * 10) / 10;
+}
+
 async function withMount<T>(args: string[], fn: (d: Daemon) => Promise<T>): Promise<T> {
   const d = await startMount(args);
   try {
@@ -257,6 +262,8 @@ async function main(): Promise<void> {
   const buildRss: number[] = [];
   const liveCpu: { mount: number; cluster: number; tar: number }[] = [];
   const rawCpu: { client: number; cluster: number }[] = [];
+  const liveTimelines: Timeline[] = [];
+  const rawTimelines: Timeline[] = [];
   let liveBytes = 0;
   let rawBytes = 0;
   const byAdapter: { top: string; mountMs: number; rawMs: number }[] = [];
@@ -265,7 +272,9 @@ async function main(): Promise<void> {
       const l = await withMount(['--cluster', dc.address], async (d) => {
         const mount0 = d.cpuSeconds();
         const cluster0 = cpuSeconds(dc.proc.pid);
+        const timeline = sampleTimeline(d.proc.pid!, dc.proc.pid!);
         const t = await time(() => tarBytes(d.mnt));
+        liveTimelines.push(timeline.stop());
         liveCpu.push({ mount: d.cpuSeconds() - mount0, cluster: cpuSeconds(dc.proc.pid) - cluster0, tar: t.out.cpu });
         liveRss.push(mib(d.peakRssKiB()));
         return { ms: t.ms, out: t.out.bytes };
@@ -279,7 +288,9 @@ async function main(): Promise<void> {
       });
       const client0 = process.cpuUsage();
       const cluster0 = cpuSeconds(dc.proc.pid);
+      const rawTimeline = sampleTimeline(process.pid, dc.proc.pid!);
       const r = await time(() => rawScan(dc.address, 1024));
+      rawTimelines.push(rawTimeline.stop());
       const client = process.cpuUsage(client0);
       rawCpu.push({ client: (client.user + client.system) / 1e6, cluster: cpuSeconds(dc.proc.pid) - cluster0 });
       rawMs.push(r.ms);
@@ -312,6 +323,21 @@ async function main(): Promise<void> {
   const rawCpuMed = { client: median(rawCpu.map((c) => c.client)), cluster: median(rawCpu.map((c) => c.cluster)) };
   const liveCpuTotal = liveCpuMed.mount + liveCpuMed.cluster + liveCpuMed.tar;
   row('2 tar live mount', '  CPU of the live tar', `${fmt(liveCpuTotal, 1)} s`, `(medians: mount ${fmt(liveCpuMed.mount, 1)} s, cluster ${fmt(liveCpuMed.cluster, 1)} s, tar and its reads ${fmt(liveCpuMed.tar, 1)} s; ${cores} cores busy ${fmt((100 * liveCpuTotal) / cores / (median(liveMs) / 1000), 0)} % of the tar's wall time; the samples: ${liveMs.map((m) => fmt(m / 1000, 1)).join(' / ')} s)`);
+  {
+    // Bound by what, when: the daemon's JS thread, the cluster, or neither (the cores idle while
+    // each waits on the other, or on the disk: the dev cluster reads the .fsm file).
+    const bound = (what: string, xs: Timeline[], js: string): void => {
+      const med = (f: (t: Timeline) => number): string => fmt(medianOf(xs, f), 1);
+      row(
+        '2 tar live mount',
+        `  cores idle during the ${what}`,
+        `${med((t) => t.idleS)} core-s`,
+        `(medians: of ${med((t) => t.wallS * cores)} core-s; ${med((t) => t.iowaitS)} of them waiting on the disk; ${js} >= 85 % busy for ${med((t) => t.mainBoundS)} s of ${med((t) => t.wallS)} s (its CPU ${med((t) => t.mainS)} s), the cluster's main thread for ${med((t) => t.clusterBoundS)} s)`,
+      );
+    };
+    bound('live tar', liveTimelines, "the daemon's JS thread");
+    bound('raw paging', rawTimelines, "the client's JS thread");
+  }
   row('2 tar live mount', '  CPU of the raw paging', `${fmt(rawCpuMed.client + rawCpuMed.cluster, 1)} s`, `(medians: client ${fmt(rawCpuMed.client, 1)} s, cluster ${fmt(rawCpuMed.cluster, 1)} s; the samples: ${rawMs.map((m) => fmt(m / 1000, 1)).join(' / ')} s)`);
   for (const a of byAdapter) row('2 tar live mount', `  ${a.top}/ alone`, fmt(a.rawMs / a.mountMs), `(first copy on a fresh mount ${fmt(a.mountMs / 1000)} s; raw paging of its keys ${fmt(a.rawMs / 1000)} s; one run)`);
   const atOnce = median(oneByOneMs) / median(atOnceMs);
@@ -387,6 +413,8 @@ async function main(): Promise<void> {
     mount_s: Number(fmt(median(mountMs) / 1000)),
     concurrent_copies_ratio: Number(fmt(atOnce)),
     live_cpu_s: { mount: Number(fmt(liveCpuMed.mount, 1)), cluster: Number(fmt(liveCpuMed.cluster, 1)), tar: Number(fmt(liveCpuMed.tar, 1)) },
+    raw_bound_s: { client_js_thread: medianOf(rawTimelines, (t) => t.mainBoundS), cluster: medianOf(rawTimelines, (t) => t.clusterBoundS), idle_core_s: medianOf(rawTimelines, (t) => t.idleS), iowait_core_s: medianOf(rawTimelines, (t) => t.iowaitS) },
+    live_bound_s: { js_thread: medianOf(liveTimelines, (t) => t.mainBoundS), cluster: medianOf(liveTimelines, (t) => t.clusterBoundS), idle_core_s: medianOf(liveTimelines, (t) => t.idleS), iowait_core_s: medianOf(liveTimelines, (t) => t.iowaitS) },
     raw_cpu_s: { client: Number(fmt(rawCpuMed.client, 1)), cluster: Number(fmt(rawCpuMed.cluster, 1)) },
     live_vs_raw_by_adapter: Object.fromEntries(byAdapter.map((a) => [a.top, Number(fmt(a.rawMs / a.mountMs))])),
     verify_s: Number(fmt(median(verifyMs) / 1000)),

@@ -45,13 +45,83 @@ export function isMounted(mnt: string): boolean {
 
 /** CPU seconds (user + system) a live process has used so far, from /proc (clock ticks of 1/100 s); 0 when it is gone. */
 export function cpuSeconds(pid: number | undefined): number {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** utime + stime of a /proc stat file (a process's or one thread's), in seconds; 0 when it is gone. */
+function statCpuSeconds(path: string): number {
   try {
     // Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
     return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
     return 0;
   }
+}
+
+/** CPU seconds one thread has used so far (/proc/<pid>/task/<tid>/stat); 0 when it is gone. */
+function threadCpuSeconds(pid: number, tid: number): number {
+  return statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+}
+
+/** The machine's idle and disk-wait core-seconds so far (/proc/stat's first line, clock ticks of 1/100 s). */
+function machineIdle(): { idle: number; iowait: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+  return { idle: Number(f[4]) / 100, iowait: Number(f[5]) / 100 };
+}
+
+/**
+ * A thread this busy over a sample is taken as what bound that stretch: /proc counts CPU in
+ * ticks of 10 ms, so a thread busy all of a 250 ms sample reads 23-25 ticks, and the
+ * sampler itself competes for the same two cores.
+ */
+const BOUND = 0.85;
+
+/** Where a stretch of wall time went on this machine: see sampleTimeline. */
+export interface Timeline {
+  wallS: number;
+  /** Seconds in which the sampled process's main (JS) thread (the daemon's, or the raw client's) was at least 85 % busy (BOUND). */
+  mainBoundS: number;
+  /** Its CPU over the stretch (core-seconds). */
+  mainS: number;
+  /** Seconds in which the dev cluster's main thread was at least 85 % busy. */
+  clusterBoundS: number;
+  /** Core-seconds no process used, and of those the ones the kernel counted as waiting on the disk. */
+  idleS: number;
+  iowaitS: number;
+}
+
+/**
+ * Sample, every `everyMs`, the CPU of the main thread of `jsPid` (the daemon, or this process
+ * for raw paging) and of the dev cluster's, and the machine's idle time, until stop(). A live copy's wall time is bounded in turn by the
+ * daemon's JS thread, by the cluster, by the copying tool, or by neither (cores idle while
+ * each waits on the other): the totals alone do not say which.
+ */
+export function sampleTimeline(jsPid: number, clusterPid: number, everyMs = 250): { stop(): Timeline } {
+  const t0 = performance.now();
+  const idle0 = machineIdle();
+  const main0 = threadCpuSeconds(jsPid, jsPid);
+  let last = { t: t0, main: main0, cluster: threadCpuSeconds(clusterPid, clusterPid) };
+  let mainBoundS = 0;
+  let clusterBoundS = 0;
+  const tick = (): void => {
+    const now = { t: performance.now(), main: threadCpuSeconds(jsPid, jsPid), cluster: threadCpuSeconds(clusterPid, clusterPid) };
+    const dt = (now.t - last.t) / 1000;
+    if (dt > 0) {
+      if ((now.main - last.main) / dt >= BOUND) mainBoundS += dt;
+      if ((now.cluster - last.cluster) / dt >= BOUND) clusterBoundS += dt;
+    }
+    last = now;
+  };
+  const iv = setInterval(tick, everyMs);
+  return {
+    stop: () => {
+      clearInterval(iv);
+      tick();
+      const idle1 = machineIdle();
+      return { wallS: (performance.now() - t0) / 1000, mainBoundS, mainS: last.main - main0, clusterBoundS, idleS: idle1.idle - idle0.idle, iowaitS: idle1.iowait - idle0.iowait };
+    },
+  };
 }
 
 export interface Daemon {
