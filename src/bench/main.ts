@@ -163,7 +163,7 @@ async function rawScan(address: string, pageSize: number, prefixes?: string[]): 
 
 /** The median of one figure of each sample, to a tenth. */
 function medianOf<T>(xs: T[], f: (x: T) => number): number {
-  return Math.round(median(xs.map(f)) * 10) / 10;
+  return Number(fmt(median(xs.map(f)), 1));
 }
 
 async function withMount<T>(args: string[], fn: (d: Daemon) => Promise<T>): Promise<T> {

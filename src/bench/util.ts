@@ -107,7 +107,8 @@ export function sampleTimeline(jsPid: number, clusterPid: number, everyMs = 250)
   const tick = (): void => {
     const now = { t: performance.now(), main: threadCpuSeconds(jsPid, jsPid), cluster: threadCpuSeconds(clusterPid, clusterPid) };
     const dt = (now.t - last.t) / 1000;
-    if (dt > 0) {
+    // A stretch much shorter than a sample (the last one, at stop) is too few clock ticks to say.
+    if (dt >= everyMs / 2000) {
       if ((now.main - last.main) / dt >= BOUND) mainBoundS += dt;
       if ((now.cluster - last.cluster) / dt >= BOUND) clusterBoundS += dt;
     }
