@@ -93,9 +93,10 @@ export interface Timeline {
 
 /**
  * Sample, every `everyMs`, the CPU of the main thread of `jsPid` (the daemon, or this process
- * for raw paging) and of the dev cluster's, and the machine's idle time, until stop(). A live copy's wall time is bounded in turn by the
- * daemon's JS thread, by the cluster, by the copying tool, or by neither (cores idle while
- * each waits on the other): the totals alone do not say which.
+ * for raw paging) and of the dev cluster's, and the machine's idle time, until stop(). A live
+ * copy's wall time is bounded in turn by the daemon's JS thread, by the cluster, by the
+ * copying tool, or by neither (cores idle while each waits on the other): the totals alone
+ * do not say which.
  */
 export function sampleTimeline(jsPid: number, clusterPid: number, everyMs = 250): { stop(): Timeline } {
   const t0 = performance.now();
